@@ -1,0 +1,357 @@
+"""Payload schemas of the strands mesh (CONTRACT.md "Payloads"), validated with pydantic v2.
+
+Every model keeps unknown fields (``extra="allow"``) so that peers with newer extensions,
+and real strands-robots peers, interoperate. :func:`decode` turns raw bytes into a model or
+raises :class:`ContractError` with a message that names the problem.
+
+Pure Python; no zenoh import.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from .keys import PEER_ID_PATTERN, RESERVED_PEER_IDS, TURN_ID_PATTERN
+
+SCHEMA = "strands-mesh/1"
+
+MAX_COMMAND_BYTES = 16 * 1024
+"""Largest command envelope accepted (CONTRACT.md: over 16 KiB is refused)."""
+
+MAX_PAYLOAD_BYTES = 1024 * 1024
+"""Largest presence/state/response/safety payload parsed at all; bigger ones are refused
+unread, so a hostile peer cannot make us parse megabytes of JSON."""
+
+PRESENCE_MAX_AGE = 60.0
+"""Presence older than this (s) is dropped on receipt (CONTRACT.md)."""
+
+PRESENCE_MAX_FUTURE = 5.0
+"""Presence stamped more than this (s) in the future is dropped on receipt (CONTRACT.md)."""
+
+PeerId = Annotated[str, StringConstraints(pattern=PEER_ID_PATTERN)]
+TurnId = Annotated[str, StringConstraints(pattern=TURN_ID_PATTERN)]
+PeerType = Literal["robot", "sim", "bridge", "agent", "dashboard"]
+
+
+class ContractError(ValueError):
+    """A payload breaks the contract. ``str(exc)`` names the problem for an error response.
+
+    Attributes:
+        sender_id, turn_id: recovered from the payload when possible, so the error can
+            still be answered to its sender.
+    """
+
+    def __init__(self, message: str, sender_id: str | None = None, turn_id: str | None = None):
+        super().__init__(message)
+        self.sender_id = sender_id
+        self.turn_id = turn_id
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+class SkillSpec(_Model):
+    name: str
+    lane: str | None = None
+    description: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RosInfo(_Model):
+    namespace: str
+    node: str = ""
+
+
+class Presence(_Model):
+    """Presence heartbeat, 2 Hz, on ``P/{peer_id}/presence``.
+
+    ``robot_id`` is what strands-robots reads; ``peer_id`` is the seed's name. Either may be
+    missing on receipt; both are sent.
+    """
+
+    robot_id: PeerId | None = None
+    peer_id: PeerId | None = None
+    robot_type: str = "unknown"
+    peer_type: str = "robot"
+    hostname: str = ""
+    timestamp: float
+    schema_: str | None = Field(default=None, alias="schema")
+    skills: list[SkillSpec] = Field(default_factory=list)
+    ros: RosInfo | None = None
+    via: PeerId | None = None
+    task_status: str | None = None
+
+    @model_validator(mode="after")
+    def _one_id(self) -> "Presence":
+        if self.robot_id is None and self.peer_id is None:
+            raise ValueError("presence needs robot_id or peer_id")
+        if self.robot_id and self.peer_id and self.robot_id != self.peer_id:
+            raise ValueError(f"robot_id {self.robot_id!r} and peer_id {self.peer_id!r} differ")
+        self.robot_id = self.peer_id = self.robot_id or self.peer_id
+        if self.robot_id in RESERVED_PEER_IDS:
+            raise ValueError(f"peer id {self.robot_id!r} is reserved")
+        return self
+
+    @property
+    def id(self) -> str:
+        return self.peer_id  # type: ignore[return-value]
+
+    def is_fresh(self, now: float | None = None) -> bool:
+        """Within the contract's window: at most 60 s old and at most 5 s in the future."""
+        now = time.time() if now is None else now
+        return -PRESENCE_MAX_FUTURE <= now - self.timestamp <= PRESENCE_MAX_AGE
+
+
+# -- commands ----------------------------------------------------------------------------
+
+class _Action(_Model):
+    action: str
+
+
+class _NoArgs(_Action):
+    pass
+
+
+class _Instruction(_Action):
+    instruction: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class _SkillCall(_Action):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class _EStopAction(_Action):
+    reason: str = ""
+
+
+class _ResumeAction(_Action):
+    """``resume`` over the command path carries the same signed fields as a Resume envelope."""
+
+    t: float = 0.0
+    seq: int = -1
+    operator: str = ""
+    mac: str = ""
+
+
+ACTIONS: dict[str, type[_Action]] = {
+    "status": _NoArgs,
+    "stop": _NoArgs,
+    "features": _NoArgs,
+    "state": _NoArgs,
+    "peers": _NoArgs,
+    "execute": _Instruction,
+    "start": _Instruction,
+    "skill": _SkillCall,
+    "emergency_stop": _EStopAction,
+    "resume": _ResumeAction,
+}
+"""Actions every robot answers, and the fields each needs (CONTRACT.md; ``skill`` is ext)."""
+
+
+class CommandEnvelope(_Model):
+    """``{sender_id, turn_id, command: {action, ...}, timestamp, reply_to?}`` on ``P/{peer}/cmd``."""
+
+    sender_id: PeerId
+    turn_id: TurnId
+    command: dict[str, Any]
+    timestamp: float = Field(default_factory=time.time)
+    reply_to: str | None = None
+
+    def action(self) -> _Action:
+        """The command validated against its action's fields.
+
+        Raises:
+            ContractError: missing or unknown action, or a bad field.
+        """
+        action = self.command.get("action")
+        if not isinstance(action, str):
+            raise ContractError("command has no 'action' string", self.sender_id, self.turn_id)
+        model = ACTIONS.get(action)
+        if model is None:
+            raise ContractError(
+                f"unknown action {action!r}; known actions: {', '.join(sorted(ACTIONS))}",
+                self.sender_id,
+                self.turn_id,
+            )
+        try:
+            return model.model_validate(self.command)
+        except ValidationError as exc:
+            raise ContractError(f"bad {action!r} command: {_summary(exc)}", self.sender_id, self.turn_id) from None
+
+
+def new_turn_id() -> str:
+    """A uuid4 hex, as the contract asks."""
+    return uuid.uuid4().hex
+
+
+class Response(_Model):
+    """Answer to one command, on ``P/{sender}/response/{responder}/{turn_id}``.
+
+    ``type`` is what strands-robots reads and ``status`` what the seed asks for: both are sent.
+    """
+
+    type: Literal["response", "error"] = "response"
+    status: Literal["done", "error", "timeout", "refused"] = "done"
+    responder_id: PeerId
+    turn_id: TurnId
+    result: Any = None
+    error: str | None = None
+    timestamp: float = Field(default_factory=time.time)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_status(cls, data: Any) -> Any:
+        # strands-robots sends only ``type``; derive the missing ``status`` from it.
+        if isinstance(data, dict) and "status" not in data and data.get("type") == "error":
+            data = {**data, "status": "error"}
+        return data
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "done"
+
+
+def make_response(responder: str, turn_id: str, *, result: Any = None, error: str | None = None,
+                  status: str | None = None) -> Response:
+    """Build a response; ``error`` makes it an ``error`` response unless ``status`` says else."""
+    status = status or ("error" if error is not None else "done")
+    return Response(
+        type="response" if status == "done" else "error",
+        status=status,  # type: ignore[arg-type]
+        responder_id=responder,
+        turn_id=turn_id,
+        result=result,
+        error=error,
+    )
+
+
+class JointStateEntry(_Model):
+    position: float = 0.0
+    velocity: float = 0.0
+    effort: float = 0.0
+
+
+class State(_Model):
+    """Robot state, 10-50 Hz, on ``P/{peer}/state``. SI units (REP-103)."""
+
+    peer_id: PeerId
+    t: float
+    joints: dict[str, JointStateEntry] = Field(default_factory=dict)
+    task: dict[str, Any] = Field(default_factory=dict)
+    sim_time: float | None = None
+    seq: int | None = None
+
+
+class Step(_Model):
+    """One control step (``publish_step``) on ``P/{peer}/stream``."""
+
+    peer_id: PeerId
+    step: int
+    t: float
+    observation: Any = None
+    action: Any = None
+    instruction: str | None = None
+    policy: str | None = None
+
+
+class EStop(_Model):
+    """E-stop envelope on ``P/safety/estop``. ``seq`` grows per issuer."""
+
+    peer_id: PeerId
+    t: float
+    seq: int
+    reason: str = ""
+
+
+class EStopAck(_Model):
+    """Ack on ``P/safety/estop/ack/{issuer}/{responder}`` (ext).
+
+    ``halted`` is true only when the responder had actuators and stopped them.
+    """
+
+    issuer_id: PeerId
+    responder_id: PeerId
+    seq: int
+    t: float
+    halted: bool
+    detail: str = ""
+
+
+class Resume(_Model):
+    """Resume envelope on ``P/safety/resume``; see docs/safety.md for the ``mac``."""
+
+    peer_id: PeerId
+    t: float
+    seq: int
+    operator: str = ""
+    targets: list[PeerId] | None = None
+    mac: str = ""
+
+
+def make_presence(peer_id: str, *, robot_type: str, peer_type: str, skills: list[dict[str, Any]] | None = None,
+                  ros: dict[str, str] | None = None, via: str | None = None, task_status: str | None = None,
+                  hostname: str | None = None) -> Presence:
+    return Presence(
+        robot_id=peer_id,
+        peer_id=peer_id,
+        robot_type=robot_type,
+        peer_type=peer_type,
+        hostname=hostname if hostname is not None else socket.gethostname(),
+        timestamp=time.time(),
+        schema_=SCHEMA,
+        skills=[SkillSpec.model_validate(s) for s in (skills or [])],
+        ros=RosInfo.model_validate(ros) if ros else None,
+        via=via,
+        task_status=task_status,
+    )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def decode(model: type[M], payload: bytes | bytearray | memoryview | str, max_bytes: int = MAX_PAYLOAD_BYTES) -> M:
+    """Parse and validate one payload.
+
+    Raises:
+        ContractError: over ``max_bytes``, not UTF-8 JSON, not an object, or failing the
+            schema. For commands the sender and turn id are recovered when present.
+    """
+    raw = payload.encode() if isinstance(payload, str) else bytes(payload)
+    size = len(raw)
+    hint_sender = hint_turn = None
+    if size > MAX_PAYLOAD_BYTES:
+        raise ContractError(f"payload of {size} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte parse limit")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractError(f"malformed JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ContractError(f"payload must be a JSON object, got {type(data).__name__}")
+    if isinstance(data.get("sender_id"), str) and isinstance(data.get("turn_id"), str):
+        hint_sender, hint_turn = data["sender_id"], data["turn_id"]
+    if size > max_bytes:
+        raise ContractError(f"payload of {size} bytes exceeds the {max_bytes}-byte limit", hint_sender, hint_turn)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ContractError(f"bad {model.__name__}: {_summary(exc)}", hint_sender, hint_turn) from None
+
+
+def _summary(exc: ValidationError, most: int = 3) -> str:
+    parts = []
+    for err in exc.errors()[:most]:
+        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        parts.append(f"{where}: {err['msg']}")
+    more = len(exc.errors()) - most
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")

@@ -1,0 +1,132 @@
+"""The peer table: who is on the mesh, from presence heartbeats and liveliness tokens.
+
+A peer is present while its presence is fresh (heard within ``peer_timeout``). It leaves
+when its liveliness token drops (a crash: seen within milliseconds) or its heartbeats stop (a
+hang: within ``peer_timeout``). Pure Python: the mesh feeds it; no zenoh import.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..contract.payloads import Presence
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """One peer as seen now.
+
+    Attributes:
+        peer_id, robot_type, peer_type, hostname: from its presence.
+        age: seconds since its last presence was received.
+        live_token: whether its liveliness token is up (False for strands-robots peers,
+            which publish none).
+        presence: the last presence payload.
+    """
+
+    peer_id: str
+    robot_type: str
+    peer_type: str
+    hostname: str
+    age: float
+    live_token: bool
+    presence: Presence
+
+    @property
+    def skills(self) -> list[dict[str, Any]]:
+        return [s.model_dump() for s in self.presence.skills]
+
+    @property
+    def via(self) -> str | None:
+        return self.presence.via
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "peer_id": self.peer_id, "robot_type": self.robot_type, "peer_type": self.peer_type,
+            "hostname": self.hostname, "age": round(self.age, 3), "live_token": self.live_token,
+            "via": self.via, "task_status": self.presence.task_status,
+            "ros": self.presence.ros.model_dump() if self.presence.ros else None,
+            "skills": [s.name for s in self.presence.skills],
+        }
+
+
+class PeerTable:
+    """Thread-safe peer table with change notification.
+
+    Args:
+        timeout: seconds without presence after which a peer has left.
+        on_leave: called ``on_leave(peer_id, why)`` (outside the lock) when a peer leaves.
+    """
+
+    def __init__(self, timeout: float, on_leave: Callable[[str, str], None] | None = None) -> None:
+        self.timeout = timeout
+        self._on_leave = on_leave
+        self._cond = threading.Condition()
+        self._presence: dict[str, tuple[Presence, float]] = {}  # id -> (presence, monotonic heard)
+        self._tokens: set[str] = set()
+
+    def heard(self, presence: Presence) -> None:
+        with self._cond:
+            self._presence[presence.id] = (presence, time.monotonic())
+            self._cond.notify_all()
+
+    def token(self, peer_id: str, up: bool) -> None:
+        left = False
+        with self._cond:
+            if up:
+                self._tokens.add(peer_id)
+            else:
+                self._tokens.discard(peer_id)
+                left = self._presence.pop(peer_id, None) is not None
+            self._cond.notify_all()
+        if not up and self._on_leave:
+            self._on_leave(peer_id, "liveliness token dropped" + ("" if left else " (no presence heard)"))
+
+    def expire(self) -> list[str]:
+        """Drop peers silent for longer than ``timeout``; returns their ids."""
+        now = time.monotonic()
+        with self._cond:
+            gone = [p for p, (_, heard) in self._presence.items() if now - heard > self.timeout]
+            for p in gone:
+                del self._presence[p]
+            if gone:
+                self._cond.notify_all()
+        for p in gone:
+            if self._on_leave:
+                self._on_leave(p, f"no presence for {self.timeout:.1f} s")
+        return gone
+
+    def _snapshot_locked(self) -> dict[str, PeerInfo]:
+        now = time.monotonic()
+        return {
+            pid: PeerInfo(pid, pr.robot_type, pr.peer_type, pr.hostname, now - heard, pid in self._tokens, pr)
+            for pid, (pr, heard) in self._presence.items()
+            if now - heard <= self.timeout
+        }
+
+    def snapshot(self) -> dict[str, PeerInfo]:
+        """Fresh peers by id."""
+        with self._cond:
+            return self._snapshot_locked()
+
+    def get(self, peer_id: str) -> PeerInfo | None:
+        return self.snapshot().get(peer_id)
+
+    def has_token(self, peer_id: str) -> bool:
+        with self._cond:
+            return peer_id in self._tokens
+
+    def wait_for(self, predicate: Callable[[dict[str, PeerInfo]], bool], timeout: float) -> bool:
+        """Block until ``predicate(snapshot)`` holds or ``timeout`` (s) passes."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if predicate(self._snapshot_locked()):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.1))

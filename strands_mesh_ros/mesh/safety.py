@@ -1,0 +1,166 @@
+"""The supplementary software e-stop: audit log, resume authorisation and the issuer's report.
+
+This is NOT the hardwired emergency stop of IEC 60204-1 / ISO 13850; see docs/safety.md.
+
+Resume authorisation: operators and robots share a secret key (env ``STRANDS_MESH_RESUME_KEY``
+or a key file, ``STRANDS_MESH_RESUME_KEY_FILE``). A resume envelope carries an HMAC-SHA256
+(RFC 2104, Python's ``hmac``) over its canonical JSON; a receiver accepts it only if the MAC
+matches, the envelope is fresh (|now - t| <= :data:`RESUME_MAX_SKEW`) and its ``seq`` is
+higher than any seen from that issuer (no replay). A peer with no key refuses every remote
+resume. Pure Python: no zenoh import.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import hmac
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..contract.payloads import Resume
+
+RESUME_MAX_SKEW = 10.0
+"""A resume envelope older or newer than this (s) is refused (clock skew + transit)."""
+
+ESTOP_ACK_TIMEOUT = 0.5
+"""Default time (s) ``emergency_stop`` gathers acks for before naming the missing peers."""
+
+
+def load_resume_key(key: str | bytes | None = None) -> bytes | None:
+    """The resume key: ``key`` if given, else env ``STRANDS_MESH_RESUME_KEY``, else the file
+    named by ``STRANDS_MESH_RESUME_KEY_FILE``; None when there is none.
+
+    Raises:
+        ValueError: a key shorter than 16 bytes (too weak to sign with).
+    """
+    if key is None:
+        key = os.environ.get("STRANDS_MESH_RESUME_KEY")
+        if key is None and (path := os.environ.get("STRANDS_MESH_RESUME_KEY_FILE")):
+            key = Path(path).read_text().strip()
+    if key is None:
+        return None
+    raw = key.encode() if isinstance(key, str) else bytes(key)
+    if len(raw) < 16:
+        raise ValueError("resume key must be at least 16 bytes")
+    return raw
+
+
+def _canonical(env: Resume) -> bytes:
+    body = {"peer_id": env.peer_id, "t": env.t, "seq": env.seq, "operator": env.operator,
+            "targets": env.targets}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def sign_resume(env: Resume, key: bytes) -> Resume:
+    """Return ``env`` with its ``mac`` set (hex HMAC-SHA256 of the canonical JSON)."""
+    mac = hmac.new(key, _canonical(env), hashlib.sha256).hexdigest()
+    return env.model_copy(update={"mac": mac})
+
+
+class ResumeGuard:
+    """Decides whether a resume envelope is authorised. Thread-safe.
+
+    Args:
+        key: the shared resume key, or None to refuse all remote resumes.
+    """
+
+    def __init__(self, key: bytes | None) -> None:
+        self._key = key
+        self._last_seq: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def check(self, env: Resume, me: str, now: float) -> str | None:
+        """None if authorised for peer ``me``; else the reason it is refused."""
+        if env.targets is not None and me not in env.targets:
+            return "not a target"
+        if self._key is None:
+            return "no resume key configured on this peer (set STRANDS_MESH_RESUME_KEY); resume it locally"
+        good = hmac.new(self._key, _canonical(env), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(good, env.mac or ""):
+            return "bad resume signature"
+        if abs(now - env.t) > RESUME_MAX_SKEW:
+            return f"stale resume envelope ({now - env.t:+.1f} s old)"
+        with self._lock:
+            if env.seq <= self._last_seq.get(env.peer_id, -1):
+                return f"replayed resume envelope (seq {env.seq})"
+            self._last_seq[env.peer_id] = env.seq
+        return None
+
+
+def iso_ms(t: float) -> str:
+    """UTC ISO-8601 with milliseconds, e.g. ``2026-11-21T13:45:01.123Z``."""
+    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def default_audit_dir() -> Path:
+    """``$STRANDS_MESH_AUDIT_DIR``, else ``$XDG_STATE_HOME/strands_mesh_ros``, else
+    ``~/.local/state/strands_mesh_ros``."""
+    if d := os.environ.get("STRANDS_MESH_AUDIT_DIR"):
+        return Path(d)
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "strands_mesh_ros"
+
+
+class AuditLog:
+    """Append-only JSON-lines audit log, one file per peer (``audit-{peer_id}.jsonl``).
+
+    Each line: ``{"ts": ISO-8601 UTC ms, "t": UNIX s, "peer": id, "event": ..., ...}``.
+    Writes are flushed at once so a crash loses nothing already logged.
+    """
+
+    def __init__(self, peer_id: str, directory: str | os.PathLike | None = None) -> None:
+        self.peer_id = peer_id
+        d = Path(directory) if directory is not None else default_audit_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        self.path = d / f"audit-{peer_id}.jsonl"
+        self._lock = threading.Lock()
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def write(self, event: str, t: float, **fields: Any) -> None:
+        line = json.dumps({"ts": iso_ms(t), "t": round(t, 3), "peer": self.peer_id, "event": event, **fields},
+                          default=str)
+        with self._lock:
+            if self._file.closed:
+                return
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+@dataclass
+class EStopReport:
+    """What ``Mesh.emergency_stop`` returns.
+
+    Attributes:
+        seq: the envelope's sequence number.
+        self_halted: the issuer's own robot was halted first (False when it has none).
+        stopped: ``{peer: ack latency s}`` of peers that acked with actuators halted.
+        no_actuators: peers that acked but had nothing to halt (agents, dashboards).
+        not_acked: known peers that did not ack within the deadline: NOT known to be stopped.
+        elapsed: seconds from issue to return.
+    """
+
+    seq: int
+    self_halted: bool
+    stopped: dict[str, float] = field(default_factory=dict)
+    no_actuators: list[str] = field(default_factory=list)
+    not_acked: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def all_stopped(self) -> bool:
+        """True when every known peer acked (none missing)."""
+        return not self.not_acked
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "self_halted": self.self_halted, "stopped": self.stopped,
+                "no_actuators": self.no_actuators, "not_acked": self.not_acked,
+                "elapsed": self.elapsed, "all_stopped": self.all_stopped}

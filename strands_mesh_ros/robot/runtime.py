@@ -1,0 +1,183 @@
+"""One robot at run time: a driver plus lanes, task status and the e-stop lockout.
+
+:class:`Robot` is what the mesh dispatcher, the Fleet API and the ROS robot node talk to.
+It validates skill arguments against each skill's JSON Schema (``jsonschema``), runs calls
+on lanes (:mod:`.lanes`), tracks the current task, and latches a lockout on e-stop: while
+locked out, only ``status`` and an authorised ``resume`` are accepted.
+
+Pure Python: imports neither zenoh nor rclpy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any
+
+import jsonschema
+
+from ..drivers.base import Driver, InstructionError, Skill
+from .lanes import CallOutcome, LaneScheduler
+
+
+class SkillError(ValueError):
+    """Unknown skill or arguments that fail the skill's JSON Schema."""
+
+
+class LockedOut(RuntimeError):
+    """The robot is e-stopped; it takes no motion until an authorised resume."""
+
+
+class Robot:
+    """A driver at run time.
+
+    Args:
+        driver: any :class:`~strands_mesh_ros.drivers.base.Driver`.
+
+    Attributes:
+        robot_id: the driver's id, used for every key, topic and log line of this robot.
+    """
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+        self.robot_id = driver.robot_id
+        self.lanes = LaneScheduler(driver.robot_id)
+        self._lock = threading.Lock()
+        self._lockout: dict[str, Any] | None = None
+        self._task: dict[str, Any] = {"status": "idle", "instruction": None}
+        self._skills: dict[str, Skill] = {}
+        self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        self.refresh_skills()
+
+    # -- identity and skills ------------------------------------------------------------
+
+    def refresh_skills(self) -> None:
+        """Re-read the driver's skills (after a driver restart or reconfiguration)."""
+        skills = {s.name: s for s in self.driver.skills()}
+        validators = {}
+        for name, s in skills.items():
+            cls = jsonschema.validators.validator_for(s.params)
+            cls.check_schema(s.params)
+            validators[name] = cls(s.params)
+        with self._lock:
+            self._skills, self._validators = skills, validators
+
+    @property
+    def skills(self) -> dict[str, Skill]:
+        return dict(self._skills)
+
+    def describe_skills(self) -> list[dict[str, Any]]:
+        """Skills as advertised in presence: ``[{name, lane, description, params}]``."""
+        return [s.describe() for s in self._skills.values()]
+
+    # -- status -------------------------------------------------------------------------
+
+    @property
+    def locked_out(self) -> bool:
+        return self._lockout is not None
+
+    @property
+    def lockout(self) -> dict[str, Any] | None:
+        """Why the robot is locked out (``{issuer, reason, t}``), or None."""
+        return dict(self._lockout) if self._lockout else None
+
+    @property
+    def task(self) -> dict[str, Any]:
+        """``{status: idle|running|done|error|stopped, instruction}``."""
+        with self._lock:
+            return dict(self._task)
+
+    def status(self) -> dict[str, Any]:
+        """The ``status`` action's answer."""
+        return {
+            "robot_id": self.robot_id,
+            "robot_type": self.driver.robot_type,
+            "task": self.task,
+            "lanes": self.lanes.running(),
+            "locked_out": self.locked_out,
+            "lockout": self.lockout,
+        }
+
+    # -- calls --------------------------------------------------------------------------
+
+    def call_skill(self, name: str, args: dict[str, Any] | None = None, *, instruction: str | None = None) -> Future[CallOutcome]:
+        """Validate and queue one skill call on its lane.
+
+        Raises:
+            LockedOut: the robot is e-stopped.
+            SkillError: unknown skill, or ``args`` fail its JSON Schema.
+        """
+        if self._lockout is not None:
+            raise LockedOut(f"robot {self.robot_id} is locked out by e-stop ({self._lockout['reason']}); resume first")
+        args = {} if args is None else args
+        skill = self._skills.get(name)
+        if skill is None:
+            raise SkillError(f"unknown skill {name!r}; {self.robot_id} offers {sorted(self._skills)}")
+        if not isinstance(args, dict):
+            raise SkillError(f"skill args must be a JSON object, got {type(args).__name__}")
+        err = jsonschema.exceptions.best_match(self._validators[name].iter_errors(args))
+        if err is not None:
+            where = "/".join(str(p) for p in err.absolute_path) or "args"
+            raise SkillError(f"bad args for skill {name!r} at {where}: {err.message}")
+        fut = self.lanes.submit(skill, args)
+        if instruction is not None:
+            with self._lock:
+                self._task = {"status": "running", "instruction": instruction}
+            fut.add_done_callback(lambda f: self._task_done(instruction, f))
+        return fut
+
+    def _task_done(self, instruction: str, fut: Future[CallOutcome]) -> None:
+        outcome = fut.result()
+        status = {"done": "done", "error": "error", "refused": "stopped"}[outcome.status]
+        with self._lock:
+            if self._task.get("instruction") == instruction:
+                self._task = {"status": status, "instruction": instruction}
+
+    def execute(self, instruction: str) -> Future[CallOutcome]:
+        """Parse ``instruction`` with the driver's grammar and queue the skill call.
+
+        Raises:
+            LockedOut, SkillError, InstructionError.
+        """
+        if self._lockout is not None:
+            raise LockedOut(f"robot {self.robot_id} is locked out by e-stop; resume first")
+        name, args = self.driver.instruction_to_skill(instruction)
+        return self.call_skill(name, args, instruction=instruction)
+
+    # -- stops --------------------------------------------------------------------------
+
+    def stop(self) -> int:
+        """Controlled stop: preempt running and queued calls, then decelerate and hold.
+
+        Returns how many calls were preempted.
+        """
+        n = self.lanes.preempt_all("stop command")
+        self.driver.stop()
+        return n
+
+    def emergency_stop(self, issuer: str, reason: str = "") -> int:
+        """Halt actuators first, then latch the lockout and preempt every call.
+
+        Returns how many calls were preempted. Idempotent.
+        """
+        self.driver.emergency_stop()  # actuators first: nothing may come before this
+        with self._lock:
+            if self._lockout is None:
+                self._lockout = {"issuer": issuer, "reason": reason, "t": time.time()}
+        return self.lanes.preempt_all(f"e-stop by {issuer}: {reason}".rstrip(": "))
+
+    def resume(self) -> bool:
+        """Clear the lockout (the caller has checked authorisation). Returns whether it was set."""
+        with self._lock:
+            was = self._lockout is not None
+            self._lockout = None
+        self.driver.resume()
+        return was
+
+    def close(self) -> None:
+        self.lanes.close()
+        self.driver.close()
+
+
+__all__ = ["Robot", "SkillError", "LockedOut", "InstructionError", "CallOutcome"]

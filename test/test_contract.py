@@ -1,0 +1,126 @@
+"""The wire contract as code: keys, peer ids, payload validation (pure, no transport)."""
+
+import json
+
+import pytest
+
+from strands_mesh_ros.contract import (
+    CommandEnvelope, ContractError, InvalidPeerId, KeySpace, Presence, Response, check_peer_id, decode,
+    make_presence, new_turn_id,
+)
+from strands_mesh_ros.contract.payloads import MAX_COMMAND_BYTES
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = "import strands_mesh_ros, sys; from strands_mesh_ros import contract; " \
+           "print(sorted(m for m in ('zenoh', 'rclpy', 'mujoco') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "x*", "$x", "a#", "q?", "a b", "x" * 65, "safety", "broadcast", 7, None])
+def test_bad_peer_ids_are_refused_with_a_clear_error(bad):
+    with pytest.raises(InvalidPeerId) as exc:
+        check_peer_id(bad)
+    assert "peer id" in str(exc.value)
+
+
+@pytest.mark.parametrize("good", ["a", "arm1", "ARM_1-b", "x" * 64])
+def test_good_peer_ids(good):
+    assert check_peer_id(good) == good
+
+
+def test_keys_round_trip():
+    k = KeySpace("strands")
+    assert k.presence("arm1") == "strands/arm1/presence"
+    assert k.cmd("arm1") == "strands/arm1/cmd"
+    assert k.broadcast == "strands/broadcast"
+    assert k.response("op", "arm1", "abc") == "strands/op/response/arm1/abc"
+    assert k.estop == "strands/safety/estop"
+    assert k.estop_ack("op", "arm1") == "strands/safety/estop/ack/op/arm1"
+    p = k.parse("strands/op/response/arm1/abc")
+    assert (p.kind, p.peer_id, p.responder_id, p.turn_id) == ("response", "op", "arm1", "abc")
+    short = k.parse("strands/op/response/abc")  # the seed's shorter form
+    assert (short.kind, short.peer_id, short.responder_id, short.turn_id) == ("response", "op", None, "abc")
+    assert k.parse("strands/safety/estop/ack/op/arm1").kind == "estop_ack"
+    assert k.parse("strands/arm1/camera/wrist").name == "wrist"
+    with pytest.raises(ValueError, match="not under prefix"):
+        k.parse("other/arm1/cmd")
+    with pytest.raises(ValueError, match="not a contract key"):
+        k.parse("strands/arm1/bogus")
+
+
+def test_prefix_is_configurable_and_validated():
+    assert KeySpace("fleet/a").presence("r") == "fleet/a/r/presence"
+    for bad in ["", "a/*", "a//b", "/a"]:
+        with pytest.raises(ValueError):
+            KeySpace(bad)
+
+
+def test_presence_accepts_strands_robots_form():
+    # strands-robots sends robot_id (no peer_id) and its own fields.
+    raw = {"robot_id": "so100", "robot_type": "so100", "hostname": "h", "timestamp": 1.0, "status": "idle"}
+    pr = decode(Presence, json.dumps(raw).encode())
+    assert pr.id == "so100" and pr.peer_id == "so100"
+    assert pr.model_extra["status"] == "idle"  # unknown fields are kept
+    with pytest.raises(ContractError, match="differ"):
+        decode(Presence, json.dumps({**raw, "peer_id": "other"}).encode())
+
+
+def test_presence_freshness_window():
+    pr = make_presence("a", robot_type="x", peer_type="sim")
+    assert pr.is_fresh()
+    assert not pr.is_fresh(now=pr.timestamp + 61)
+    assert not pr.is_fresh(now=pr.timestamp - 6)
+    doc = json.loads(pr.to_json())
+    assert doc["robot_id"] == doc["peer_id"] == "a" and doc["schema"] == "strands-mesh/1"
+
+
+def test_response_derives_status_from_type():
+    r = decode(Response, b'{"type": "error", "responder_id": "a", "turn_id": "t", "error": "x"}')
+    assert r.status == "error" and not r.ok
+
+
+@pytest.mark.parametrize(
+    "payload, needle",
+    [
+        (b"{not json", "malformed JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b"\xff\xfe", "malformed JSON"),
+        (json.dumps({"sender_id": "a/b", "turn_id": "t", "command": {}}).encode(), "sender_id"),
+        (json.dumps({"sender_id": "a", "turn_id": "t", "command": "status"}).encode(), "command"),
+    ],
+)
+def test_bad_commands_name_the_problem(payload, needle):
+    with pytest.raises(ContractError) as exc:
+        decode(CommandEnvelope, payload, MAX_COMMAND_BYTES)
+    assert needle in str(exc.value)
+
+
+def test_oversize_command_keeps_sender_for_the_error_reply():
+    env = {"sender_id": "op", "turn_id": "t1", "command": {"action": "execute", "instruction": "x" * 20000}}
+    with pytest.raises(ContractError) as exc:
+        decode(CommandEnvelope, json.dumps(env).encode(), MAX_COMMAND_BYTES)
+    assert "exceeds the 16384-byte limit" in str(exc.value)
+    assert (exc.value.sender_id, exc.value.turn_id) == ("op", "t1")
+
+
+@pytest.mark.parametrize(
+    "command, needle",
+    [
+        ({"action": "fly"}, "unknown action 'fly'"),
+        ({}, "no 'action'"),
+        ({"action": "execute"}, "instruction"),
+        ({"action": "execute", "instruction": 3}, "instruction"),
+        ({"action": "skill", "args": {}}, "name"),
+        ({"action": "skill", "name": "x", "args": [1]}, "args"),
+    ],
+)
+def test_actions_are_validated(command, needle):
+    env = CommandEnvelope(sender_id="op", turn_id=new_turn_id(), command=command)
+    with pytest.raises(ContractError) as exc:
+        env.action()
+    assert needle in str(exc.value)
