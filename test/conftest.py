@@ -43,6 +43,6 @@ def net():
 
         @property
         def peer_args(self) -> list[str]:
-            return ["--prefix", self.prefix, "--connect", self.endpoint]
+            return ["--prefix", self.prefix, "--connect", self.endpoint, "--no-multicast"]
 
     return Net()

@@ -22,7 +22,7 @@ def robot_proc(net):
     procs = []
 
     def start(peer_id="arm1", *extra):
-        p = python_proc("peer_proc.py", peer_id, *net.peer_args, *extra).ready()
+        p = python_proc("-m", "strands_mesh_ros.peer", peer_id, *net.peer_args, *extra).ready()
         procs.append(p)
         return p
 
@@ -40,6 +40,22 @@ def op(net):
 def raw_session(net):
     conf = net.member().zenoh_config()
     return zenoh.open(conf)
+
+
+def route_replies(session, net, robot: str, replies: list) -> None:
+    """Probe with valid 'status' commands until a reply reaches ``replies``: only then has the
+    raw session's response subscription reached the robot's process."""
+    def probe():
+        env = CommandEnvelope(sender_id="rogue", turn_id="probe" + new_turn_id()[:8], command={"action": "status"})
+        session.put(f"{net.prefix}/{robot}/cmd", env.to_json())
+        return wait_for(lambda: replies, 0.2, what="probe reply") if not replies else True
+    def attempt():
+        try:
+            return probe()
+        except AssertionError:
+            return False
+    wait_for(attempt, 10, interval=0.0, what="raw session routed")
+    replies.clear()
 
 
 def test_discovery_of_a_peer_in_another_process(op, robot_proc):
@@ -132,6 +148,7 @@ def test_hostile_inputs_get_named_errors_and_the_peer_survives(op, robot_proc, n
     replies: list[dict] = []
     s.declare_subscriber(f"{net.prefix}/rogue/response/**", lambda smp: replies.append(json.loads(smp.payload.to_bytes())))
     cmd_key = f"{net.prefix}/arm1/cmd"
+    route_replies(s, net, "arm1", replies)
 
     def env(command, turn):
         return json.dumps({"sender_id": "rogue", "turn_id": turn, "command": command, "timestamp": time.time()})
@@ -205,6 +222,7 @@ def test_repeated_turn_id_is_never_executed_twice(net):
         s = raw_session(net)
         replies: list[dict] = []
         s.declare_subscriber(f"{net.prefix}/rogue/response/**", lambda smp: replies.append(json.loads(smp.payload.to_bytes())))
+        route_replies(s, net, "arm1", replies)
         env = CommandEnvelope(sender_id="rogue", turn_id=new_turn_id(), command={"action": "skill", "name": "bump"})
         s.put(f"{net.prefix}/arm1/cmd", env.to_json())
         wait_for(lambda: replies, 5, what="first reply")

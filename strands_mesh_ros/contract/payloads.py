@@ -329,6 +329,13 @@ def decode(model: type[M], payload: bytes | bytearray | memoryview | str, max_by
     """
     raw = payload.encode() if isinstance(payload, str) else bytes(payload)
     size = len(raw)
+    if size <= max_bytes:
+        # Fast path: pydantic parses and validates in one pass. Only a failure pays for the
+        # slower walk below, which recovers the sender and names the problem.
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError:
+            pass
     hint_sender = hint_turn = None
     if size > MAX_PAYLOAD_BYTES:
         raise ContractError(f"payload of {size} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte parse limit")

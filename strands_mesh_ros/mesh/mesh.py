@@ -59,6 +59,9 @@ DEDUP_WINDOW = 10_000
 DISCOVERY_GRACE = 2.0
 """How long (s) a command waits for an unknown target to appear before failing."""
 
+INBOX_CAPACITY = 65536
+"""Commands buffered per key before Zenoh applies back-pressure to senders."""
+
 TICK = 0.05
 """Housekeeping period (s): peer expiry, command deadlines."""
 
@@ -167,8 +170,8 @@ class Mesh:
         self._pending_lock = threading.Lock()
         self._seen: OrderedDict[tuple[str, str], Response | None] = OrderedDict()
         self._seen_lock = threading.Lock()
-        self._inbox: queue.Queue = queue.Queue()
-        self._safety_q: queue.Queue = queue.Queue()
+        self._cmd_subs: list[Any] = []
+        self._safety_q: queue.SimpleQueue = queue.SimpleQueue()
         self._estop_waits: dict[int, _AckCollector] = {}
         self._resume_waits: dict[int, _AckCollector] = {}
         self._step = itertools.count()
@@ -217,15 +220,19 @@ class Mesh:
         self._decl += [self._presence_pub, self._state_pub, self._stream_pub, self._estop_pub, self._resume_pub]
         self._decl.append(s.declare_subscriber(k.all_presence, self._on_presence))
         self._decl.append(s.liveliness().declare_subscriber(k.all_alive, self._on_alive, history=True))
-        self._decl.append(s.declare_subscriber(k.cmd(self.peer_id), self._on_command))
-        self._decl.append(s.declare_subscriber(k.broadcast, self._on_command))
+        # Commands arrive through Zenoh's own FIFO channel, read by a dispatcher thread: one
+        # thread hand-off fewer than a Python callback feeding a queue (bench/bench_mesh.py rtt).
+        # A full channel blocks the sender's link (back-pressure), never drops.
+        self._cmd_subs = [s.declare_subscriber(key, zenoh.handlers.FifoChannel(INBOX_CAPACITY))
+                          for key in (k.cmd(self.peer_id), k.broadcast)]
         self._decl.append(s.declare_subscriber(k.responses_for(self.peer_id), self._on_response))
         self._decl.append(z.declare_subscriber(k.estop, self._on_estop))
         self._decl.append(z.declare_subscriber(k.resume, self._on_resume))
         self._decl.append(z.declare_subscriber(k.estop_acks_for(self.peer_id), self._on_estop_ack))
         self._decl.append(z.declare_subscriber(k.resume_acks_for(self.peer_id), self._on_resume_ack))
         self._token = s.liveliness().declare_token(k.alive(self.peer_id))
-        self._spawn(self._dispatch_loop, "dispatch")
+        for i, sub in enumerate(self._cmd_subs):
+            self._spawn(lambda sub=sub: self._dispatch_loop(sub), f"dispatch{i}")
         self._spawn(self._safety_loop, "safety")
         self._spawn(self._heartbeat_loop, "heartbeat")
         if self.robot is not None:
@@ -244,7 +251,8 @@ class Mesh:
         if self._session is None:
             return
         self._stop_evt.set()
-        self._inbox.put(None)
+        for sub in self._cmd_subs:
+            self._undeclare(sub)  # ends the dispatcher threads' recv loops
         self._safety_q.put(None)
         for t in self._threads:
             if t is not threading.current_thread():
@@ -487,16 +495,14 @@ class Mesh:
 
     # -- receiving commands ---------------------------------------------------------------
 
-    def _on_command(self, sample: Any) -> None:
-        self._inbox.put((str(sample.key_expr), bytes(sample.payload.to_bytes())))
-
-    def _dispatch_loop(self) -> None:
-        while True:
-            item = self._inbox.get()
-            if item is None:
-                return
+    def _dispatch_loop(self, sub: Any) -> None:
+        while not self._stop_evt.is_set():
             try:
-                self._handle_command(*item)
+                sample = sub.recv()
+            except self._zenoh.ZError:
+                return  # undeclared: the mesh is stopping
+            try:
+                self._handle_command(str(sample.key_expr), bytes(sample.payload.to_bytes()))
             except Exception:  # never let one command kill the peer
                 log.exception("%s: command handling failed", self.peer_id)
 
@@ -534,7 +540,7 @@ class Mesh:
             if cached is not None:
                 self._put_response(env.sender_id, env.reply_to, cached)
             return
-        self.audit.write("command", time.time(), sender=env.sender_id, turn_id=env.turn_id,
+        self.audit.write("command", time.time(), sync=False, sender=env.sender_id, turn_id=env.turn_id,
                          action=env.command.get("action"))
         self.dispatcher.dispatch(env, lambda resp: self._respond(env, resp))
 

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import os
+import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,9 @@ class AuditLog:
     """Append-only JSON-lines audit log, one file per peer (``audit-{peer_id}.jsonl``).
 
     Each line: ``{"ts": ISO-8601 UTC ms, "t": UNIX s, "peer": id, "event": ..., ...}``.
-    Writes are flushed at once so a crash loses nothing already logged.
+    Safety events are written and flushed in the caller's thread (the contract orders the
+    audit line before the ack); routine lines (``sync=False``, e.g. every command) go through
+    a writer thread so they stay off the command path, and are flushed line by line.
     """
 
     def __init__(self, peer_id: str, directory: str | os.PathLike | None = None) -> None:
@@ -120,17 +123,38 @@ class AuditLog:
         self.path = d / f"audit-{peer_id}.jsonl"
         self._lock = threading.Lock()
         self._file = open(self.path, "a", encoding="utf-8")
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._drain, name=f"{peer_id}-audit", daemon=True)
+        self._writer.start()
 
-    def write(self, event: str, t: float, **fields: Any) -> None:
-        line = json.dumps({"ts": iso_ms(t), "t": round(t, 3), "peer": self.peer_id, "event": event, **fields},
+    def _line(self, event: str, t: float, fields: dict[str, Any]) -> str:
+        return json.dumps({"ts": iso_ms(t), "t": round(t, 3), "peer": self.peer_id, "event": event, **fields},
                           default=str)
+
+    def _append(self, line: str) -> None:
         with self._lock:
-            if self._file.closed:
+            if not self._file.closed:
+                self._file.write(line + "\n")
+                self._file.flush()
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
                 return
-            self._file.write(line + "\n")
-            self._file.flush()
+            self._append(self._line(*item))
+
+    def write(self, event: str, t: float, *, sync: bool = True, **fields: Any) -> None:
+        """Append one line; ``t`` is the event's UNIX time (s)."""
+        if sync:
+            self._append(self._line(event, t, fields))
+        else:
+            self._queue.put((event, t, fields))
 
     def close(self) -> None:
+        """Write what is queued, then close the file."""
+        self._queue.put(None)
+        self._writer.join(timeout=5)
         with self._lock:
             self._file.close()
 

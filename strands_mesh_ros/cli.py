@@ -1,0 +1,358 @@
+"""``strands-mesh``: the fleet from a terminal.
+
+    strands-mesh up                      # the default simulated fleet (ROS nodes + bridge when rclpy is there)
+    strands-mesh peers --watch
+    strands-mesh tell arm1 "move joints to 0 0.5 -0.5 0 0 0"
+    strands-mesh send arm1 '{"action": "skill", "name": "home"}'
+    strands-mesh estop --reason "drill"
+
+Every command takes ``--json`` (machine-readable output on stdout) and the connection options
+``--connect/--listen/--config/--prefix/--namespace``. Exit codes: 0 ok; 1 the mesh answered
+with an error, a refusal, a timeout, or an e-stop not acked by every peer; 2 bad usage or
+input; 3 the mesh could not be joined.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+import threading
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+out = Console()
+err = Console(stderr=True)
+
+Connect = Annotated[Optional[list[str]], typer.Option("--connect", "-e", help="Zenoh endpoint to connect to (repeatable), e.g. tcp/10.0.0.2:7447.")]
+Listen = Annotated[Optional[list[str]], typer.Option("--listen", "-l", help="Zenoh endpoint to listen on (repeatable).")]
+ConfigFile = Annotated[Optional[str], typer.Option("--config", "-c", help="Zenoh json5 config file.")]
+Prefix = Annotated[Optional[str], typer.Option("--prefix", help="Contract key prefix (default: strands).")]
+Namespace = Annotated[Optional[str], typer.Option("--namespace", help="Zenoh session namespace ('strands' for strands-robots).")]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+Timeout = Annotated[float, typer.Option("--timeout", "-t", help="Seconds to wait for answers.")]
+Discover = Annotated[float, typer.Option("--discover", help="Seconds to wait for peers to be heard.")]
+
+
+class Exit:
+    OK, FAILED, USAGE, NO_MESH = 0, 1, 2, 3
+
+
+def _cli_peer_id() -> str:
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40]
+    return f"cli-{host}-{os.getpid()}"
+
+
+def _config(connect, listen, config, prefix, namespace):
+    from .mesh.config import MeshConfig
+
+    try:
+        return MeshConfig.from_env(connect=connect or None, listen=listen or None, config_file=config,
+                                   prefix=prefix, namespace=namespace)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(Exit.USAGE)
+
+
+def _open(connect, listen, config, prefix, namespace):
+    from .mesh.mesh import Mesh
+
+    cfg = _config(connect, listen, config, prefix, namespace)
+    try:
+        return Mesh(_cli_peer_id(), config=cfg, peer_type="agent", robot_type="cli").start()
+    except (RuntimeError, ValueError) as exc:
+        err.print(f"[red]error:[/] could not join the mesh: {exc}")
+        raise typer.Exit(Exit.NO_MESH)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _parse_json(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        err.print(f"[red]error:[/] {what} is not valid JSON: {exc}")
+        raise typer.Exit(Exit.USAGE)
+    if not isinstance(value, dict) or not isinstance(value.get("action"), str):
+        err.print(f'[red]error:[/] {what} must be a JSON object with an "action", e.g. {{"action": "status"}}')
+        raise typer.Exit(Exit.USAGE)
+    return value
+
+
+def _check_peer(peer: str) -> str:
+    from .contract.keys import InvalidPeerId, check_peer_id
+
+    try:
+        return check_peer_id(peer)
+    except InvalidPeerId as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(Exit.USAGE)
+
+
+def _peers_table(peers: dict) -> Table:
+    t = Table(title="strands mesh peers", expand=False)
+    for col in ("peer", "type", "kind", "host", "age s", "token", "task", "ros", "via", "skills"):
+        t.add_column(col)
+    for pid in sorted(peers):
+        p = peers[pid]
+        ros = p.presence.ros.namespace if p.presence.ros else ""
+        t.add_row(pid, p.peer_type, p.robot_type, p.hostname, f"{p.age:.1f}", "✓" if p.live_token else "–",
+                  p.presence.task_status or "", ros, p.via or "", ", ".join(s.name for s in p.presence.skills))
+    return t
+
+
+def _show_response(resp, as_json: bool) -> None:
+    if as_json:
+        _print_json(resp.model_dump(exclude_none=True))
+    elif resp.ok:
+        out.print_json(data=resp.result) if resp.result is not None else out.print("[green]done[/]")
+    else:
+        err.print(f"[red]{resp.status}[/] from {resp.responder_id}: {resp.error}")
+    if not resp.ok:
+        raise typer.Exit(Exit.FAILED)
+
+
+def _wait_peer(mesh, peer: str, discover: float) -> None:
+    try:
+        mesh.wait_for_peer(peer, discover)
+    except TimeoutError:
+        known = ", ".join(sorted(mesh.peers)) or "none"
+        err.print(f"[red]error:[/] peer {peer!r} not found on the mesh within {discover} s (known: {known})")
+        mesh.stop()
+        raise typer.Exit(Exit.FAILED)
+
+
+@app.command()
+def peers(
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep a live table until Ctrl-C.")] = False,
+    discover: Discover = 1.2, as_json: Json = False, connect: Connect = None, listen: Listen = None,
+    config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
+) -> None:
+    """List the peers on the mesh (with --watch, live)."""
+    mesh = _open(connect, listen, config, prefix, namespace)
+    try:
+        threading.Event().wait(discover)  # presence beats at 2 Hz: listen for a couple
+        if not watch:
+            found = mesh.peers
+            if as_json:
+                _print_json([p.to_dict() for p in found.values()])
+            else:
+                out.print(_peers_table(found))
+            return
+        from rich.live import Live
+
+        tick = threading.Event()
+        with Live(_peers_table(mesh.peers), console=out, refresh_per_second=4) as live:
+            while True:
+                if as_json:
+                    _print_json([p.to_dict() for p in mesh.peers.values()])
+                else:
+                    live.update(_peers_table(mesh.peers))
+                tick.wait(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        mesh.stop()
+
+
+@app.command()
+def tell(
+    peer: Annotated[str, typer.Argument(help="Target peer id.")],
+    text: Annotated[str, typer.Argument(help='Instruction, e.g. "home" or "open gripper".')],
+    timeout: Timeout = 60.0, discover: Discover = 3.0, as_json: Json = False, connect: Connect = None,
+    listen: Listen = None, config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
+) -> None:
+    """Execute a plain-text instruction on PEER and wait for it to finish."""
+    _check_peer(peer)
+    mesh = _open(connect, listen, config, prefix, namespace)
+    try:
+        _wait_peer(mesh, peer, discover)
+        _show_response(mesh.tell(peer, text, timeout=timeout), as_json)
+    finally:
+        mesh.stop()
+
+
+@app.command()
+def send(
+    peer: Annotated[str, typer.Argument(help="Target peer id.")],
+    command: Annotated[str, typer.Argument(help='Command JSON, e.g. \'{"action": "status"}\'.')],
+    timeout: Timeout = 30.0, discover: Discover = 3.0, as_json: Json = False, connect: Connect = None,
+    listen: Listen = None, config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
+) -> None:
+    """Send a JSON command to PEER and print its response."""
+    _check_peer(peer)
+    cmd = _parse_json(command, "COMMAND")
+    mesh = _open(connect, listen, config, prefix, namespace)
+    try:
+        _wait_peer(mesh, peer, discover)
+        _show_response(mesh.send(peer, cmd, timeout=timeout), as_json)
+    finally:
+        mesh.stop()
+
+
+@app.command()
+def broadcast(
+    command: Annotated[str, typer.Argument(help="Command JSON for every peer.")],
+    timeout: Timeout = 3.0, discover: Discover = 1.2, as_json: Json = False, connect: Connect = None,
+    listen: Listen = None, config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
+) -> None:
+    """Send a JSON command to every peer and print each answer."""
+    cmd = _parse_json(command, "COMMAND")
+    mesh = _open(connect, listen, config, prefix, namespace)
+    try:
+        threading.Event().wait(discover)
+        res = mesh.broadcast(cmd, timeout=timeout)
+        if as_json:
+            _print_json({"responses": {k: v.model_dump(exclude_none=True) for k, v in res.responses.items()},
+                         "missing": res.missing})
+        else:
+            t = Table(title=f"broadcast {cmd['action']}")
+            for col in ("peer", "status", "answer"):
+                t.add_column(col)
+            for pid, r in sorted(res.responses.items()):
+                t.add_row(pid, r.status, json.dumps(r.result) if r.ok else str(r.error))
+            for pid in res.missing:
+                t.add_row(pid, "[red]no answer[/]", "")
+            out.print(t)
+        if res.missing or not all(r.ok for r in res.responses.values()):
+            raise typer.Exit(Exit.FAILED)
+    finally:
+        mesh.stop()
+
+
+@app.command()
+def estop(
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (audited by every peer).")] = "operator e-stop",
+    timeout: Annotated[float, typer.Option("--timeout", "-t", help="Seconds to gather acks.")] = 0.5,
+    discover: Discover = 1.2, as_json: Json = False, connect: Connect = None, listen: Listen = None,
+    config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
+) -> None:
+    """Software e-stop of every peer (supplementary; NOT a hardwired emergency stop)."""
+    mesh = _open(connect, listen, config, prefix, namespace)
+    try:
+        threading.Event().wait(discover)  # know the peers, so silent ones can be named
+        report = mesh.emergency_stop(reason, timeout=timeout)
+        if as_json:
+            _print_json(report.to_dict())
+        else:
+            t = Table(title=f"e-stop (seq {report.seq}) in {report.elapsed * 1000:.1f} ms")
+            t.add_column("peer")
+            t.add_column("result")
+            for pid, lat in sorted(report.stopped.items()):
+                t.add_row(pid, f"[green]halted[/] (ack {lat * 1000:.1f} ms)")
+            for pid in report.no_actuators:
+                t.add_row(pid, "acked, no actuators")
+            for pid in report.not_acked:
+                t.add_row(pid, "[bold red]NO ACK: not known to be stopped[/]")
+            out.print(t)
+        if not report.all_stopped:
+            raise typer.Exit(Exit.FAILED)
+    finally:
+        mesh.stop()
+
+
+@app.command()
+def resume(
+    target: Annotated[Optional[list[str]], typer.Option("--target", help="Peer to resume (repeatable); default all.")] = None,
+    operator: Annotated[str, typer.Option("--operator", help="Who resumes (audited).")] = "",
+    timeout: Timeout = 1.0, discover: Discover = 1.2, as_json: Json = False, connect: Connect = None,
+    listen: Listen = None, config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
+) -> None:
+    """Clear e-stop lockouts with a signed resume (needs STRANDS_MESH_RESUME_KEY)."""
+    from .mesh.mesh import MeshError
+
+    for t in target or []:
+        _check_peer(t)
+    mesh = _open(connect, listen, config, prefix, namespace)
+    try:
+        threading.Event().wait(discover)
+        try:
+            answers = mesh.resume(targets=target or None, operator=operator or os.environ.get("USER", ""), timeout=timeout)
+        except MeshError as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(Exit.USAGE)
+        if as_json:
+            _print_json(answers)
+        else:
+            t = Table(title="resume")
+            t.add_column("peer")
+            t.add_column("result")
+            for pid, a in sorted(answers.items()):
+                t.add_row(pid, "[green]resumed[/]" if a["accepted"] else f"[red]refused[/]: {a['detail']}")
+            out.print(t)
+        if not all(a["accepted"] for a in answers.values()):
+            raise typer.Exit(Exit.FAILED)
+    finally:
+        mesh.stop()
+
+
+@app.command()
+def echo(
+    keyexpr: Annotated[str, typer.Argument(help="Zenoh key expression, e.g. 'strands/*/state'.")],
+    count: Annotated[int, typer.Option("--count", "-n", help="Stop after N samples (0 = until Ctrl-C).")] = 0,
+    timeout: Annotated[float, typer.Option("--timeout", "-t", help="Give up after T s without the N samples (0 = never).")] = 0.0,
+    as_json: Json = False, connect: Connect = None, listen: Listen = None, config: ConfigFile = None,
+    prefix: Prefix = None, namespace: Namespace = None,
+) -> None:
+    """Print every sample published on KEYEXPR."""
+    mesh = _open(connect, listen, config, prefix, namespace)
+    got = threading.Semaphore(0)
+    lock = threading.Lock()
+
+    def show(key: str, value: Any) -> None:
+        with lock:
+            if as_json:
+                _print_json({"key": key, "value": value if not isinstance(value, bytes) else value.hex()})
+            else:
+                out.print(f"[bold]{key}[/] {value if isinstance(value, bytes) else json.dumps(value)}")
+        got.release()
+
+    try:
+        try:
+            mesh.subscribe(keyexpr, show)
+        except ValueError as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(Exit.USAGE)
+        n = 0
+        while count == 0 or n < count:
+            if not got.acquire(timeout=timeout or None):
+                err.print(f"[red]error:[/] {n} of {count} samples on {keyexpr!r} within {timeout} s")
+                raise typer.Exit(Exit.FAILED)
+            n += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        mesh.stop()
+
+
+@app.command()
+def up(
+    fleet: Annotated[Optional[str], typer.Argument(help="Fleet YAML (default: the built-in fleet of config/fleet.yaml).")] = None,
+    no_ros: Annotated[bool, typer.Option("--no-ros", help="Pure-mesh fleet: no ROS nodes, no bridge.")] = False,
+    headless: Annotated[bool, typer.Option("--headless", help="No live view; log lines only (for services).")] = False,
+    duration: Annotated[float, typer.Option("--duration", help="Stop after this many seconds (0 = until Ctrl-C).")] = 0.0,
+    connect: Connect = None, listen: Listen = None, config: ConfigFile = None, prefix: Prefix = None,
+    namespace: Namespace = None,
+) -> None:
+    """Bring up a simulated fleet on the mesh (ROS nodes + bridge when rclpy is importable)."""
+    from .up import run_up
+
+    cfg = _config(connect, listen, config, prefix, namespace)
+    raise typer.Exit(run_up(fleet, cfg, use_ros=not no_ros, headless=headless, duration=duration))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Run one mesh peer in this process until SIGTERM / Ctrl-C: a mock robot or an agent.
+
+    python -m strands_mesh_ros.peer arm1 --connect tcp/127.0.0.1:7447
+    python -m strands_mesh_ros.peer watcher --agent
+
+Prints ``READY <id>`` once on the mesh. Used by the multi-process tests and benchmarks, and
+handy to add a dry-run robot to a real fleet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from .drivers.mock import MockDriver
+from .mesh.config import MeshConfig
+from .mesh.mesh import Mesh
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m strands_mesh_ros.peer", description=__doc__.split("\n\n")[0])
+    ap.add_argument("peer_id")
+    ap.add_argument("--prefix")
+    ap.add_argument("--connect", action="append", default=None)
+    ap.add_argument("--listen", action="append", default=None)
+    ap.add_argument("--namespace")
+    ap.add_argument("--no-multicast", action="store_true", help="disable multicast scouting")
+    ap.add_argument("--agent", action="store_true", help="an agent peer (no robot)")
+    ap.add_argument("--resume-key")
+    ap.add_argument("--state-hz", type=float)
+    ap.add_argument("--subscribe", action="append", default=[], metavar="KEYEXPR",
+                    help="also receive this key expression (as a dashboard would), counting samples")
+    args = ap.parse_args(argv)
+    cfg = MeshConfig.from_env(prefix=args.prefix, connect=args.connect, listen=args.listen,
+                              namespace=args.namespace, state_hz=args.state_hz,
+                              multicast_scouting=False if args.no_multicast else None)
+    robot = None if args.agent else MockDriver(args.peer_id)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with Mesh(args.peer_id, robot=robot, config=cfg, resume_key=args.resume_key) as mesh:
+        received = [0]
+        for key in args.subscribe:
+            mesh.subscribe(key, lambda k, v: received.__setitem__(0, received[0] + 1), raw=True)
+        print("READY", args.peer_id, flush=True)
+        try:
+            done.wait()
+        except KeyboardInterrupt:
+            pass
+        if args.subscribe:
+            print("RECEIVED", received[0], flush=True)
+
+
+if __name__ == "__main__":
+    main()
