@@ -11,7 +11,13 @@ import logging
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from ..contract.payloads import ACTIONS, CommandEnvelope, ContractError, Response, make_response
+from ..contract.payloads import (
+    ACTIONS,
+    CommandEnvelope,
+    ContractError,
+    Response,
+    make_response,
+)
 from ..drivers.base import INSTRUCTION_FORMS, InstructionError
 from ..robot.lanes import CallOutcome
 from ..robot.runtime import LockedOut, Robot, SkillError

@@ -1,0 +1,249 @@
+"""The command path of a mesh peer: sending with response correlation, and answering.
+
+Mixed into :class:`~strands_mesh_ros.mesh.mesh.Mesh`; it relies on the Mesh's session, keys,
+peer table, dispatcher and audit log. Commands are answered by the dispatcher in the order
+they arrive; a repeated ``turn_id`` is never executed twice; a response is accepted only
+from the peer the command went to.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..contract.keys import InvalidPeerId, check_peer_id
+from ..contract.payloads import (
+    MAX_COMMAND_BYTES,
+    CommandEnvelope,
+    ContractError,
+    Response,
+    decode,
+    make_response,
+    new_turn_id,
+)
+
+log = logging.getLogger(__name__)
+
+DEDUP_WINDOW = 10_000
+"""How many recent (sender, turn_id) pairs a peer remembers so a repeat never runs twice."""
+
+DISCOVERY_GRACE = 2.0
+"""How long (s) a command waits for an unknown target to appear before failing."""
+
+INBOX_CAPACITY = 65536
+"""Commands buffered per key before Zenoh applies back-pressure to senders."""
+
+@dataclass
+class _Pending:
+    target: str | None  # None: broadcast
+    future: Future
+    deadline: float
+    sent: float = field(default_factory=time.monotonic)
+    expected: frozenset[str] = frozenset()
+    responses: dict[str, Response] = field(default_factory=dict)
+
+
+@dataclass
+class BroadcastResult:
+    """Answers to one broadcast: ``responses`` by responder, and known peers that stayed silent."""
+
+    turn_id: str
+    responses: dict[str, Response]
+    missing: list[str]
+
+
+
+class CommandPath:
+    """Sending and answering commands (see the module docstring)."""
+
+    def send_async(self, peer_id: str, command: dict[str, Any], timeout: float = 10.0) -> "Future[Response]":
+        """Send ``command`` to ``peer_id``; the future resolves to its :class:`Response`.
+
+        The future always resolves: with the peer's answer; ``status="timeout"`` after
+        ``timeout`` s; an error ``peer lost`` if the peer leaves first; or an error
+        ``unknown peer`` if it is not seen within ``min(timeout, 2 s)``.
+
+        Raises:
+            InvalidPeerId: bad peer id.
+            ValueError: ``command`` is not a dict with an ``action``, or its envelope
+                exceeds 16 KiB.
+            MeshError: the mesh is not started.
+        """
+        check_peer_id(peer_id, "target peer id")
+        return self._send(peer_id, command, timeout)
+
+    def send(self, peer_id: str, command: dict[str, Any], timeout: float = 10.0) -> Response:
+        """Blocking :meth:`send_async`."""
+        return self.send_async(peer_id, command, timeout).result()
+
+    def tell(self, peer_id: str, instruction: str, timeout: float = 60.0) -> Response:
+        """``execute`` an instruction on ``peer_id`` and wait for it to finish."""
+        return self.send(peer_id, {"action": "execute", "instruction": instruction}, timeout)
+
+    def broadcast(self, command: dict[str, Any], timeout: float = 2.0) -> BroadcastResult:
+        """Send ``command`` to every peer; returns when all known peers answered or at ``timeout``."""
+        return self._send(None, command, timeout).result()
+
+    def _send(self, target: str | None, command: dict[str, Any], timeout: float) -> Future:
+        self._require()
+        if not isinstance(command, dict) or not isinstance(command.get("action"), str):
+            raise ValueError("command must be a dict with an 'action' string")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 s, got {timeout!r}")
+        env = CommandEnvelope(sender_id=self.peer_id, turn_id=new_turn_id(), command=command)
+        data = env.to_json()
+        if len(data) > MAX_COMMAND_BYTES:
+            raise ValueError(f"command envelope of {len(data)} bytes exceeds the {MAX_COMMAND_BYTES}-byte limit")
+        fut: Future = Future()
+        expected = frozenset(self.peers) if target is None else frozenset()
+        p = _Pending(target, fut, time.monotonic() + timeout, expected=expected)
+        with self._pending_lock:
+            self._pending[env.turn_id] = p
+        self._session.put(self.keys.cmd(target) if target else self.keys.broadcast, data,
+                          congestion_control=self._zenoh.CongestionControl.BLOCK)
+        return fut
+
+    def _finish(self, p: _Pending, resp: Response | None, turn: str | None = None) -> None:
+        if p.future.done():
+            return
+        if p.target is None:
+            missing = sorted(p.expected - set(p.responses))
+            p.future.set_result(BroadcastResult(turn or "", dict(p.responses), missing))
+        else:
+            p.future.set_result(resp)
+
+    def _expire_pending(self, now: float) -> None:
+        known = set(self.table.snapshot())
+        done: list[tuple[str, _Pending, Response | None]] = []
+        with self._pending_lock:
+            for turn, p in list(self._pending.items()):
+                unknown = p.target is not None and p.target not in known and not self.table.has_token(p.target)
+                if unknown and (now >= p.deadline or now - p.sent > DISCOVERY_GRACE):
+                    resp = make_response(p.target, turn, error=f"unknown peer {p.target!r}: not on the mesh "
+                                                                f"(known: {sorted(known - {self.peer_id})})")
+                elif now >= p.deadline:
+                    resp = make_response(p.target, turn, status="timeout",
+                                         error=f"no response from {p.target} within {p.deadline - p.sent:.1f} s"
+                                         ) if p.target else None
+                else:
+                    continue
+                del self._pending[turn]
+                done.append((turn, p, resp))
+        for turn, p, resp in done:
+            self._finish(p, resp, turn)
+
+    def _on_response(self, sample: Any) -> None:
+        try:
+            parsed = self.keys.parse(str(sample.key_expr))
+            resp = decode(Response, bytes(sample.payload.to_bytes()))
+        except (ContractError, ValueError) as exc:
+            log.warning("%s: bad response on %s: %s", self.peer_id, sample.key_expr, exc)
+            self.stats["rejected"] += 1
+            return
+        if parsed.responder_id is not None and parsed.responder_id != resp.responder_id:
+            self._spoof(f"key names {parsed.responder_id} but payload says {resp.responder_id}")
+            return
+        if parsed.turn_id != resp.turn_id:
+            self._spoof(f"key turn {parsed.turn_id} but payload turn {resp.turn_id}")
+            return
+        with self._pending_lock:
+            p = self._pending.get(resp.turn_id)
+            if p is None:
+                return  # late answer after a timeout, or a stop broadcast by e-stop
+            if p.target is not None and resp.responder_id != p.target:
+                spoof = f"{resp.responder_id} answered a command sent to {p.target}"
+            else:
+                spoof = None
+                if p.target is not None:
+                    del self._pending[resp.turn_id]
+                else:
+                    p.responses[resp.responder_id] = resp
+                    if p.expected and p.expected.issubset(p.responses):
+                        del self._pending[resp.turn_id]
+                    else:
+                        return
+        if spoof:
+            self._spoof(spoof)
+            return
+        self.stats["responses"] += 1
+        self._finish(p, resp, resp.turn_id)
+
+    def _spoof(self, what: str) -> None:
+        self.stats["spoofed"] += 1
+        log.warning("%s: refused a spoofed response: %s", self.peer_id, what)
+        if self.audit:
+            self.audit.write("spoofed_response", time.time(), detail=what)
+
+    def _dispatch_loop(self, sub: Any) -> None:
+        while not self._stop_evt.is_set():
+            try:
+                sample = sub.recv()
+            except self._zenoh.ZError:
+                return  # undeclared: the mesh is stopping
+            try:
+                self._handle_command(str(sample.key_expr), bytes(sample.payload.to_bytes()))
+            except Exception:  # never let one command kill the peer
+                log.exception("%s: command handling failed", self.peer_id)
+
+    def _handle_command(self, key: str, payload: bytes) -> None:
+        self.stats["commands"] += 1
+        try:
+            env = decode(CommandEnvelope, payload, MAX_COMMAND_BYTES)
+        except ContractError as exc:
+            self.stats["rejected"] += 1
+            if exc.sender_id and exc.turn_id:
+                try:
+                    self._put_response(exc.sender_id, None, make_response(self.peer_id, exc.turn_id, error=str(exc)))
+                    return
+                except (InvalidPeerId, ValueError):
+                    pass
+            # Nobody to answer: record it where operators look.
+            log.warning("%s: rejected command on %s: %s", self.peer_id, key, exc)
+            self.audit.write("rejected_command", time.time(), key=key, error=str(exc), size=len(payload))
+            return
+        if key == self.keys.broadcast and env.sender_id == self.peer_id:
+            return  # our own broadcast
+        dedup = (env.sender_id, env.turn_id)
+        with self._seen_lock:
+            if dedup in self._seen:
+                self.stats["duplicates"] += 1
+                cached = self._seen[dedup]
+            else:
+                self._seen[dedup] = cached = None
+                if len(self._seen) > DEDUP_WINDOW:
+                    self._seen.popitem(last=False)
+                dedup = None  # first time: run it
+        if dedup is not None:
+            # A repeated turn_id never runs twice: re-send the answer, or let the running
+            # call's answer serve both.
+            if cached is not None:
+                self._put_response(env.sender_id, env.reply_to, cached)
+            return
+        self.audit.write("command", time.time(), sync=False, sender=env.sender_id, turn_id=env.turn_id,
+                         action=env.command.get("action"))
+        self.dispatcher.dispatch(env, lambda resp: self._respond(env, resp))
+
+    def _respond(self, env: CommandEnvelope, resp: Response) -> None:
+        with self._seen_lock:
+            if (env.sender_id, env.turn_id) in self._seen:
+                self._seen[(env.sender_id, env.turn_id)] = resp
+        try:
+            self._put_response(env.sender_id, env.reply_to, resp)
+        except Exception as exc:  # the session closed under us during shutdown
+            log.debug("response not sent: %s", exc)
+
+    def _put_response(self, sender: str, reply_to: str | None, resp: Response) -> None:
+        key = self.keys.response(sender, self.peer_id, resp.turn_id)
+        if reply_to and self._valid_reply_to(reply_to):
+            key = reply_to
+        self._session.put(key, resp.to_json(), congestion_control=self._zenoh.CongestionControl.BLOCK)
+
+    def _valid_reply_to(self, key: str) -> bool:
+        # A concrete key: no wildcards, no empty chunks.
+        return all(c and c not in ("*", "**") and not set(c) & set("$?#*") for c in key.split("/"))
+
+    def _peers_answer(self) -> list[dict[str, Any]]:
+        return [p.to_dict() for p in self.peers.values()]
