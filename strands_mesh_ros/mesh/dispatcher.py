@@ -124,6 +124,8 @@ class Dispatcher:
                 skills=self.robot.describe_skills(),
                 joints=[j.to_dict() for j in d.joints()],
                 instruction_forms=[f for f, _ in INSTRUCTION_FORMS],
+                # (ext) lets a bridge publish robot_description for robots outside ROS
+                robot_description=d.robot_description(),
             )
         return out
 
