@@ -307,9 +307,13 @@ def echo(
     mesh = _open(connect, listen, config, prefix, namespace)
     got = threading.Semaphore(0)
     lock = threading.Lock()
+    shown = [0]
 
     def show(key: str, value: Any) -> None:
         with lock:
+            if count and shown[0] >= count:
+                return  # samples arriving while the session closes
+            shown[0] += 1
             if as_json:
                 _print_json({"key": key, "value": value if not isinstance(value, bytes) else value.hex()})
             else:
