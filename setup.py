@@ -1,0 +1,52 @@
+"""Pure-Python install of strands_mesh_ros (pip), for machines with or without ROS.
+
+On a ROS machine the package is built by colcon through CMakeLists.txt (build_type ament_cmake);
+this file is what ``pip install -e .`` (and scripts/bootstrap.sh) use. Without ROS the mesh,
+simulation and CLI work, and the ROS features report a clear error when used.
+"""
+
+from setuptools import find_packages, setup
+
+PACKAGE = "strands_mesh_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="ROS 2 robots and simulated robots on the strands mesh (Zenoh)",
+    license="Apache-2.0",
+    maintainer="strands_mesh_ros maintainers",
+    maintainer_email="maintainers@strands-mesh-ros.dev",
+    python_requires=">=3.10",
+    # package_dir {"": "."} (the default, spelt out) makes setuptools' editable install a plain
+    # .pth of the repository root instead of an import-hook finder, so `pip install -e .` behaves
+    # the same with or without `--config-settings editable_mode=compat`; the generated ROS
+    # interfaces (strands_mesh_ros.msg/.srv in site-packages) join through pkgutil.extend_path.
+    package_dir={"": "."},
+    packages=find_packages(include=[PACKAGE, PACKAGE + ".*"]),
+    package_data={PACKAGE: ["models/*.xml", "models/*.urdf", "config/*"]},
+    include_package_data=False,
+    zip_safe=False,
+    install_requires=[
+        "eclipse-zenoh==1.10.2",
+        "pydantic>=2.6",
+        "jsonschema>=4",
+        "numpy",
+        "pyyaml",
+        "typer>=0.12",
+        "rich>=13",
+        "mujoco>=3.2",
+    ],
+    extras_require={
+        # pybullet and dm_control only ship third-party robot models (pybullet_data's Kuka iiwa,
+        # Unitree A1, Franka Panda URDFs; dm_control's Jaco MJCF) that the MuJoCo tests load.
+        "test": ["pytest", "pytest-timeout", "hypothesis", "cryptography", "pybullet", "dm_control", "ruff"],
+    },
+    entry_points={
+        "console_scripts": [
+            "strands-mesh = strands_mesh_ros.cli:main",
+            "robot_node = strands_mesh_ros.ros.robot_node:main",
+            "bridge_node = strands_mesh_ros.ros.bridge_node:main",
+            "fleet_host = strands_mesh_ros.ros.fleet_host:main",
+        ],
+    },
+)
