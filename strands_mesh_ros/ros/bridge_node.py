@@ -1,0 +1,522 @@
+"""``BridgeNode``: the ROS graph and the strands mesh as one fleet.
+
+ROS robots become mesh peers
+    Every robot node heard on ``/mesh/presence`` gets a proxy peer on the mesh with the same
+    id, its ROS namespace in presence and ``via`` = this bridge. Mesh commands to it are
+    forwarded on ``/<id>/mesh/command`` and its ``/<id>/mesh/response`` relayed back;
+    ``/<id>/joint_states`` becomes its contract state. A robot node silent for the peer
+    timeout (1.5 s) leaves the mesh, and calls in flight to it fail with ``peer lost``.
+
+Mesh peers appear in ROS
+    ``/mesh/peers`` (PeerArray, 2 Hz) lists every peer. Each robot that is not in ROS
+    (no ``ros`` and no ``via`` in its presence) and publishes state is mirrored as
+    ``/<peer>/joint_states`` and a latched ``/<peer>/robot_description`` (from its ``features``
+    answer), so rviz shows it. ROS nodes command any peer with the ``/mesh/send_command``
+    service, or fire-and-forget on ``/mesh/command`` (answers on ``/mesh/response``).
+
+E-stop and resume cross in both directions
+    A mesh e-stop is carried onto ``/mesh/estop``; each ROS robot's ack on ``/mesh/estop_ack``
+    goes back to the issuer as that robot's mesh ack, so a ROS robot that did not halt is
+    reported as not stopped. An e-stop published in ROS is issued on the mesh by the bridge.
+    Signed resume envelopes pass through unchanged (the robots verify them).
+
+Loop-free, one bridge active per ROS domain
+    Relayed peers carry ``via``: a bridge never mirrors a peer that is in ROS or relayed, and
+    never forwards back what it forwarded. Several bridges may watch one ROS domain: the one
+    with the lowest peer id is active, the others stand by and take over when it leaves, so
+    peers are never duplicated on the mesh.
+
+The e-stop carried here is the supplementary software stop of docs/safety.md, never the
+hardwired emergency stop of IEC 60204-1 / ISO 13850.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from std_msgs.msg import String
+
+from ..contract.keys import InvalidPeerId, check_peer_id
+from ..contract.payloads import ContractError, EStop, Resume, State, decode, make_response
+from ..mesh.config import MeshConfig
+from ..mesh.mesh import Mesh
+from . import convert, qos, topics
+
+PEERS_TOPIC = "/mesh/peers"
+SEND_SERVICE = "/mesh/send_command"
+COMMAND_TOPIC = "/mesh/command"
+RESPONSE_TOPIC = "/mesh/response"
+
+HOUSEKEEPING_HZ = 4.0
+"""Rate of the election / expiry / mirror bookkeeping timer."""
+
+FORWARD_MEMORY = 256
+"""How many forwarded e-stops / resumes are remembered to keep forwarding loop-free."""
+
+
+def default_bridge_id() -> str:
+    host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40]
+    return f"bridge_{host}"
+
+
+class _RosRobotProxy:
+    """A ROS robot node seen as a mesh peer: forwards commands, relays state.
+
+    The proxy's :class:`Mesh` calls :meth:`dispatch` (the Dispatcher interface) for each
+    command; the answer comes back on ``/<id>/mesh/response``.
+    """
+
+    def __init__(self, bridge: "BridgeNode", presence: Any) -> None:
+        self.bridge = bridge
+        self.robot_id = presence.id
+        self.presence = presence
+        self.heard = time.monotonic()
+        self._pending: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        node = bridge
+        self._cmd_pub = node.create_publisher(convert_msg("Command"), topics.robot_topic(self.robot_id, topics.MESH_COMMAND), qos.COMMAND)
+        self._resp_sub = node.create_subscription(convert_msg("Response"), topics.robot_topic(self.robot_id, topics.MESH_RESPONSE),
+                                                  self._on_response, qos.RESPONSE, callback_group=bridge.fast_group)
+        from sensor_msgs.msg import JointState
+
+        self._js_sub = node.create_subscription(JointState, topics.robot_topic(self.robot_id, topics.JOINT_STATES),
+                                                self._on_joint_states, qos.JOINT_STATES, callback_group=bridge.fast_group)
+        ros = {"namespace": presence.ros.namespace, "node": presence.ros.node} if presence.ros else None
+        self.mesh = Mesh(self.robot_id, config=bridge.mesh_config, peer_type=presence.peer_type,
+                         robot_type=presence.robot_type, ros=ros, via=bridge.bridge_id, handler=self,
+                         presence=self._presence_fields, safety=False, audit_dir=bridge.audit_dir)
+        self.mesh.start()
+
+    def _presence_fields(self) -> dict[str, Any]:
+        pr = self.presence
+        return {"skills": [s.model_dump() for s in pr.skills], "task_status": pr.task_status,
+                "hostname": pr.hostname}
+
+    # Dispatcher interface ------------------------------------------------------------------
+    def dispatch(self, env: Any, respond: Any) -> None:
+        with self._lock:
+            self._pending[env.turn_id] = respond
+        try:
+            self._cmd_pub.publish(convert.envelope_to_command(env, target_id=self.robot_id))
+        except Exception as exc:  # a publisher torn down under us: the robot is leaving
+            with self._lock:
+                self._pending.pop(env.turn_id, None)
+            respond(make_response(self.robot_id, env.turn_id, error=f"peer lost: ROS robot {self.robot_id}: {exc}"))
+
+    def _on_response(self, msg: Any) -> None:
+        with self._lock:
+            respond = self._pending.pop(msg.turn_id, None)
+        if respond is None:
+            return  # an answer to a ROS-side caller, not to the mesh
+        try:
+            resp = convert.msg_to_response(msg)
+        except ContractError as exc:
+            resp = make_response(self.robot_id, msg.turn_id, error=f"bad response from ROS robot: {exc}")
+        if resp.responder_id != self.robot_id:
+            resp = make_response(self.robot_id, msg.turn_id, error=f"ROS response names {resp.responder_id!r}")
+        respond(resp)
+
+    def _on_joint_states(self, msg: Any) -> None:
+        try:
+            entries = convert.joint_state_entries(msg)
+        except ContractError as exc:
+            self.bridge.get_logger().warning(f"{self.robot_id}: bad joint_states: {exc}", throttle_duration_sec=5.0)
+            return
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        joints = {n: {"position": p, "velocity": v, "effort": e} for n, (p, v, e) in entries.items()}
+        try:
+            self.mesh.publish_state(State(peer_id=self.robot_id, t=stamp or time.time(), joints=joints,
+                                          task={"status": self.presence.task_status or "idle"}))
+        except Exception as exc:  # the proxy is stopping
+            self.bridge.get_logger().debug(f"state relay of {self.robot_id} stopped: {exc}")
+
+    def close(self, why: str) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for turn, respond in pending.items():
+            respond(make_response(self.robot_id, turn, error=f"peer lost: {self.robot_id} {why}"))
+        self.mesh.stop()
+        for ent in (self._js_sub, self._resp_sub):
+            self.bridge.destroy_subscription(ent)
+        self.bridge.destroy_publisher(self._cmd_pub)
+
+
+def convert_msg(name: str) -> Any:
+    import strands_mesh_ros.msg as m
+
+    return getattr(m, name)
+
+
+class _Mirror:
+    """A mesh-only robot shown in ROS: ``/<id>/joint_states`` and ``/<id>/robot_description``."""
+
+    def __init__(self, bridge: "BridgeNode", peer_id: str) -> None:
+        from sensor_msgs.msg import JointState
+
+        self.peer_id = peer_id
+        self.bridge = bridge
+        self.js_pub = bridge.create_publisher(JointState, topics.robot_topic(peer_id, topics.JOINT_STATES), qos.JOINT_STATES)
+        self.desc_pub = bridge.create_publisher(String, topics.robot_topic(peer_id, topics.ROBOT_DESCRIPTION),
+                                                qos.ROBOT_DESCRIPTION)
+        self.described = False
+        fut = bridge.mesh.send_async(peer_id, {"action": "features"}, timeout=5.0)
+        fut.add_done_callback(self._on_features)
+
+    def _on_features(self, fut: Any) -> None:
+        resp = fut.result()
+        urdf = resp.result.get("robot_description") if resp.ok and isinstance(resp.result, dict) else None
+        if urdf:
+            self.desc_pub.publish(String(data=urdf))
+            self.described = True
+
+    def publish(self, state: State) -> None:
+        from builtin_interfaces.msg import Time
+        from sensor_msgs.msg import JointState
+
+        msg = JointState()
+        sec = int(state.t)
+        msg.header.stamp = Time(sec=sec, nanosec=int((state.t - sec) * 1e9))
+        msg.name = list(state.joints)
+        msg.position = [j.position for j in state.joints.values()]
+        msg.velocity = [j.velocity for j in state.joints.values()]
+        msg.effort = [j.effort for j in state.joints.values()]
+        self.js_pub.publish(msg)
+
+    def close(self) -> None:
+        self.bridge.destroy_publisher(self.js_pub)
+        self.bridge.destroy_publisher(self.desc_pub)
+
+
+class BridgeNode(Node):
+    """The bridge (see the module docstring).
+
+    Args:
+        mesh_config: Zenoh / contract settings (default: ``MeshConfig.from_env()`` with the
+            ``prefix`` / ``namespace`` / ``connect`` / ``listen`` parameters applied).
+        bridge_id: this bridge's mesh peer id (default parameter ``bridge_id``, else
+            ``bridge_<hostname>``).
+        context: rclpy context.
+        mirror: mirror mesh-only robots into ROS (parameter ``mirror``, default True).
+        audit_dir: audit log directory for the bridge and its proxies.
+
+    Raises:
+        InvalidPeerId: a bad ``bridge_id``.
+        RuntimeError / ValueError: the mesh could not be joined.
+    """
+
+    def __init__(self, *, mesh_config: MeshConfig | None = None, bridge_id: str | None = None,
+                 context: Any = None, mirror: bool | None = None, audit_dir: str | None = None,
+                 node_name: str = "strands_mesh_bridge", cli_args: list[str] | None = None) -> None:
+        super().__init__(node_name, context=context, cli_args=cli_args)
+        d = self.declare_parameter
+        d("bridge_id", bridge_id or "", ParameterDescriptor(description="mesh peer id of this bridge (default bridge_<host>)", read_only=True))
+        d("prefix", "", ParameterDescriptor(description="contract key prefix (default strands or $STRANDS_MESH_PREFIX)", read_only=True))
+        d("namespace", "", ParameterDescriptor(description="Zenoh session namespace ('strands' for strands-robots)", read_only=True))
+        d("connect", [""], ParameterDescriptor(description="Zenoh endpoints to connect to", read_only=True))
+        d("listen", [""], ParameterDescriptor(description="Zenoh endpoints to listen on", read_only=True))
+        d("zenoh_config", "", ParameterDescriptor(description="Zenoh json5 config file", read_only=True))
+        d("mirror", True if mirror is None else mirror,
+          ParameterDescriptor(description="show mesh-only robots in ROS (joint_states, robot_description)", read_only=True))
+        p = self.get_parameter
+        self.bridge_id = check_peer_id(p("bridge_id").value or default_bridge_id(), "bridge id")
+        if mesh_config is None:
+            mesh_config = MeshConfig.from_env(
+                prefix=p("prefix").value or None, namespace=p("namespace").value or None,
+                connect=[e for e in p("connect").value if e] or None, listen=[e for e in p("listen").value if e] or None,
+                config_file=p("zenoh_config").value or None)
+        self.mesh_config = mesh_config
+        self.mirror_enabled = bool(p("mirror").value)
+        self.audit_dir = audit_dir
+        self.domain_id = self.context.get_domain_id() if hasattr(self.context, "get_domain_id") else int(os.environ.get("ROS_DOMAIN_ID", "0"))
+        self.fast_group = ReentrantCallbackGroup()
+        self.slow_group = ReentrantCallbackGroup()
+        self._house_group = MutuallyExclusiveCallbackGroup()
+        self._lock = threading.RLock()
+        self.proxies: dict[str, _RosRobotProxy] = {}
+        self.mirrors: dict[str, _Mirror] = {}
+        self._ros_presence: dict[str, tuple[Any, float]] = {}
+        self._states: dict[str, State] = {}
+        self._warned: set[str] = set()
+        self._forwarded_estops: dict[tuple[str, int], EStop] = {}
+        self._forwarded_resumes: dict[tuple[str, int], Resume] = {}
+        self.active = False
+        self._started = time.monotonic()
+
+        self.mesh = Mesh(self.bridge_id, config=mesh_config, peer_type="bridge", robot_type="ros_bridge",
+                         ros={"namespace": "/", "node": self.get_fully_qualified_name(), "domain_id": self.domain_id},
+                         safety_hook=self._on_mesh_safety, audit_dir=audit_dir)
+        self.mesh.start()
+        self._state_sub = self.mesh.subscribe(self.mesh.keys.all_state, self._on_mesh_state, raw=True)
+
+        msgs = __import__("strands_mesh_ros.msg", fromlist=["x"])
+        srvs = __import__("strands_mesh_ros.srv", fromlist=["x"])
+        self.create_subscription(msgs.Presence, topics.PRESENCE, self._on_ros_presence, qos.PRESENCE, callback_group=self.fast_group)
+        self.create_subscription(msgs.EStop, topics.ESTOP, self._on_ros_estop, qos.ESTOP, callback_group=self.slow_group)
+        self.create_subscription(msgs.Response, topics.ESTOP_ACK, self._on_ros_estop_ack, qos.ESTOP_ACK, callback_group=self.fast_group)
+        self.create_subscription(String, topics.RESUME, self._on_ros_resume, qos.RESUME, callback_group=self.fast_group)
+        self.create_subscription(String, topics.RESUME_ACK, self._on_ros_resume_ack, qos.RESUME_ACK, callback_group=self.fast_group)
+        self.create_subscription(msgs.Command, COMMAND_TOPIC, self._on_ros_command, qos.COMMAND, callback_group=self.fast_group)
+        self._estop_pub = self.create_publisher(msgs.EStop, topics.ESTOP, qos.ESTOP)
+        self._resume_pub = self.create_publisher(String, topics.RESUME, qos.RESUME)
+        self._peers_pub = self.create_publisher(msgs.PeerArray, PEERS_TOPIC, qos.PRESENCE)
+        self._response_pub = self.create_publisher(msgs.Response, RESPONSE_TOPIC, qos.RESPONSE)
+        self.create_service(srvs.SendCommand, SEND_SERVICE, self._on_send_command, callback_group=self.slow_group)
+        self.create_timer(1.0 / HOUSEKEEPING_HZ, self._housekeeping, callback_group=self._house_group)
+        self.create_timer(1.0 / topics.PRESENCE_HZ, self._publish_peers, callback_group=self._house_group)
+        self.get_logger().info(f"bridge {self.bridge_id} on the mesh (prefix {mesh_config.prefix!r}, ROS domain {self.domain_id})")
+
+    # -- election and bookkeeping ----------------------------------------------------------
+
+    def _rival_bridges(self) -> list[str]:
+        out = []
+        for pid, info in self.mesh.peers.items():
+            ros = info.presence.ros
+            if info.peer_type == "bridge" and ros is not None and (ros.model_extra or {}).get("domain_id") == self.domain_id:
+                out.append(pid)
+        return out
+
+    def _housekeeping(self) -> None:
+        settled = time.monotonic() - self._started > self.mesh_config.peer_timeout
+        active = settled and all(self.bridge_id < rival for rival in self._rival_bridges())
+        if active != self.active:
+            self.get_logger().info(f"bridge {self.bridge_id} is now {'active' if active else 'standing by'}")
+            self.active = active
+            if not active:
+                self._drop_all("bridge standing by")
+        if not self.active:
+            return
+        now = time.monotonic()
+        with self._lock:
+            seen = dict(self._ros_presence)
+        for rid, (pr, heard) in seen.items():
+            if now - heard > self.mesh_config.peer_timeout:
+                with self._lock:
+                    self._ros_presence.pop(rid, None)
+                    proxy = self.proxies.pop(rid, None)
+                if proxy is not None:
+                    proxy.close(f"left ROS (no /mesh/presence for {self.mesh_config.peer_timeout:.1f} s)")
+                continue
+            if rid not in self.proxies:
+                other = self.mesh.peers.get(rid)
+                if other is not None and other.via != self.bridge_id:
+                    self._warn_once(rid, f"ROS robot {rid} not bridged: peer id {rid!r} is already on the mesh "
+                                         f"(via {other.via or other.hostname})")
+                    continue
+                try:
+                    self.proxies[rid] = _RosRobotProxy(self, pr)
+                    self.get_logger().info(f"ROS robot {rid} ({pr.ros.namespace if pr.ros else '?'}) is now a mesh peer")
+                except (RuntimeError, ValueError) as exc:
+                    self._warn_once(rid, f"could not bridge ROS robot {rid}: {exc}")
+            else:
+                self.proxies[rid].presence = pr
+        if self.mirror_enabled:
+            self._update_mirrors()
+
+    def _update_mirrors(self) -> None:
+        peers = self.mesh.peers
+        for pid in list(self.mirrors):
+            if pid not in peers or not self._mirrorable(peers[pid]):
+                self.mirrors.pop(pid).close()
+        for pid in list(self._states):
+            if pid in self.mirrors or pid not in peers or not self._mirrorable(peers[pid]):
+                continue
+            try:
+                topics.check_ros_robot_id(pid)
+            except ValueError as exc:
+                self._warn_once(pid, f"mesh peer not shown in ROS: {exc}")
+                continue
+            self.mirrors[pid] = _Mirror(self, pid)
+            self.get_logger().info(f"mesh peer {pid} is now shown in ROS as /{pid}")
+
+    def _mirrorable(self, info: Any) -> bool:
+        pr = info.presence
+        return (pr.ros is None and pr.via is None and info.peer_type in ("robot", "sim")
+                and info.peer_id not in self._ros_presence)
+
+    def _warn_once(self, key: str, text: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.get_logger().warning(text)
+
+    def _drop_all(self, why: str) -> None:
+        with self._lock:
+            proxies, self.proxies = self.proxies, {}
+            mirrors, self.mirrors = self.mirrors, {}
+        for p in proxies.values():
+            p.close(why)
+        for m in mirrors.values():
+            m.close()
+
+    # -- ROS -> mesh -----------------------------------------------------------------------
+
+    def _on_ros_presence(self, msg: Any) -> None:
+        try:
+            pr = convert.msg_to_presence(msg)
+            topics.check_ros_robot_id(pr.id)
+        except (ContractError, ValueError) as exc:
+            self._warn_once(f"presence:{msg.peer_id}", f"ignored ROS presence of {msg.peer_id!r}: {exc}")
+            return
+        if pr.via:
+            return  # something relayed it into ROS: never relay it back
+        with self._lock:
+            self._ros_presence[pr.id] = (pr, time.monotonic())
+
+    def _on_ros_command(self, msg: Any) -> None:
+        """Fire-and-forget command from ROS to any mesh peer; answer on /mesh/response."""
+        try:
+            target = check_peer_id(msg.target_id, "target_id")
+            env = convert.command_to_envelope(msg)
+            fut = self.mesh.send_async(target, env.command, timeout=30.0)
+        except (ContractError, InvalidPeerId, ValueError) as exc:
+            self._response_pub.publish(convert.error_response_msg(self.bridge_id, msg.sender_id, msg.turn_id, str(exc)))
+            return
+
+        def done(f: Any) -> None:
+            resp = f.result().model_copy(update={"turn_id": msg.turn_id or f.result().turn_id})
+            self._response_pub.publish(convert.response_to_msg(resp, msg.sender_id))
+
+        fut.add_done_callback(done)
+
+    def _on_send_command(self, request: Any, response: Any) -> Any:
+        """``/mesh/send_command``: blocking call from ROS to any mesh peer."""
+        try:
+            command = json.loads(request.command_json)
+            resp = self.mesh.send(request.peer_id, command, timeout=request.timeout if request.timeout > 0 else 10.0)
+        except json.JSONDecodeError as exc:
+            response.status, response.error = "error", f"command_json is not valid JSON: {exc}"
+            return response
+        except (InvalidPeerId, ValueError) as exc:
+            response.status, response.error = "error", str(exc)
+            return response
+        response.status = resp.status
+        response.responder_id = resp.responder_id
+        response.result_json = json.dumps(resp.result) if resp.ok else ""
+        response.error = resp.error or ""
+        return response
+
+    def _on_ros_estop(self, msg: Any) -> None:
+        if (msg.issuer_id, msg.seq) in self._forwarded_estops:
+            return  # our own forward of a mesh e-stop
+        # ROS robots halted on this very message already; now stop the rest of the mesh.
+        reason = f"from ROS {msg.issuer_id}: {msg.reason}".rstrip(": ")
+        self.get_logger().warning(f"e-stop from ROS ({msg.issuer_id}): issuing on the mesh")
+        report = self.mesh.emergency_stop(reason)
+        if report.not_acked:
+            self.get_logger().error(f"e-stop: NOT acked by {report.not_acked}: not known to be stopped")
+
+    # -- mesh -> ROS -----------------------------------------------------------------------
+
+    def _remember(self, table: dict, key: Any, value: Any) -> None:
+        with self._lock:
+            table[key] = value
+            while len(table) > FORWARD_MEMORY:
+                table.pop(next(iter(table)))
+
+    def _on_mesh_safety(self, kind: str, env: Any) -> None:
+        if kind in ("estop", "estop_issued"):
+            self._remember(self._forwarded_estops, (env.peer_id, env.seq), env)
+            self._estop_pub.publish(convert.estop_to_msg(env))
+        elif kind == "resume":
+            self._remember(self._forwarded_resumes, (env.peer_id, env.seq), env)
+            self._resume_pub.publish(String(data=env.to_json().decode()))
+
+    def _on_ros_estop_ack(self, msg: Any) -> None:
+        try:
+            key = (msg.sender_id, int(msg.turn_id))
+        except ValueError:
+            return
+        env = self._forwarded_estops.get(key)
+        if env is None or msg.responder_id not in self.proxies:
+            return
+        try:
+            halted = bool(json.loads(msg.result_json or "{}").get("halted"))
+        except (json.JSONDecodeError, AttributeError):
+            halted = False
+        self.mesh.ack_estop(env, msg.responder_id, halted, "" if halted else "ROS robot reported no halt")
+
+    def _on_ros_resume(self, msg: String) -> None:
+        try:
+            env = decode(Resume, msg.data.encode(), 64 * 1024)
+        except ContractError as exc:
+            self.get_logger().warning(f"ignored malformed resume on {topics.RESUME}: {exc}")
+            return
+        if (env.peer_id, env.seq) in self._forwarded_resumes:
+            return
+        self._remember(self._forwarded_resumes, (env.peer_id, env.seq), env)
+        self.mesh.put_resume(msg.data.encode())
+
+    def _on_ros_resume_ack(self, msg: String) -> None:
+        try:
+            ack = json.loads(msg.data)
+            responder = ack["responder_id"]
+            matches = [e for (issuer, seq), e in list(self._forwarded_resumes.items()) if seq == ack["seq"]]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            return
+        if matches and responder in self.proxies:
+            self.mesh.ack_resume(matches[0], responder, bool(ack.get("accepted")), str(ack.get("detail", "")))
+
+    def _on_mesh_state(self, key: str, payload: bytes) -> None:
+        """Zenoh thread: cache the newest state per mesh peer and mirror it into ROS."""
+        try:
+            state = decode(State, payload)
+        except ContractError:
+            return
+        if key != self.mesh.keys.state(state.peer_id):
+            return  # a state published under another peer's key
+        self._states[state.peer_id] = state
+        mirror = self.mirrors.get(state.peer_id)
+        if mirror is not None:
+            try:
+                mirror.publish(state)
+            except Exception as exc:  # a mirror being torn down
+                self.get_logger().debug(f"mirror {state.peer_id}: {exc}")
+
+    def _publish_peers(self) -> None:
+        msgs = __import__("strands_mesh_ros.msg", fromlist=["x"])
+        arr = msgs.PeerArray()
+        arr.stamp = self.get_clock().now().to_msg()
+        arr.peers = [convert.presence_to_msg(info.presence, info.age) for info in self.mesh.peers.values()]
+        self._peers_pub.publish(arr)
+
+    def destroy_node(self) -> None:
+        self._drop_all("bridge shut down")
+        self.mesh.unsubscribe(self._state_sub)
+        self.mesh.stop()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run strands_mesh_ros bridge_node`` (parameters: see :class:`BridgeNode`)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = BridgeNode()
+        executor = MultiThreadedExecutor(num_threads=4)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (InvalidPeerId, ValueError, RuntimeError) as exc:
+        print(f"bridge_node: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

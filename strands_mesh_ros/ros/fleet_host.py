@@ -1,0 +1,148 @@
+"""``FleetHost``: N robots in one process, each a :class:`~.robot_node.RobotNode` in its own
+namespace ``/<robot_id>``, all spun by one ``MultiThreadedExecutor``.
+
+Built from a fleet file (:mod:`strands_mesh_ros.fleet_config`; default
+:data:`~strands_mesh_ros.fleet_config.DEFAULT_FLEET`: sim arms ``arm1``, ``arm2`` and base
+``base1``). Robots share nothing but the process: each has its own driver, lanes, lockout and
+node, so a command to ``arm1`` never moves ``arm2`` (as in nav2's multi-robot bringup, one
+namespace per robot; per-robot ``tf`` is left to robot_state_publisher in each namespace).
+
+    ros2 run strands_mesh_ros fleet_host config/fleet.yaml
+    ros2 run strands_mesh_ros fleet_host --ros-args -p fleet_file:=config/fleet.yaml
+
+A ROS ``--params-file`` keyed ``/**: ros__parameters:`` applies to every robot node (e.g. a
+shared ``state_rate``); values in the fleet file win over it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Mapping
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from ..fleet_config import FleetSpec, load_fleet
+from .robot_node import CONFIG_ERRORS, RobotNode
+from .spin import BackgroundSpin
+
+
+class FleetHost:
+    """Runs every robot of a fleet as a :class:`RobotNode` in one executor.
+
+    Args:
+        fleet: a :class:`FleetSpec`, a fleet file path, its parsed mapping, or None for the
+            default fleet.
+        context: the rclpy context (None: the default one; must be initialised).
+        num_threads: executor threads (default: 2 per robot, at least 4), so one robot's
+            callbacks never wait behind another's.
+        **node_kwargs: passed to every :class:`RobotNode` (e.g. ``resume_key``, ``audit_dir``).
+
+    Raises:
+        ValueError, FileNotFoundError: a bad fleet (see :func:`load_fleet`), or a robot id that
+            cannot be a ROS namespace. Nodes built before the failure are destroyed.
+
+    Attributes:
+        nodes: ``{robot_id: RobotNode}`` in fleet order.
+        executor: the ``MultiThreadedExecutor``.
+    """
+
+    def __init__(self, fleet: FleetSpec | str | os.PathLike | Mapping[str, Any] | None = None, *,
+                 context: rclpy.context.Context | None = None, num_threads: int | None = None,
+                 **node_kwargs: Any) -> None:
+        self.fleet = load_fleet(fleet)
+        from . import topics
+
+        for spec in self.fleet.robots:  # refuse the whole fleet before building any robot
+            topics.check_ros_robot_id(spec.id)
+        self.context = context
+        self.nodes: dict[str, RobotNode] = {}
+        try:
+            for spec in self.fleet.robots:
+                self.nodes[spec.id] = RobotNode.from_spec(spec, context=context, **node_kwargs)
+        except BaseException:
+            self._destroy_nodes()
+            raise
+        threads = num_threads or max(4, 2 * len(self.nodes))
+        self.executor = MultiThreadedExecutor(num_threads=threads, context=context)
+        for node in self.nodes.values():
+            self.executor.add_node(node)
+        self._spinner: BackgroundSpin | None = None
+
+    def spin(self) -> None:
+        """Spin in this thread until shutdown (Ctrl-C or context shutdown)."""
+        self.executor.spin()
+
+    def start(self) -> "FleetHost":
+        """Spin on a background thread (for embedding and tests); :meth:`close` stops it."""
+        if self._spinner is None:
+            self._spinner = BackgroundSpin(self.executor, "fleet-host")
+        return self
+
+    def _destroy_nodes(self) -> None:
+        for node in reversed(list(self.nodes.values())):
+            node.destroy_node()
+
+    def close(self) -> None:
+        """Stop spinning, then preempt every robot, close its driver and destroy its node.
+        Idempotent."""
+        if self._spinner is not None:
+            self._spinner.stop()
+        else:
+            self.executor.shutdown(timeout_sec=5.0)
+        self._destroy_nodes()
+        self.nodes.clear()
+
+    def __enter__(self) -> "FleetHost":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _fleet_file_parameter(context: rclpy.context.Context | None = None) -> str:
+    """The ``fleet_file`` ROS parameter of node ``fleet_host`` (empty when unset)."""
+    node = Node("fleet_host", context=context, start_parameter_services=False)
+    try:
+        return node.declare_parameter(
+            "fleet_file", "", ParameterDescriptor(type=ParameterType.PARAMETER_STRING, read_only=True,
+                                                  description="Fleet YAML (robots: [...]); empty: default fleet"),
+        ).value
+    finally:
+        node.destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """``fleet_host [FLEET.yaml] [--ros-args -p fleet_file:=FLEET.yaml]``: run a fleet.
+
+    The positional path wins over the ``fleet_file`` parameter; with neither, the default
+    fleet runs. Returns 0 on shutdown, 2 when the fleet is refused (printed to stderr).
+    """
+    argv = sys.argv if args is None else args
+    rclpy.init(args=argv)
+    host = None
+    try:
+        rest = rclpy.utilities.remove_ros_args(argv)[1:]
+        if len(rest) > 1:
+            print(f"fleet_host: expected at most one fleet file, got {rest}", file=sys.stderr)
+            return 2
+        path = rest[0] if rest else _fleet_file_parameter()
+        host = FleetHost(path or None)
+        host.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except CONFIG_ERRORS as exc:
+        print(f"fleet_host: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if host is not None:
+            host.close()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,449 @@
+"""``RobotNode``: one robot (any :class:`~strands_mesh_ros.drivers.base.Driver`) as a ROS 2 node.
+
+The node lives in namespace ``/<robot_id>`` and speaks the ROS side of the contract
+(CONTRACT.md "ROS side"; names in :mod:`.topics`, QoS in :mod:`.qos`):
+
+* publishes ``/<id>/joint_states`` at ``state_rate`` Hz and ``/<id>/robot_description``
+  (latched) once at start-up, ``/mesh/presence`` at 2 Hz;
+* answers ``strands_mesh_ros/Command`` on ``/<id>/mesh/command`` with exactly one
+  ``strands_mesh_ros/Response`` on ``/<id>/mesh/response`` (through the same
+  :class:`~strands_mesh_ros.mesh.dispatcher.Dispatcher` as a Zenoh peer);
+* halts on ``/mesh/estop`` before anything else, latches the lockout, audits, then acks on
+  ``/mesh/estop_ack``; clears the lockout on a signed resume on ``/mesh/resume`` (acked on
+  ``/mesh/resume_ack``).
+
+The e-stop here is the contract's supplementary software stop, NOT the hardwired emergency
+stop of IEC 60204-1 / ISO 13850.
+
+Parameters (declared up front, validated on set; YAML keyed ``/**: ros__parameters:``, see
+``config/robot.yaml``): ``robot_id`` (string; default: the node's namespace), ``driver``
+(``mock`` | ``mujoco`` | ``ros_topics``), ``model`` (string, default ``arm6``), ``state_rate``
+(double, Hz, [1, 500], default 20.0, the only one changeable at run time), ``realtime``
+(bool), ``driver_config`` (path of a ros_topics YAML), ``resume_key_file`` (path; default the
+``STRANDS_MESH_RESUME_KEY`` / ``STRANDS_MESH_RESUME_KEY_FILE`` environment, as the Mesh does).
+
+Why not a lifecycle node: the safety path must be live for as long as the process holds a
+driver. A lifecycle node in the *unconfigured* or *inactive* state would hold actuators
+(a real robot's ros_topics driver is connected from construction) while its e-stop
+subscription and latched ``robot_description`` are not yet, or no longer, active; and a
+lifecycle manager (nav2_lifecycle_manager) is not always present to walk it to *active*. The
+node is therefore "active" from construction to :meth:`RobotNode.destroy_node`: construction
+creates and starts everything (configure + activate), ``destroy_node`` preempts every skill,
+closes the driver it owns and releases everything (deactivate + cleanup).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import rclpy
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, ParameterType, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_msgs.msg import String
+
+from ..contract.payloads import ContractError, Resume, Response, State, decode, make_presence, make_response
+from ..drivers.base import Driver, DriverError
+from ..drivers.mock import _urdf_for
+from ..fleet_config import RobotSpec, make_driver
+from ..mesh.dispatcher import Dispatcher
+from ..mesh.safety import AuditLog, ResumeGuard, load_resume_key
+from ..robot.runtime import Robot
+from . import convert, qos, topics
+
+DRIVER_KINDS = ("mock", "mujoco", "ros_topics")
+"""Drivers the node can build from its ``driver`` parameter."""
+
+EXTERNAL = "external"
+"""Value of the ``driver`` parameter when the driver object was handed in (fleet host, tests)."""
+
+RESUME_REFUSAL = "resume over ROS goes through /mesh/resume (a signed Resume envelope)"
+"""Why a ``resume`` command on the command topic is refused."""
+
+STATE_RATE_RANGE = (1.0, 500.0)
+"""Allowed ``state_rate``, Hz."""
+
+CONFIG_ERRORS = (ValueError, TypeError, DriverError, FileNotFoundError,
+                 rclpy.exceptions.InvalidParameterValueException, rclpy.exceptions.InvalidParameterTypeException)
+"""What a refused configuration raises while nodes are built; ``main()`` prints it and exits 2."""
+
+
+def _descriptor(kind: int, description: str, *, read_only: bool = True, constraints: str = "",
+                rng: tuple[float, float] | None = None) -> ParameterDescriptor:
+    d = ParameterDescriptor(type=kind, description=description, read_only=read_only,
+                            additional_constraints=constraints)
+    if rng is not None:
+        d.floating_point_range = [FloatingPointRange(from_value=rng[0], to_value=rng[1], step=0.0)]
+    return d
+
+
+class RobotNode(Node):
+    """One robot in namespace ``/<robot_id>`` (see the module docstring for the topics).
+
+    Args:
+        robot_id: the robot's id; None reads the ``robot_id`` parameter (or, if that is
+            empty, the node's namespace). Must be a ROS name token ``[A-Za-z][A-Za-z0-9_]*``.
+        driver: an already-built driver (fleet host, tests); None builds one from the
+            ``driver`` / ``model`` / ``realtime`` / ``driver_config`` parameters.
+        driver_options: extra arguments of the driver built from parameters (see
+            :func:`strands_mesh_ros.fleet_config.make_driver`).
+        context: the rclpy context (None: the default one).
+        node_name: ROS node name.
+        parameter_overrides: ROS parameters that win over the command line and YAML.
+        resume_key: shared resume key (default: the ``resume_key_file`` parameter, else
+            the environment).
+        audit_dir: directory of the JSON-lines audit log (default: docs/safety.md).
+        close_driver: close the driver in :meth:`destroy_node` (default: only one it built).
+        cli_args: node-specific ROS command-line arguments.
+
+    Raises:
+        ValueError: bad robot id (names the id and the rule), a namespace other than
+            ``/<robot_id>``, a driver id different from ``robot_id``, or missing config.
+        rclpy.exceptions.InvalidParameterValueException: a parameter fails validation.
+        DriverError, TypeError: the driver could not be built.
+
+    Attributes:
+        robot: the :class:`~strands_mesh_ros.robot.runtime.Robot` (lanes, lockout).
+        robot_id, ros_namespace: the id and ``/<robot_id>``.
+    """
+
+    def __init__(
+        self,
+        robot_id: str | None = None,
+        *,
+        driver: Driver | None = None,
+        driver_options: dict[str, Any] | None = None,
+        context: rclpy.context.Context | None = None,
+        node_name: str = "robot_node",
+        parameter_overrides: Sequence[Parameter] | None = None,
+        resume_key: str | bytes | None = None,
+        audit_dir: str | None = None,
+        close_driver: bool | None = None,
+        cli_args: list[str] | None = None,
+    ) -> None:
+        if robot_id is None and driver is not None:
+            robot_id = driver.robot_id
+        if robot_id is not None:
+            topics.check_ros_robot_id(robot_id)
+        if driver is not None and driver.robot_id != robot_id:
+            raise ValueError(f"driver's robot id {driver.robot_id!r} differs from robot_id {robot_id!r}: "
+                             "one robot, one id")
+        overrides = list(parameter_overrides or [])
+        if robot_id is not None:
+            overrides.append(Parameter("robot_id", value=robot_id))
+        if driver is not None:
+            overrides.append(Parameter("driver", value=EXTERNAL))
+        super().__init__(node_name, context=context, cli_args=cli_args, parameter_overrides=overrides,
+                         namespace=topics.namespace(robot_id) if robot_id is not None else None)
+        self._external_driver = driver is not None
+        self._destroyed = False
+        self.robot: Robot | None = None
+        self.audit: AuditLog | None = None
+        self._owns_driver = (driver is None) if close_driver is None else close_driver
+        self._driver_to_close: Driver | None = driver if self._owns_driver else None
+        try:
+            self._setup(driver, driver_options, resume_key, audit_dir)
+        except BaseException:
+            self._release()
+            super().destroy_node()
+            raise
+
+    # -- set-up -------------------------------------------------------------------------
+
+    def _declare(self) -> None:
+        s, d, b = ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_DOUBLE, ParameterType.PARAMETER_BOOL
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.declare_parameters("", [
+            ("robot_id", "", _descriptor(s, "Robot id = mesh peer id = ROS namespace token "
+                                            "([A-Za-z][A-Za-z0-9_]*); empty: the node's namespace")),
+            ("driver", "mujoco", _descriptor(s, "Driver to build", constraints="one of: mock, mujoco, ros_topics")),
+            ("model", "arm6", _descriptor(s, "MuJoCo model reference (mujoco driver): arm6, diffbot, a path, ...")),
+            ("state_rate", topics.DEFAULT_STATE_RATE,
+             _descriptor(d, "joint_states publishing rate, Hz", read_only=False, rng=STATE_RATE_RANGE)),
+            ("realtime", True, _descriptor(b, "Pace the simulation to the wall clock (mujoco driver)")),
+            ("driver_config", "", _descriptor(s, "Path of the ros_topics driver's YAML config")),
+            ("resume_key_file", "", _descriptor(s, "File holding the shared resume key; empty: environment")),
+        ])
+
+    def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        for p in params:
+            v = p.value
+            if p.name == "robot_id" and v != "":
+                try:
+                    topics.check_ros_robot_id(v)
+                except ValueError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
+            elif p.name == "driver":
+                allowed = DRIVER_KINDS + ((EXTERNAL,) if self._external_driver else ())
+                if v not in allowed:
+                    return SetParametersResult(successful=False,
+                                               reason=f"driver {v!r} unknown; use one of {', '.join(DRIVER_KINDS)}")
+            elif p.name == "state_rate" and not (STATE_RATE_RANGE[0] <= v <= STATE_RATE_RANGE[1]):
+                return SetParametersResult(successful=False,
+                                           reason=f"state_rate {v} Hz out of range {list(STATE_RATE_RANGE)}")
+            elif p.name in ("driver_config", "resume_key_file") and v and not Path(v).is_file():
+                return SetParametersResult(successful=False, reason=f"{p.name}: no file {v!r}")
+        return SetParametersResult(successful=True)
+
+    def _setup(self, driver: Driver | None, driver_options: dict[str, Any] | None,
+               resume_key: str | bytes | None, audit_dir: str | None) -> None:
+        self._declare()
+        rid = self.get_parameter("robot_id").value or self.get_namespace().strip("/")
+        if not rid:
+            raise ValueError("robot_node needs a robot id: set parameter robot_id, or run the node in "
+                             "namespace /<robot_id>")
+        topics.check_ros_robot_id(rid)
+        ns = topics.namespace(rid)
+        if self.get_namespace() not in ("/", ns):
+            raise ValueError(f"node namespace {self.get_namespace()!r} is not {ns!r}: robot {rid!r} lives in "
+                             f"{ns} (CONTRACT.md, ROS side)")
+        self.robot_id, self.ros_namespace = rid, ns
+        key_file = self.get_parameter("resume_key_file").value
+        if resume_key is None and key_file:
+            resume_key = Path(key_file).read_text(encoding="utf-8").strip()
+        self._guard = ResumeGuard(load_resume_key(resume_key))
+        if driver is None:
+            driver = self._build_driver(driver_options)
+            self._driver_to_close = driver if self._owns_driver else None
+        self.robot = Robot(driver)
+        self.dispatcher = Dispatcher(
+            rid, self.robot, peers=lambda: [], state=self._state_answer, estop=self._estop_command,
+            resume=lambda fields, sender: RESUME_REFUSAL, peer_type=driver.peer_type)
+        self.audit = AuditLog(rid, audit_dir)
+        provided = getattr(driver, "ros_provides", frozenset())
+
+        safety = MutuallyExclusiveCallbackGroup()
+        self._cmd_group = MutuallyExclusiveCallbackGroup()
+        self._timer_group = MutuallyExclusiveCallbackGroup()
+        from strands_mesh_ros.msg import Command, EStop, Presence
+        from strands_mesh_ros.msg import Response as ResponseMsg
+
+        t = topics.robot_topic
+        self._js_pub = None
+        if topics.JOINT_STATES not in provided:
+            from sensor_msgs.msg import JointState
+
+            self._js_pub = self.create_publisher(JointState, t(rid, topics.JOINT_STATES), qos.JOINT_STATES)
+        self._desc_pub = None
+        if topics.ROBOT_DESCRIPTION not in provided:
+            self._desc_pub = self.create_publisher(String, t(rid, topics.ROBOT_DESCRIPTION), qos.ROBOT_DESCRIPTION)
+        self._response_pub = self.create_publisher(ResponseMsg, t(rid, topics.MESH_RESPONSE), qos.RESPONSE)
+        self._presence_pub = self.create_publisher(Presence, topics.PRESENCE, qos.PRESENCE)
+        self._estop_ack_pub = self.create_publisher(ResponseMsg, topics.ESTOP_ACK, qos.ESTOP_ACK)
+        self._resume_ack_pub = self.create_publisher(String, topics.RESUME_ACK, qos.RESUME_ACK)
+        self.create_subscription(EStop, topics.ESTOP, self._on_estop, qos.ESTOP, callback_group=safety)
+        self.create_subscription(String, topics.RESUME, self._on_resume, qos.RESUME, callback_group=safety)
+        self.create_subscription(Command, t(rid, topics.MESH_COMMAND), self._on_command, qos.COMMAND,
+                                 callback_group=self._cmd_group)
+
+        driver.start()
+        if self._desc_pub is not None:
+            urdf = driver.robot_description() or _urdf_for(rid, driver.joints())
+            self._desc_pub.publish(String(data=urdf))
+        self._js_timer = None
+        if self._js_pub is not None:
+            self._js_timer = self.create_timer(1.0 / self.get_parameter("state_rate").value,
+                                               self._publish_joint_states, callback_group=self._timer_group)
+        self.add_post_set_parameters_callback(self._parameters_set)
+        self._presence_timer = self.create_timer(1.0 / topics.PRESENCE_HZ, self._publish_presence,
+                                                 callback_group=self._timer_group)
+        self._publish_presence()
+        self.audit.write("start", time.time(), peer_type=driver.peer_type, robot_type=driver.robot_type, via="ros")
+        self.get_logger().info(f"robot {rid} ({driver.robot_type}, {driver.peer_type}) up in {ns}")
+
+    def _build_driver(self, options: dict[str, Any] | None) -> Driver:
+        p = {n: self.get_parameter(n).value for n in ("driver", "model", "state_rate", "realtime", "driver_config")}
+        opts = dict(options or {})
+        if p["driver"] == "ros_topics":
+            if p["driver_config"]:
+                opts.setdefault("config_file", p["driver_config"])
+            if not opts:
+                raise ValueError(f"robot {self.robot_id!r}: driver ros_topics needs parameter driver_config "
+                                 "(a YAML file, see config/ros_topics_example.yaml)")
+        spec = RobotSpec(id=self.robot_id, driver=p["driver"], model=p["model"], state_rate=p["state_rate"],
+                         realtime=p["realtime"], options=opts)
+        return make_driver(spec, node=self)
+
+    @classmethod
+    def from_spec(cls, spec: RobotSpec, **kwargs: Any) -> "RobotNode":
+        """A node for one robot of a fleet file (``kwargs`` as for the constructor).
+
+        Raises:
+            as the constructor.
+        """
+        overrides = [
+            Parameter("driver", value=spec.driver), Parameter("model", value=spec.model),
+            Parameter("state_rate", value=float(spec.state_rate)), Parameter("realtime", value=spec.realtime),
+            *kwargs.pop("parameter_overrides", []),
+        ]
+        return cls(spec.id, driver_options=spec.options, parameter_overrides=overrides, **kwargs)
+
+    def _parameters_set(self, params: list[Parameter]) -> None:
+        for p in params:
+            if p.name == "state_rate" and self._js_timer is not None:
+                self.destroy_timer(self._js_timer)
+                self._js_timer = self.create_timer(1.0 / p.value, self._publish_joint_states,
+                                                   callback_group=self._timer_group)
+
+    # -- periodic -----------------------------------------------------------------------
+
+    def _publish_joint_states(self) -> None:
+        try:
+            obs = self.robot.driver.observe()  # type: ignore[union-attr]
+        except DriverError as exc:  # e.g. a ros_topics robot that has not published yet
+            self.get_logger().warning(f"no joint state: {exc}", throttle_duration_sec=5.0)
+            return
+        self._js_pub.publish(convert.observation_to_joint_state(obs, self.get_clock().now().to_msg()))
+
+    def _publish_presence(self) -> None:
+        robot = self.robot
+        d = robot.driver  # type: ignore[union-attr]
+        pr = make_presence(self.robot_id, robot_type=d.robot_type, peer_type=d.peer_type,
+                           skills=robot.describe_skills(), task_status=robot.task["status"],
+                           ros={"namespace": self.ros_namespace, "node": self.get_name()})
+        self._presence_pub.publish(convert.presence_to_msg(pr))
+
+    # -- commands -----------------------------------------------------------------------
+
+    def _on_command(self, msg: Any) -> None:
+        try:
+            env = convert.command_to_envelope(msg)
+        except ContractError as exc:
+            self.audit.write("rejected_command", time.time(), sender=msg.sender_id, turn_id=msg.turn_id,
+                             error=str(exc))
+            self._publish(self._response_pub, convert.error_response_msg(self.robot_id, msg.sender_id,
+                                                                         msg.turn_id, str(exc)))
+            return
+        self.audit.write("command", time.time(), sender=env.sender_id, turn_id=env.turn_id,
+                         action=env.command.get("action"))
+        if msg.target_id and msg.target_id != self.robot_id:
+            self._respond(make_response(self.robot_id, env.turn_id, error=(
+                f"command for {msg.target_id!r} arrived on {self.robot_id}'s topic "
+                f"{topics.robot_topic(self.robot_id, topics.MESH_COMMAND)}")), env.sender_id)
+            return
+        self.dispatcher.dispatch(env, lambda resp: self._respond(resp, env.sender_id))
+
+    def _respond(self, resp: Response, sender: str) -> None:
+        try:
+            msg = convert.response_to_msg(resp, sender)
+        except (TypeError, ValueError) as exc:  # a skill returned something JSON cannot hold
+            msg = convert.error_response_msg(self.robot_id, sender, resp.turn_id,
+                                             f"result is not JSON-serialisable: {exc}")
+        self._publish(self._response_pub, msg)
+
+    def _publish(self, pub: Any, msg: Any) -> None:
+        """Publish from any thread; a node destroyed meanwhile (shutdown) is not an error."""
+        if self._destroyed:
+            return
+        try:
+            pub.publish(msg)
+        except (rclpy.exceptions.InvalidHandle, RuntimeError) as exc:
+            if not self._destroyed:
+                raise
+            self.get_logger().debug(f"publish after shutdown dropped: {exc}")
+
+    def _state_answer(self) -> dict[str, Any]:
+        obs = self.robot.driver.observe()  # type: ignore[union-attr]
+        return State(peer_id=self.robot_id, t=obs.t, joints=obs.joints_dict(), task=self.robot.task,
+                     sim_time=obs.sim_time).model_dump(exclude_none=True)
+
+    def _estop_command(self, issuer: str, reason: str) -> dict[str, Any]:
+        """``emergency_stop`` over the command path: halt, latch, audit."""
+        self.robot.emergency_stop(issuer, reason)  # type: ignore[union-attr]  # halts the driver first
+        self.audit.write("estop_command", time.time(), issuer=issuer, reason=reason, halted=True, via="ros")
+        return {"halted": True}
+
+    # -- safety -------------------------------------------------------------------------
+
+    def _on_estop(self, msg: Any) -> None:
+        self.robot.driver.emergency_stop()  # type: ignore[union-attr]  # actuators first, before anything else
+        received = time.time()
+        try:
+            env = convert.msg_to_estop(msg)
+            issuer, reason = env.peer_id, env.reason
+        except ContractError as exc:  # still an e-stop: latch anyway (fail-safe)
+            issuer, reason = "unknown", f"malformed e-stop: {exc}"
+        self.robot.emergency_stop(issuer, reason)  # type: ignore[union-attr]
+        self.audit.write("estop_received", received, issuer=issuer, seq=msg.seq, reason=reason, halted=True,
+                         via="ros")
+        self._publish(self._estop_ack_pub, convert.estop_ack_msg(self.robot_id, msg.issuer_id, msg.seq, True))
+        self.get_logger().warning(f"E-STOP from {issuer} (seq {msg.seq}): {reason or 'no reason'}; locked out")
+
+    def _on_resume(self, msg: String) -> None:
+        received = time.time()
+        try:
+            env = decode(Resume, msg.data, 64 * 1024)
+        except ContractError as exc:
+            self.audit.write("resume_malformed", received, error=str(exc), via="ros")
+            self.get_logger().warning(f"malformed resume ignored: {exc}")
+            return
+        refusal = self._guard.check(env, self.robot_id, received)
+        if refusal == "not a target":
+            return
+        if refusal is None:
+            self.robot.resume()  # type: ignore[union-attr]
+        self.audit.write("resume_received", received, issuer=env.peer_id, operator=env.operator, seq=env.seq,
+                         accepted=refusal is None, detail=refusal or "", via="ros")
+        ack = {"responder_id": self.robot_id, "issuer_id": env.peer_id, "seq": env.seq,
+               "accepted": refusal is None, "detail": refusal or ""}
+        self._publish(self._resume_ack_pub, String(data=json.dumps(ack)))
+        # rclpy loggers refuse two severities from one call site: one call per severity.
+        if refusal is None:
+            self.get_logger().info(f"resume from {env.peer_id} (seq {env.seq}) accepted; lockout cleared")
+        else:
+            self.get_logger().warning(f"resume from {env.peer_id} (seq {env.seq}) refused: {refusal}")
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    def _release(self) -> None:
+        if self.robot is not None:
+            self.robot.lanes.close()
+        if self._driver_to_close is not None:
+            self._driver_to_close.close()
+            self._driver_to_close = None
+        if self.audit is not None:
+            self.audit.write("stop", time.time(), via="ros")
+            self.audit.close()
+            self.audit = None
+
+    def destroy_node(self) -> None:
+        """Preempt every skill, close the driver if owned, then destroy the node. Idempotent."""
+        if self._destroyed:
+            return
+        self._release()  # skills answer "refused" while the response publisher still exists
+        self._destroyed = True
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run strands_mesh_ros robot_node --ros-args -r __ns:=/arm1 -p driver:=mujoco``.
+
+    Returns 0 on a normal shutdown, 2 when the configuration is refused (printed to stderr).
+    """
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = RobotNode()
+        executor = MultiThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except CONFIG_ERRORS as exc:
+        print(f"robot_node: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""Spinning an rclpy executor on a background thread, and stopping it without races.
+
+``executor.shutdown()`` while another thread is inside ``executor.spin()`` races with the
+callbacks that spin is about to run (they can meet destroyed entities or a closed thread
+pool). :class:`BackgroundSpin` instead spins until an rclpy ``Future`` completes
+(``spin_until_future_complete``, woken at once when it does: no polling), joins the thread, and
+only then shuts the executor down, so nodes can be destroyed afterwards with nothing in flight.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+class BackgroundSpin:
+    """Spins ``executor`` on a daemon thread until :meth:`stop`.
+
+    Args:
+        executor: an rclpy executor with its nodes added (more can be added while spinning).
+        name: the thread's name.
+    """
+
+    def __init__(self, executor: Any, name: str = "ros-spin") -> None:
+        from rclpy.task import Future
+
+        self.executor = executor
+        self._stop: Future = Future()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.executor.spin_until_future_complete(self._stop)
+        except ExternalShutdownException:
+            pass
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the loop, join the thread, then shut the executor down. Idempotent."""
+        if not self._stop.done():
+            self._stop.set_result(True)
+        self._thread.join(timeout)
+        # A MultiThreadedExecutor's pool may still run callbacks handed over by the last spin.
+        # Executor.shutdown() destroys the executor's guard condition before it joins that pool
+        # (in the Kilted rclpy it does not wait for in-flight work first), and such a callback then
+        # fails in gc.trigger() with "cannot use Destroyable". So drain the pool first; shutting
+        # it down twice is harmless.
+        pool = getattr(self.executor, "_executor", None)
+        if pool is not None and hasattr(pool, "shutdown"):
+            pool.shutdown(wait=True)
+        self.executor.shutdown(timeout_sec=timeout)
