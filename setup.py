@@ -39,7 +39,7 @@ setup(
     extras_require={
         # pybullet and dm_control only ship third-party robot models (pybullet_data's Kuka iiwa,
         # Unitree A1, Franka Panda URDFs; dm_control's Jaco MJCF) that the MuJoCo tests load.
-        "test": ["pytest", "pytest-timeout", "hypothesis", "cryptography", "pybullet", "dm_control", "ruff"],
+        "test": ["pytest", "pytest-timeout", "hypothesis", "cryptography", "pybullet", "dm_control", "ruff", "json5"],
     },
     entry_points={
         "console_scripts": [

@@ -100,8 +100,9 @@ def _check_peer(peer: str) -> str:
 
 def _peers_table(peers: dict) -> Table:
     t = Table(title="strands mesh peers", expand=False)
-    for col in ("peer", "type", "kind", "host", "age s", "token", "task", "ros", "via", "skills"):
-        t.add_column(col)
+    for col in ("peer", "type", "kind", "host", "age s", "token", "task", "ros", "via"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("skills", overflow="ellipsis", no_wrap=True, max_width=40)
     for pid in sorted(peers):
         p = peers[pid]
         ros = p.presence.ros.namespace if p.presence.ros else ""

@@ -45,6 +45,9 @@ class RobotSpec(BaseModel):
         model: the MuJoCo model reference (``mujoco`` only; ignored by the others).
         state_rate: joint-state / state publishing rate, Hz, in [1, 500].
         realtime: pace the simulation to the wall clock (``mujoco`` only).
+        ros: when the fleet runs with ROS (``strands-mesh up``, the fleet host), run this robot
+            as a ROS node in ``/<id>`` (default); ``false`` keeps it a mesh-only peer, which the
+            bridge shows in ROS. Pure-mesh fleets (``Fleet``, ``up --no-ros``) ignore it.
         options: extra driver arguments: ``MockDriver(gripper, robot_type)``,
             ``MujocoDriver(timestep, gripper, home, search_path, robot_type, ...)``, or for
             ``ros_topics`` the driver config inline, or ``{config_file: path}``.
@@ -57,6 +60,7 @@ class RobotSpec(BaseModel):
     model: str = "arm6"
     state_rate: float = Field(20.0, ge=1.0, le=500.0)
     realtime: bool = True
+    ros: bool = True
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("id")
@@ -97,9 +101,12 @@ class FleetSpec(BaseModel):
 DEFAULT_FLEET = FleetSpec(robots=[
     RobotSpec(id="arm1", driver="mujoco", model="arm6"),
     RobotSpec(id="arm2", driver="mujoco", model="arm6"),
-    RobotSpec(id="base1", driver="mujoco", model="diffbot"),
+    RobotSpec(id="base1", driver="mujoco", model="diffbot", ros=False),
 ])
-"""The built-in fleet: two simulated ``arm6`` arms ``arm1``/``arm2`` and a ``diffbot`` base ``base1``."""
+"""The built-in fleet: two simulated ``arm6`` arms ``arm1``/``arm2`` and a ``diffbot`` base ``base1``.
+
+With ROS, the arms run as ROS nodes and the base as a mesh-only peer that the bridge mirrors
+into ROS, so the default fleet shows both directions of the bridge."""
 
 
 def load_fleet(source: str | os.PathLike | Mapping[str, Any] | FleetSpec | None = None) -> FleetSpec:

@@ -49,7 +49,10 @@ def run_up(fleet_path: str | None, config: MeshConfig, *, use_ros: bool = True, 
     """Run the fleet; returns the process exit code (0 on a clean stop)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C and SIGTERM end the fleet in order. Installed explicitly: a process started in the
+    # background inherits SIGINT ignored, and KeyboardInterrupt would then never come.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     if use_ros:
         why = ros_available()
         if why is None:

@@ -178,11 +178,15 @@ class CommandPath:
             self.audit.write("spoofed_response", time.time(), detail=what)
 
     def _dispatch_loop(self, sub: Any) -> None:
+        # Read the channel through its handler, not the subscriber: a thread blocked in
+        # ``sub.recv()`` holds the subscriber, and undeclaring it from another thread then
+        # fails. Undeclaring closes the handler's channel, which ends this loop at once.
+        channel = sub.handler
         while not self._stop_evt.is_set():
             try:
-                sample = sub.recv()
+                sample = channel.recv()
             except self._zenoh.ZError:
-                return  # undeclared: the mesh is stopping
+                return  # channel closed: the mesh is stopping
             try:
                 self._handle_command(str(sample.key_expr), bytes(sample.payload.to_bytes()))
             except Exception:  # never let one command kill the peer

@@ -239,8 +239,8 @@ class Mesh(CommandPath, SafetyPath):
     def _undeclare(obj: Any) -> None:
         try:
             obj.undeclare()
-        except Exception:  # already closed with its session: nothing left to release
-            pass
+        except Exception as exc:  # already closed with its session: nothing left to release
+            log.debug("undeclare of %r: %s", obj, exc)
 
     def __enter__(self) -> "Mesh":
         return self.start()

@@ -7,7 +7,12 @@ or a key file, ``STRANDS_MESH_RESUME_KEY_FILE``). A resume envelope carries an H
 (RFC 2104, Python's ``hmac``) over its canonical JSON; a receiver accepts it only if the MAC
 matches, the envelope is fresh (|now - t| <= :data:`RESUME_MAX_SKEW`) and its ``seq`` is
 higher than any seen from that issuer (no replay). A peer with no key refuses every remote
-resume. Pure Python: no zenoh import.
+resume.
+
+E-stop replay: every receiver halts on any payload on ``P/safety/estop`` (fail-safe, never
+refused). :class:`EStopGuard` only decides whether that stop also *latches* the lockout: an
+envelope already superseded by an authorised resume (a replay) halts the robot but does not
+undo the resume; see docs/security.md. Pure Python: no zenoh import.
 """
 
 from __future__ import annotations
@@ -19,17 +24,26 @@ import json
 import os
 import queue
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..contract.payloads import Resume
+from ..contract.payloads import EStop, Resume
 
 RESUME_MAX_SKEW = 10.0
 """A resume envelope older or newer than this (s) is refused (clock skew + transit)."""
 
 ESTOP_ACK_TIMEOUT = 0.5
 """Default time (s) ``emergency_stop`` gathers acks for before naming the missing peers."""
+
+ESTOP_MAX_AGE = RESUME_MAX_SKEW
+"""An e-stop envelope whose ``t`` is older than this (s) on arrival is *stale*. The same bound
+as resume freshness: the fleet's clocks are already assumed to agree within it."""
+
+ESTOP_MAX_ISSUERS = 1024
+"""How many issuers :class:`EStopGuard` remembers (least recently heard forgotten first)."""
 
 
 def load_resume_key(key: str | bytes | None = None) -> bytes | None:
@@ -91,6 +105,93 @@ class ResumeGuard:
                 return f"replayed resume envelope (seq {env.seq})"
             self._last_seq[env.peer_id] = env.seq
         return None
+
+
+@dataclass(frozen=True)
+class EStopVerdict:
+    """What :meth:`EStopGuard.check` decided about one e-stop envelope.
+
+    Attributes:
+        latch: latch the lockout (``Robot.emergency_stop``). When False the robot is still
+            halted (its driver stopped in the Zenoh callback, running calls preempted) but
+            the authorised resume that superseded this envelope stands.
+        replay: why the envelope is taken for a replay (audited as ``estop_replay``), or None.
+    """
+
+    latch: bool
+    replay: str | None = None
+
+
+class EStopGuard:
+    """Tells replayed e-stop envelopes from new ones, per receiving peer. Thread-safe.
+
+    A stop is never ignored: the caller halts the robot on *every* envelope. The guard only
+    says whether to latch the lockout, and it refuses to latch only when the envelope is
+    provably superseded by an authorised resume:
+
+    * ``seq`` not above the highest seen from that issuer (``seq`` is the issue time in ns,
+      CONTRACT.md), and this peer accepted a resume after that highest one arrived: a
+      replay (or a late duplicate) of a stop that was already resumed. Clock-free.
+    * never seen, but stale (``now - t > max_age``) and issued more than ``max_age`` before
+      this peer's last authorised resume, or before it started (a fresh peer is unlatched,
+      as after a resume): a replay of an old capture.
+
+    Everything else latches, including a stale envelope with no resume after it (a genuine
+    stop delayed in the network) and an envelope dated in the future.
+
+    Args:
+        max_age: staleness bound, s (default :data:`ESTOP_MAX_AGE`).
+        started: when this peer started (UNIX s; default now): counts as a resume.
+    """
+
+    def __init__(self, max_age: float = ESTOP_MAX_AGE, started: float | None = None) -> None:
+        if not max_age > 0:
+            raise ValueError(f"max_age must be > 0 s, got {max_age!r}")
+        self.max_age = max_age
+        self._resumed = time.time() if started is None else started
+        self._last: OrderedDict[str, tuple[int, float]] = OrderedDict()  # issuer -> (max seq, received)
+        self._lock = threading.Lock()
+
+    def resumed(self, at: float | None = None) -> None:
+        """Record that this peer's lockout was cleared by an authorised resume at ``at``
+        (UNIX s, this host's clock; default now). Call it for remote, command-path and local
+        resumes alike."""
+        with self._lock:
+            self._resumed = max(self._resumed, time.time() if at is None else at)
+
+    def check(self, env: EStop, received: float) -> EStopVerdict:
+        """Classify ``env``, received at ``received`` (UNIX s), and remember it."""
+        with self._lock:
+            last = self._last.get(env.peer_id)
+            if last is not None and env.seq <= last[0]:
+                self._last.move_to_end(env.peer_id)
+                if self._resumed >= last[1]:
+                    what = "repeated" if env.seq == last[0] else "older than the last"
+                    return EStopVerdict(False, f"{what} e-stop seq {env.seq} from {env.peer_id}, "
+                                               f"already resumed")
+                return EStopVerdict(True, f"e-stop seq {env.seq} from {env.peer_id} seen before, "
+                                          f"not resumed since: stays latched")
+            self._last[env.peer_id] = (env.seq, received)
+            self._last.move_to_end(env.peer_id)
+            while len(self._last) > ESTOP_MAX_ISSUERS:
+                self._last.popitem(last=False)
+            age = received - env.t
+            if age <= self.max_age:
+                return EStopVerdict(True)
+            if self._resumed > env.t + self.max_age:
+                return EStopVerdict(False, f"stale e-stop ({age:.1f} s old) issued before this peer's "
+                                           f"last resume or start")
+            return EStopVerdict(True, f"stale e-stop ({age:.1f} s old), no resume since: latched")
+
+
+def halt_without_latch(robot: Any, why: str) -> None:
+    """Halt ``robot`` (a :class:`~strands_mesh_ros.robot.runtime.Robot`) for an e-stop the
+    guard will not latch: preempt its calls and hold position, then release the driver-level
+    halt the e-stop callback set, unless a real lockout is in force."""
+    robot.lanes.preempt_all(why)
+    robot.driver.stop()
+    if not robot.locked_out:
+        robot.driver.resume()
 
 
 def iso_ms(t: float) -> str:

@@ -56,12 +56,15 @@ class FleetHost:
         self.fleet = load_fleet(fleet)
         from . import topics
 
+        self.mesh_only = [spec for spec in self.fleet.robots if not spec.ros]
         for spec in self.fleet.robots:  # refuse the whole fleet before building any robot
             topics.check_ros_robot_id(spec.id)
         self.context = context
         self.nodes: dict[str, RobotNode] = {}
         try:
             for spec in self.fleet.robots:
+                if not spec.ros:
+                    continue  # a mesh-only robot: strands_mesh_ros.fleet runs it, the bridge mirrors it
                 self.nodes[spec.id] = RobotNode.from_spec(spec, context=context, **node_kwargs)
         except BaseException:
             self._destroy_nodes()
