@@ -460,7 +460,7 @@ def robot_urdf(robot_id: str, driver: str = "mujoco", model: str = "arm6", *,
         finally:
             sim.close()
     from .drivers.base import JointInfo
-    from .drivers.mock import _urdf_for
+    from .drivers.mock import urdf_for_joints
 
     cfg = ros_topics_config(RobotSpec(id=robot_id, driver="ros_topics", options=opts), driver_config)
     if cfg.urdf_file:
@@ -469,7 +469,7 @@ def robot_urdf(robot_id: str, driver: str = "mujoco", model: str = "arm6", *,
         except OSError as exc:
             raise ValueError(f"robot {robot_id!r}: cannot read urdf_file {cfg.urdf_file!r}: {exc}") from None
     joints = [JointInfo(j.name, j.kind, j.lower, j.upper, j.max_velocity, j.max_effort) for j in cfg.joints]
-    return _urdf_for(robot_id, joints)
+    return urdf_for_joints(robot_id, joints)
 
 
 def root_link(urdf: str) -> str:

@@ -187,7 +187,7 @@ class CommandEnvelope(_Model):
         try:
             return model.model_validate(self.command)
         except ValidationError as exc:
-            raise ContractError(f"bad {action!r} command: {_summary(exc)}", self.sender_id, self.turn_id) from None
+            raise ContractError(f"bad {action!r} command: {validation_summary(exc)}", self.sender_id, self.turn_id) from None
 
 
 def new_turn_id() -> str:
@@ -352,10 +352,11 @@ def decode(model: type[M], payload: bytes | bytearray | memoryview | str, max_by
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ContractError(f"bad {model.__name__}: {_summary(exc)}", hint_sender, hint_turn) from None
+        raise ContractError(f"bad {model.__name__}: {validation_summary(exc)}", hint_sender, hint_turn) from None
 
 
-def _summary(exc: ValidationError, most: int = 3) -> str:
+def validation_summary(exc: ValidationError, most: int = 3) -> str:
+    """One line naming the first ``most`` problems of a pydantic error (``where: what; ...``)."""
     parts = []
     for err in exc.errors()[:most]:
         where = ".".join(str(p) for p in err["loc"]) or "payload"

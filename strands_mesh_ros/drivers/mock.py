@@ -23,7 +23,7 @@ DEFAULT_ARM = tuple(
 """Default mock arm: six revolute joints, ±2.9 rad, 2 rad/s, 50 N·m (a generic 6-DoF arm)."""
 
 
-def _urdf_for(robot_id: str, joints: Sequence[JointInfo]) -> str:
+def urdf_for_joints(robot_id: str, joints: Sequence[JointInfo]) -> str:
     """A minimal serial-chain URDF so rviz can show a mock robot."""
     links = ['<link name="base_link"/>']
     js = []
@@ -142,7 +142,7 @@ class MockDriver(JointSkillsMixin, BaseDriver):
             self.halted = False
 
     def robot_description(self) -> str:
-        return _urdf_for(self.robot_id, self._joints)
+        return urdf_for_joints(self.robot_id, self._joints)
 
     def describe(self) -> dict[str, Any]:
         return {"driver": "mock", "joints": [j.to_dict() for j in self._joints]}

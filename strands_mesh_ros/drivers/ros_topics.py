@@ -45,7 +45,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..contract.payloads import _summary
+from ..contract.payloads import validation_summary
+from .diffdrive import parse_base_instruction
 from ..ros import topics
 from .base import BaseDriver, DriverError, JointInfo, Observation, Skill, SkillContext
 from .skills import SETTLE_TIMEOUT, STREAM_RATE_HZ, Gripper, JointSkillsMixin
@@ -199,7 +200,7 @@ def load_ros_topics_config(
     try:
         return RosTopicsConfig.model_validate(dict(data))
     except ValidationError as exc:
-        raise ValueError(f"{where}: invalid ros_topics config: {_summary(exc, 5)}") from None
+        raise ValueError(f"{where}: invalid ros_topics config: {validation_summary(exc, 5)}") from None
 
 
 def _read_yaml(path: Path) -> Any:
@@ -575,11 +576,7 @@ class RosTopicsDriver(JointSkillsMixin, BaseDriver):
             InstructionError: the text matches no form this robot can run.
         """
         if self.config.command_interface == "twist" and isinstance(text, str):
-            try:
-                from .mujoco_sim import parse_base_instruction  # pure function; lives with the sim base
-            except ImportError:  # mujoco missing: only the base grammar
-                parse_base_instruction = None
-            if parse_base_instruction is not None and (call := parse_base_instruction(text)) is not None:
+            if (call := parse_base_instruction(text)) is not None:
                 return call
         return super().instruction_to_skill(text)
 

@@ -26,7 +26,7 @@ from ..contract.payloads import (
     EStop,
     Presence,
     Response,
-    _summary,
+    validation_summary,
 )
 from ..drivers.base import Observation
 
@@ -66,7 +66,7 @@ def command_to_envelope(msg: Any) -> CommandEnvelope:
             timestamp=msg.timestamp or time.time(), reply_to=msg.reply_to or None,
         )
     except ValidationError as exc:
-        raise ContractError(f"bad command: {_summary(exc)}", sender, turn) from None
+        raise ContractError(f"bad command: {validation_summary(exc)}", sender, turn) from None
 
 
 def envelope_to_command(env: CommandEnvelope, target_id: str = "") -> Any:
@@ -133,7 +133,7 @@ def msg_to_response(msg: Any) -> Response:
     try:
         return Response.model_validate(data)
     except ValidationError as exc:
-        raise ContractError(f"bad response: {_summary(exc)}", msg.sender_id, msg.turn_id) from None
+        raise ContractError(f"bad response: {validation_summary(exc)}", msg.sender_id, msg.turn_id) from None
 
 
 # -- presence ---------------------------------------------------------------------------
@@ -183,7 +183,7 @@ def msg_to_presence(msg: Any) -> Presence:
     try:
         return Presence.model_validate(data)
     except ValidationError as exc:
-        raise ContractError(f"bad presence: {_summary(exc)}") from None
+        raise ContractError(f"bad presence: {validation_summary(exc)}") from None
 
 
 # -- safety -----------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def msg_to_estop(msg: Any) -> EStop:
     try:
         return EStop(peer_id=msg.issuer_id, t=msg.t or time.time(), seq=msg.seq, reason=msg.reason)
     except ValidationError as exc:
-        raise ContractError(f"bad e-stop: {_summary(exc)}") from None
+        raise ContractError(f"bad e-stop: {validation_summary(exc)}") from None
 
 
 def estop_ack_msg(responder_id: str, issuer_id: str, seq: int, halted: bool, detail: str = "") -> Any:

@@ -50,7 +50,7 @@ from std_msgs.msg import String
 
 from ..contract.payloads import ContractError, Resume, Response, State, decode, make_presence, make_response
 from ..drivers.base import Driver, DriverError
-from ..drivers.mock import _urdf_for
+from ..drivers.mock import urdf_for_joints
 from ..fleet_config import RobotSpec, make_driver
 from ..mesh.dispatcher import Dispatcher
 from ..mesh.safety import AuditLog, ResumeGuard, load_resume_key
@@ -244,7 +244,7 @@ class RobotNode(Node):
 
         driver.start()
         if self._desc_pub is not None:
-            urdf = driver.robot_description() or _urdf_for(rid, driver.joints())
+            urdf = driver.robot_description() or urdf_for_joints(rid, driver.joints())
             self._desc_pub.publish(String(data=urdf))
         self._js_timer = None
         if self._js_pub is not None:
