@@ -41,10 +41,8 @@ import threading
 import time
 from typing import Any
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import String
 
@@ -53,6 +51,7 @@ from ..contract.payloads import ContractError, EStop, Resume, State, decode, mak
 from ..mesh.config import MeshConfig
 from ..mesh.mesh import Mesh
 from . import convert, qos, topics
+from .spin import run_main
 
 PEERS_TOPIC = "/mesh/peers"
 SEND_SERVICE = "/mesh/send_command"
@@ -499,23 +498,8 @@ class BridgeNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """``ros2 run strands_mesh_ros bridge_node`` (parameters: see :class:`BridgeNode`)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = BridgeNode()
-        executor = MultiThreadedExecutor(num_threads=4)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (InvalidPeerId, ValueError, RuntimeError) as exc:
-        print(f"bridge_node: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_main("bridge_node", lambda argv: BridgeNode(), args, (InvalidPeerId, ValueError, RuntimeError),
+                    num_threads=4)
 
 
 if __name__ == "__main__":

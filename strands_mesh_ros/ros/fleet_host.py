@@ -17,17 +17,16 @@ shared ``state_rate``); values in the fleet file win over it.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any, Mapping
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
 from ..fleet_config import FleetSpec, load_fleet
 from .robot_node import CONFIG_ERRORS, RobotNode
-from .spin import BackgroundSpin
+from .spin import BackgroundSpin, run_main
 
 
 class FleetHost:
@@ -124,27 +123,14 @@ def main(args: list[str] | None = None) -> int:
     The positional path wins over the ``fleet_file`` parameter; with neither, the default
     fleet runs. Returns 0 on shutdown, 2 when the fleet is refused (printed to stderr).
     """
-    argv = sys.argv if args is None else args
-    rclpy.init(args=argv)
-    host = None
-    try:
+    def build(argv: list[str]) -> FleetHost:
         rest = rclpy.utilities.remove_ros_args(argv)[1:]
         if len(rest) > 1:
-            print(f"fleet_host: expected at most one fleet file, got {rest}", file=sys.stderr)
-            return 2
+            raise ValueError(f"expected at most one fleet file, got {rest}")
         path = rest[0] if rest else _fleet_file_parameter()
-        host = FleetHost(path or None)
-        host.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except CONFIG_ERRORS as exc:
-        print(f"fleet_host: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if host is not None:
-            host.close()
-        rclpy.try_shutdown()
-    return 0
+        return FleetHost(path or None)
+
+    return run_main("fleet_host", build, args, CONFIG_ERRORS)
 
 
 if __name__ == "__main__":

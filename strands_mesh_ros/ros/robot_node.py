@@ -35,7 +35,6 @@ closes the driver it owns and releases everything (deactivate + cleanup).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,7 +42,6 @@ from typing import Any, Sequence
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, ParameterType, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
@@ -56,6 +54,7 @@ from ..mesh.dispatcher import Dispatcher
 from ..mesh.safety import AuditLog, ResumeGuard, load_resume_key
 from ..robot.runtime import Robot
 from . import convert, qos, topics
+from .spin import run_main
 
 DRIVER_KINDS = ("mock", "mujoco", "ros_topics")
 """Drivers the node can build from its ``driver`` parameter."""
@@ -426,23 +425,7 @@ def main(args: list[str] | None = None) -> int:
 
     Returns 0 on a normal shutdown, 2 when the configuration is refused (printed to stderr).
     """
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RobotNode()
-        executor = MultiThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except CONFIG_ERRORS as exc:
-        print(f"robot_node: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_main("robot_node", lambda argv: RobotNode(), args, CONFIG_ERRORS)
 
 
 if __name__ == "__main__":

@@ -55,3 +55,43 @@ class BackgroundSpin:
         if pool is not None and hasattr(pool, "shutdown"):
             pool.shutdown(wait=True)
         self.executor.shutdown(timeout_sec=timeout)
+
+
+def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[BaseException], ...],
+             num_threads: int | None = None) -> int:
+    """The ``main()`` of a node executable, as ros2/demos write it.
+
+    ``rclpy.init``; ``node = build(argv)`` (a Node, or an object with ``executor`` / ``close``
+    such as the fleet host); spin a MultiThreadedExecutor until Ctrl-C or shutdown; always
+    destroy and ``try_shutdown``.
+
+    Returns:
+        0 on a normal shutdown; 2 when ``build`` raised one of ``errors`` (a refused
+        configuration), printed to stderr as ``name: message``.
+    """
+    import sys
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    argv = sys.argv if args is None else args
+    rclpy.init(args=argv)
+    built = None
+    try:
+        built = build(argv)
+        executor = getattr(built, "executor", None)
+        if executor is None:
+            executor = MultiThreadedExecutor(num_threads=num_threads)
+            executor.add_node(built)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except errors as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if built is not None:
+            release = getattr(built, "destroy_node", None) or built.close  # a Node, or the fleet host
+            release()
+        rclpy.try_shutdown()
+    return 0
