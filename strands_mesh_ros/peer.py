@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--connect", action="append", default=None)
     ap.add_argument("--listen", action="append", default=None)
     ap.add_argument("--namespace")
+    ap.add_argument("--mode", choices=("peer", "client", "router"),
+                    help="Zenoh mode (default: ZENOH_MODE, else the ZENOH_CONFIG file's, else peer)")
     ap.add_argument("--no-multicast", action="store_true", help="disable multicast scouting")
     ap.add_argument("--agent", action="store_true", help="an agent peer (no robot)")
     ap.add_argument("--resume-key")
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="also receive this key expression (as a dashboard would), counting samples")
     args = ap.parse_args(argv)
     cfg = MeshConfig.from_env(prefix=args.prefix, connect=args.connect, listen=args.listen,
-                              namespace=args.namespace, state_hz=args.state_hz,
+                              namespace=args.namespace, state_hz=args.state_hz, mode=args.mode,
                               multicast_scouting=False if args.no_multicast else None)
     robot = None if args.agent else MockDriver(args.peer_id)
     done = threading.Event()

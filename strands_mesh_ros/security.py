@@ -40,6 +40,13 @@ Role = Literal["router", "robot", "operator", "client"]
 OPERATORS = "operators"
 """Id of the ACL subject that groups the operators' certificate common names."""
 
+ROUTERS = "routers"
+"""Id of the ACL subject that groups the other routers of a backbone (their certificates' CNs)."""
+
+ALL_MESSAGES = ("put", "delete", "declare_subscriber", "query", "declare_queryable", "reply",
+                "liveliness_token", "declare_liveliness_subscriber", "liveliness_query")
+"""Every message kind Zenoh's ACL filters (Zenoh 1.x ``AclMessage``)."""
+
 FLEET = "fleet"
 """Id of the ACL subject every authenticated client matches (the router's mTLS admits only
 certificates of the fleet CA, so "every client" means "every holder of a fleet certificate")."""
@@ -101,7 +108,8 @@ def _peer_rules(p: str, cn: str, speaks_for: Sequence[str]) -> list[dict[str, An
 
 
 def acl_config(robots: Sequence[str], operators: Sequence[str], prefix: str = DEFAULT_PREFIX, *,
-               hosts: Mapping[str, Sequence[str]] | None = None, namespace: str | None = None) -> dict[str, Any]:
+               hosts: Mapping[str, Sequence[str]] | None = None, routers: Sequence[str] = (),
+               namespace: str | None = None) -> dict[str, Any]:
     """The router's ``access_control`` section for a fleet (Zenoh 1.x schema).
 
     Default deny. Every client may subscribe to ``P/*/presence``, ``P/*/state`` and the
@@ -118,6 +126,9 @@ def acl_config(robots: Sequence[str], operators: Sequence[str], prefix: str = DE
         prefix: the contract's key prefix ``P``.
         hosts: ``{certificate CN: [robot ids]}`` for a process that runs several robots on one
             session (a fleet host, a bridge): it may speak for each of them.
+        routers: certificate CNs of the *other* routers of a backbone. Their links are trunks:
+            everything under ``P`` is accepted from them, because each router checks its own
+            clients at ingress (so every router of the backbone must run this ACL).
         namespace: the clients' Zenoh namespace, if any (the router sees ``namespace/P/...``).
 
     Returns:
@@ -133,6 +144,12 @@ def acl_config(robots: Sequence[str], operators: Sequence[str], prefix: str = DE
     operator_ids = _ids(operators, "operator")
     host_map = {cn: _ids(ids, f"host {cn!r} robot") for cn, ids in (hosts or {}).items()}
     _ids(host_map, "host")
+    if isinstance(routers, str):
+        raise TypeError(f"routers must be a list of certificate CNs, not the string {routers!r}")
+    router_cns = list(dict.fromkeys(routers))
+    for cn in router_cns:  # CNs only (never in a key expression): host names are fine
+        if not isinstance(cn, str) or not cn.strip() or not cn.isprintable():
+            raise ValueError(f"bad router certificate CN {cn!r}")
     # Who speaks for which ids: robots and operators for themselves, hosts for their robots.
     speakers: dict[str, list[str]] = {}
     for cn in [*robot_ids, *operator_ids]:
@@ -157,6 +174,10 @@ def acl_config(robots: Sequence[str], operators: Sequence[str], prefix: str = DE
         subjects.append({"id": OPERATORS, "cert_common_names": operator_ids})
         policies.append({"id": "operators", "rules": ["operators-command", "operators-watch"],
                          "subjects": [OPERATORS]})
+    if router_cns:
+        rules.append(_rule("routers-trunk", ALL_MESSAGES, [f"{p}/**"]))
+        subjects.append({"id": ROUTERS, "cert_common_names": router_cns})
+        policies.append({"id": "routers", "rules": ["routers-trunk"], "subjects": [ROUTERS]})
     for cn, ids in speakers.items():
         peer_rules = _peer_rules(p, cn, ids)
         rules += peer_rules

@@ -46,7 +46,8 @@ class MeshConfig:
     Attributes:
         prefix: the contract's key prefix ``P``.
         namespace: Zenoh session namespace (``None`` = none); ``"strands"`` for strands-robots.
-        mode: Zenoh mode: ``peer`` (default), ``client`` (behind a router) or ``router``.
+        mode: Zenoh mode: ``peer``, ``client`` (behind a router) or ``router``; None (default)
+            keeps the json5 file's mode, else ``peer``.
         connect, listen: Zenoh endpoints such as ``tcp/127.0.0.1:7447``.
         multicast_scouting: enable/disable UDP multicast discovery; None = Zenoh default (on).
         lease_ms: Zenoh ``transport/link/tx/lease`` in ms (how fast a hung link is dropped).
@@ -56,7 +57,7 @@ class MeshConfig:
 
     prefix: str = DEFAULT_PREFIX
     namespace: str | None = None
-    mode: Mode = "peer"
+    mode: Mode | None = None
     connect: tuple[str, ...] = ()
     listen: tuple[str, ...] = ()
     multicast_scouting: bool | None = None
@@ -69,7 +70,7 @@ class MeshConfig:
 
     def __post_init__(self) -> None:
         check_prefix(self.prefix)
-        if self.mode not in ("peer", "client", "router"):
+        if self.mode is not None and self.mode not in ("peer", "client", "router"):
             raise ValueError(f"invalid Zenoh mode {self.mode!r}: use peer, client or router")
         if self.namespace is not None:
             check_prefix(self.namespace)
@@ -85,6 +86,8 @@ class MeshConfig:
         base: dict[str, Any] = {}
         if v := os.environ.get("ZENOH_CONFIG"):
             base["config_file"] = v
+        if v := os.environ.get("ZENOH_MODE"):
+            base["mode"] = v
         if v := _env_list("ZENOH_CONNECT"):
             base["connect"] = v
         if v := _env_list("ZENOH_LISTEN"):
@@ -125,7 +128,8 @@ class MeshConfig:
 
         try:
             conf = zenoh.Config.from_file(self.config_file) if self.config_file else zenoh.Config()
-            conf.insert_json5("mode", json.dumps(self.mode))
+            if self.mode is not None or not self.config_file:  # else the json5 file's mode stands
+                conf.insert_json5("mode", json.dumps(self.mode or "peer"))
             if self.connect:
                 conf.insert_json5("connect/endpoints", json.dumps(list(self.connect)))
             if self.listen and listen:

@@ -28,7 +28,6 @@ from ..contract.keys import check_peer_id
 from ..contract.payloads import (
     ContractError,
     Presence,
-    Response,
     State,
     Step,
     decode,
@@ -43,6 +42,7 @@ from .dispatcher import Dispatcher
 from .peers import PeerInfo, PeerTable
 from .safety import (
     AuditLog,
+    EStopGuard,
     ResumeGuard,
     load_resume_key,
 )
@@ -119,13 +119,14 @@ class Mesh(CommandPath, SafetyPath):
         self.robot_type = robot_type or (robot.driver.robot_type if robot else self.peer_type)
         self._resume_key = load_resume_key(resume_key)
         self._guard = ResumeGuard(self._resume_key)
+        self._estop_guard = EStopGuard()
         self._audit_dir = audit_dir
         self._ros = ros
         self._via = via
         self.table = PeerTable(self.config.peer_timeout, on_leave=self._peer_left)
         self._pending: dict[str, _Pending] = {}
         self._pending_lock = threading.Lock()
-        self._seen: OrderedDict[tuple[str, str], Response | None] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, str], bytes | None] = OrderedDict()  # answer JSON, once sent
         self._seen_lock = threading.Lock()
         self._cmd_subs: list[Any] = []
         self._safety_q: queue.SimpleQueue = queue.SimpleQueue()

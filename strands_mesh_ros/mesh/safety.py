@@ -21,6 +21,7 @@ import datetime as _dt
 import hashlib
 import hmac
 import json
+import math
 import os
 import queue
 import threading
@@ -126,29 +127,30 @@ class EStopGuard:
     """Tells replayed e-stop envelopes from new ones, per receiving peer. Thread-safe.
 
     A stop is never ignored: the caller halts the robot on *every* envelope. The guard only
-    says whether to latch the lockout, and it refuses to latch only when the envelope is
-    provably superseded by an authorised resume:
+    says whether to latch the lockout, and it declines only when the envelope is provably
+    superseded by an authorised resume of this peer:
 
-    * ``seq`` not above the highest seen from that issuer (``seq`` is the issue time in ns,
-      CONTRACT.md), and this peer accepted a resume after that highest one arrived: a
-      replay (or a late duplicate) of a stop that was already resumed. Clock-free.
-    * never seen, but stale (``now - t > max_age``) and issued more than ``max_age`` before
-      this peer's last authorised resume, or before it started (a fresh peer is unlatched,
-      as after a resume): a replay of an old capture.
+    * its ``seq`` is not above the highest recorded from that issuer, and this peer accepted
+      a resume after that one arrived: a replay (or a late duplicate) of a stop already dealt
+      with. Clock-free.
+    * never seen, stale (``now - t > max_age``), and this peer accepted a resume more than
+      ``max_age`` after the envelope's ``t``: a replay of an old capture.
 
-    Everything else latches, including a stale envelope with no resume after it (a genuine
-    stop delayed in the network) and an envelope dated in the future.
+    Everything else latches: a first envelope whatever its age (a stop delayed in the network,
+    or a replay reaching a peer that was never resumed since), a duplicate before any resume,
+    envelopes dated in the future or with a non-finite ``t``. Only fresh envelopes whose
+    ``seq`` agrees with ``t`` (``seq`` is the issue time in ns, CONTRACT.md) are recorded, so
+    a forged huge ``seq`` cannot make later genuine stops look old.
 
     Args:
         max_age: staleness bound, s (default :data:`ESTOP_MAX_AGE`).
-        started: when this peer started (UNIX s; default now): counts as a resume.
     """
 
-    def __init__(self, max_age: float = ESTOP_MAX_AGE, started: float | None = None) -> None:
+    def __init__(self, max_age: float = ESTOP_MAX_AGE) -> None:
         if not max_age > 0:
             raise ValueError(f"max_age must be > 0 s, got {max_age!r}")
         self.max_age = max_age
-        self._resumed = time.time() if started is None else started
+        self._resumed = float("-inf")  # last authorised resume, UNIX s (this host's clock)
         self._last: OrderedDict[str, tuple[int, float]] = OrderedDict()  # issuer -> (max seq, received)
         self._lock = threading.Lock()
 
@@ -161,27 +163,31 @@ class EStopGuard:
 
     def check(self, env: EStop, received: float) -> EStopVerdict:
         """Classify ``env``, received at ``received`` (UNIX s), and remember it."""
+        if not math.isfinite(env.t):
+            return EStopVerdict(True, f"e-stop with a non-finite time ({env.t}): latched")
+        age = received - env.t
         with self._lock:
             last = self._last.get(env.peer_id)
             if last is not None and env.seq <= last[0]:
                 self._last.move_to_end(env.peer_id)
+                what = "seen before" if env.seq == last[0] else "older than one seen"
                 if self._resumed >= last[1]:
-                    what = "repeated" if env.seq == last[0] else "older than the last"
-                    return EStopVerdict(False, f"{what} e-stop seq {env.seq} from {env.peer_id}, "
-                                               f"already resumed")
-                return EStopVerdict(True, f"e-stop seq {env.seq} from {env.peer_id} seen before, "
-                                          f"not resumed since: stays latched")
-            self._last[env.peer_id] = (env.seq, received)
-            self._last.move_to_end(env.peer_id)
-            while len(self._last) > ESTOP_MAX_ISSUERS:
-                self._last.popitem(last=False)
-            age = received - env.t
+                    return EStopVerdict(False, f"replayed e-stop (seq {env.seq} from {env.peer_id} {what}, "
+                                               f"resumed since): halted, not latched")
+                return EStopVerdict(True, f"repeated e-stop (seq {env.seq} from {env.peer_id} {what}, "
+                                          f"not resumed since): latched")
+            plausible = -2**63 < env.seq < 2**63 and abs(env.seq - env.t * 1e9) <= self.max_age * 1e9
+            if abs(age) <= self.max_age and plausible:
+                self._last[env.peer_id] = (env.seq, received)
+                self._last.move_to_end(env.peer_id)
+                while len(self._last) > ESTOP_MAX_ISSUERS:
+                    self._last.popitem(last=False)
             if age <= self.max_age:
                 return EStopVerdict(True)
             if self._resumed > env.t + self.max_age:
-                return EStopVerdict(False, f"stale e-stop ({age:.1f} s old) issued before this peer's "
-                                           f"last resume or start")
-            return EStopVerdict(True, f"stale e-stop ({age:.1f} s old), no resume since: latched")
+                return EStopVerdict(False, f"replayed e-stop (stale: {age:.1f} s old, issued before this "
+                                           f"peer's last resume): halted, not latched")
+            return EStopVerdict(True, f"stale e-stop ({age:.1f} s old, no resume since): latched")
 
 
 def halt_without_latch(robot: Any, why: str) -> None:

@@ -23,7 +23,7 @@ from ..contract.payloads import (
     decode,
     new_turn_id,
 )
-from .safety import ESTOP_ACK_TIMEOUT, EStopReport, sign_resume
+from .safety import ESTOP_ACK_TIMEOUT, EStopReport, halt_without_latch, sign_resume
 
 log = logging.getLogger(__name__)
 
@@ -125,16 +125,26 @@ class SafetyPath:
                 self.robot.emergency_stop("unknown", f"malformed e-stop: {exc}")
             self.audit.write("estop_malformed", received, error=str(exc), halted=self.robot is not None)
             return
-        if env.peer_id == self.peer_id:
-            return  # our own; halted and audited by emergency_stop()
+        verdict = self._estop_guard.check(env, received)  # never refuses a stop; see docs/security.md
+        if verdict.replay is not None:
+            self.audit.write("estop_replay", received, issuer=env.peer_id, seq=env.seq, detail=verdict.replay,
+                             latched=verdict.latch)
+        if env.peer_id == self.peer_id and verdict.latch and (
+                env.seq in self._estop_waits or self.robot is None or self.robot.locked_out):
+            return  # our own; halted, latched and audited by emergency_stop()
+        # (one naming us that we did not issue, or issued before a resume: latch, fail-safe)
         halted = False
         if self.robot is not None:
-            self.robot.emergency_stop(env.peer_id, env.reason)
+            if verdict.latch:
+                self.robot.emergency_stop(env.peer_id, env.reason)
+            else:  # halted in _on_estop; an authorised resume came after this envelope: keep it
+                halt_without_latch(self.robot, f"replayed e-stop from {env.peer_id}")
             halted = True
         self.audit.write("estop_received", received, issuer=env.peer_id, seq=env.seq, reason=env.reason,
                          halted=halted)
-        self.ack_estop(env, self.peer_id, halted, "" if halted else "no actuators on this peer")
-        self._call_hook("estop", env)
+        self.ack_estop(env, self.peer_id, halted, verdict.replay or ("" if halted else "no actuators on this peer"))
+        if verdict.latch:
+            self._call_hook("estop", env)
 
     def ack_estop(self, env: EStop, responder: str, halted: bool, detail: str = "") -> None:
         """Ack ``env`` as ``responder`` (this peer, or a ROS robot this bridge speaks for)."""
@@ -207,6 +217,7 @@ class SafetyPath:
         if targets is None or self.peer_id in targets:
             if self.robot is not None:
                 self.robot.resume()
+            self._estop_guard.resumed()
         collector = _AckCollector(expected - {self.peer_id})
         self._resume_waits[seq] = collector
         try:
@@ -238,6 +249,8 @@ class SafetyPath:
             return
         if refusal is None and self.robot is not None:
             self.robot.resume()
+        if refusal is None:
+            self._estop_guard.resumed(received)
         self.audit.write("resume_received", received, issuer=env.peer_id, operator=env.operator, seq=env.seq,
                          accepted=refusal is None, detail=refusal or "")
         self.ack_resume(env, self.peer_id, refusal is None, refusal or "")
@@ -247,7 +260,7 @@ class SafetyPath:
             ack = json.loads(bytes(sample.payload.to_bytes()))
             collector = self._resume_waits.get(int(ack["seq"]))
             responder = check_peer_id(ack["responder_id"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
             log.warning("%s: bad resume ack: %s", self.peer_id, exc)
             return
         if collector is not None:
@@ -263,5 +276,7 @@ class SafetyPath:
         refusal = self._guard.check(env, self.peer_id, time.time())
         if refusal is None and self.robot is not None:
             self.robot.resume()
+        if refusal is None:
+            self._estop_guard.resumed()
         self.audit.write("resume_command", time.time(), issuer=sender, accepted=refusal is None, detail=refusal or "")
         return refusal
