@@ -9,7 +9,7 @@ import time
 import pytest
 import zenoh
 
-from helpers import python_proc, wait_for
+from helpers import python_proc, route_replies, wait_for
 from strands_mesh_ros.contract import CommandEnvelope, InvalidPeerId, new_turn_id
 from strands_mesh_ros.drivers.base import Skill
 from strands_mesh_ros.drivers.mock import MockDriver
@@ -40,22 +40,6 @@ def op(net):
 def raw_session(net):
     conf = net.member().zenoh_config()
     return zenoh.open(conf)
-
-
-def route_replies(session, net, robot: str, replies: list) -> None:
-    """Probe with valid 'status' commands until a reply reaches ``replies``: only then has the
-    raw session's response subscription reached the robot's process."""
-    def probe():
-        env = CommandEnvelope(sender_id="rogue", turn_id="probe" + new_turn_id()[:8], command={"action": "status"})
-        session.put(f"{net.prefix}/{robot}/cmd", env.to_json())
-        return wait_for(lambda: replies, 0.2, what="probe reply") if not replies else True
-    def attempt():
-        try:
-            return probe()
-        except AssertionError:
-            return False
-    wait_for(attempt, 10, interval=0.0, what="raw session routed")
-    replies.clear()
 
 
 def test_discovery_of_a_peer_in_another_process(op, robot_proc):

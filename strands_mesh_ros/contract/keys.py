@@ -37,7 +37,7 @@ def check_peer_id(peer_id: object, what: str = "peer id") -> str:
     """
     if not isinstance(peer_id, str):
         raise InvalidPeerId(f"{what} must be a string, got {type(peer_id).__name__}")
-    if not _PEER_ID_RE.match(peer_id):
+    if not _PEER_ID_RE.fullmatch(peer_id):  # fullmatch: `$` alone admits a trailing "\n"
         raise InvalidPeerId(
             f"invalid {what} {peer_id!r}: need 1-64 characters of [A-Za-z0-9_-] "
             "(no '/', '*', '$', '#', '?' or spaces)"

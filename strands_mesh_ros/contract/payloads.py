@@ -343,6 +343,8 @@ def decode(model: type[M], payload: bytes | bytearray | memoryview | str, max_by
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ContractError(f"malformed JSON: {exc}") from None
+    except RecursionError:  # valid JSON nested deeper than Python's json can parse
+        raise ContractError("malformed JSON: nested too deeply to parse") from None
     if not isinstance(data, dict):
         raise ContractError(f"payload must be a JSON object, got {type(data).__name__}")
     if isinstance(data.get("sender_id"), str) and isinstance(data.get("turn_id"), str):

@@ -217,7 +217,7 @@ ROBOT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 def check_robot_id(robot_id: object) -> str:
     """Return ``robot_id`` if it is a valid peer id (CONTRACT.md), else raise ValueError."""
-    if not isinstance(robot_id, str) or not ROBOT_ID_RE.match(robot_id):
+    if not isinstance(robot_id, str) or not ROBOT_ID_RE.fullmatch(robot_id):
         raise ValueError(
             f"invalid robot_id {robot_id!r}: need 1-64 characters of [A-Za-z0-9_-]"
         )

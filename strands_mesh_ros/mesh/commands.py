@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 DEDUP_WINDOW = 10_000
 """How many recent (sender, turn_id) pairs a peer remembers so a repeat never runs twice."""
 
+DEDUP_ANSWER_BYTES = 2048
+"""Largest answer (JSON bytes) kept to re-send to a repeated turn_id; a larger one (``features``
+with its robot_description, say) is remembered as a short error instead. Whole Response objects
+for DEDUP_WINDOW turns held ~2-8 KB each per peer: memory grew ~2 MB/min per 5 robots under a
+modest load until the window filled (bench/soak.py)."""
+
 DISCOVERY_GRACE = 2.0
 """How long (s) a command waits for an unknown target to appear before failing."""
 
@@ -224,26 +230,35 @@ class CommandPath:
             # A repeated turn_id never runs twice: re-send the answer, or let the running
             # call's answer serve both.
             if cached is not None:
-                self._put_response(env.sender_id, env.reply_to, cached)
+                self._put_answer(env.sender_id, env.reply_to, env.turn_id, cached)
             return
         self.audit.write("command", time.time(), sync=False, sender=env.sender_id, turn_id=env.turn_id,
                          action=env.command.get("action"))
         self.dispatcher.dispatch(env, lambda resp: self._respond(env, resp))
 
     def _respond(self, env: CommandEnvelope, resp: Response) -> None:
+        try:
+            data = resp.to_json()
+        except Exception as exc:  # a result JSON cannot hold: still answer
+            data = make_response(self.peer_id, env.turn_id, error=f"result is not JSON-serialisable: {exc}").to_json()
         with self._seen_lock:
             if (env.sender_id, env.turn_id) in self._seen:
-                self._seen[(env.sender_id, env.turn_id)] = resp
+                self._seen[(env.sender_id, env.turn_id)] = data if len(data) <= DEDUP_ANSWER_BYTES else (
+                    make_response(self.peer_id, env.turn_id, error=f"repeated turn_id {env.turn_id}: already run; "
+                                                                   f"its {len(data)}-byte answer is not kept").to_json())
         try:
-            self._put_response(env.sender_id, env.reply_to, resp)
+            self._put_answer(env.sender_id, env.reply_to, env.turn_id, data)
         except Exception as exc:  # the session closed under us during shutdown
             log.debug("response not sent: %s", exc)
 
     def _put_response(self, sender: str, reply_to: str | None, resp: Response) -> None:
-        key = self.keys.response(sender, self.peer_id, resp.turn_id)
+        self._put_answer(sender, reply_to, resp.turn_id, resp.to_json())
+
+    def _put_answer(self, sender: str, reply_to: str | None, turn_id: str, data: bytes) -> None:
+        key = self.keys.response(sender, self.peer_id, turn_id)
         if reply_to and self._valid_reply_to(reply_to):
             key = reply_to
-        self._session.put(key, resp.to_json(), congestion_control=self._zenoh.CongestionControl.BLOCK)
+        self._session.put(key, data, congestion_control=self._zenoh.CongestionControl.BLOCK)
 
     def _valid_reply_to(self, key: str) -> bool:
         # A concrete key: no wildcards, no empty chunks.

@@ -60,7 +60,7 @@ def check_ros_robot_id(robot_id: object) -> str:
         ValueError: not a string, empty, over 64 characters, not starting with a letter, or
             containing anything but ``[A-Za-z0-9_]`` (the message names the id and the rule).
     """
-    if not isinstance(robot_id, str) or not _ROS_ID_RE.match(robot_id):
+    if not isinstance(robot_id, str) or not _ROS_ID_RE.fullmatch(robot_id):
         raise ValueError(
             f"robot_id {robot_id!r} cannot be a ROS namespace: a robot that lives in ROS needs an id "
             "of a letter then letters, digits or '_' ([A-Za-z][A-Za-z0-9_]*, at most 64 characters); "

@@ -1,0 +1,352 @@
+"""Faults with real processes and real Zenoh: robots killed and hung, the Zenoh router restarted,
+the bridge node killed and restarted. Every wait is a condition poll with a timeout; the bounds the
+issue states (1 s for a crash, 2 s for a hang, 5 s after a router restart) are asserted."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import ros_helpers
+from helpers import Proc, free_port, python_proc, wait_for
+
+from strands_mesh_ros.mesh.config import MeshConfig
+from strands_mesh_ros.mesh.mesh import Mesh
+
+HERE = Path(__file__).resolve().parent
+
+# A Fleet (strands_mesh_ros.fleet) of mock robots in one process: "python -c FLEET_PROC prefix endpoint id..."
+FLEET_PROC = r"""
+import signal, sys, threading
+from strands_mesh_ros.fleet import Fleet
+from strands_mesh_ros.mesh.config import MeshConfig
+prefix, endpoint, *ids = sys.argv[1:]
+cfg = MeshConfig(prefix=prefix, connect=(endpoint,), multicast_scouting=False)
+done = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: done.set())
+with Fleet(robots=[{"id": i, "driver": "mock"} for i in ids], config=cfg) as fleet:
+    fleet.wait_ready(30)
+    print("READY", *ids, flush=True)
+    done.wait()
+"""
+
+# Mock robots with a counting skill, any Zenoh mode:
+# "python -c COUNTING_PROC prefix mode endpoint id..."; skills bump(tag) and counts().
+COUNTING_PROC = r"""
+import collections, signal, sys, threading
+from strands_mesh_ros.drivers.base import Skill
+from strands_mesh_ros.drivers.mock import MockDriver
+from strands_mesh_ros.mesh.config import MeshConfig
+from strands_mesh_ros.mesh.mesh import Mesh
+prefix, mode, endpoint, *ids = sys.argv[1:]
+cfg = MeshConfig(prefix=prefix, mode=mode, connect=(endpoint,), multicast_scouting=False)
+lock = threading.Lock()
+
+class Counting(MockDriver):
+    def __init__(self, rid):
+        super().__init__(rid)
+        self.counts = collections.Counter()
+    def skills(self):
+        def bump(ctx, tag):
+            with lock:
+                self.counts[tag] += 1
+                return self.counts[tag]
+        def counts(ctx):
+            with lock:
+                return dict(self.counts)
+        tag = {"type": "object", "properties": {"tag": {"type": "string"}}, "required": ["tag"]}
+        return [*super().skills(), Skill("bump", bump, params=tag), Skill("counts", counts)]
+
+done = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: done.set())
+meshes = [Mesh(i, robot=Counting(i), config=cfg).start() for i in ids]
+print("READY", *ids, flush=True)
+done.wait()
+for m in meshes:
+    m.stop()
+print("STOPPED", flush=True)
+"""
+
+
+def long_move(mesh: Mesh, robot: str, timeout: float = 60.0):
+    """Start a 60 s move on ``robot`` and return its future once the robot reports it running."""
+    fut = mesh.send_async(robot, {"action": "skill", "name": "move_joints",
+                                  "args": {"positions": [1] * 6, "duration": 60}}, timeout=timeout)
+    wait_for(lambda: "motion" in (mesh.send(robot, {"action": "status"}, timeout=20).result or {}).get("lanes", {}),
+             30, what=f"the move running on {robot}")
+    return fut
+
+
+# -- (a) a Fleet process killed mid-command ---------------------------------------------------------
+
+@contextmanager
+def fleet_process(net, *ids: str):
+    """An agent peer (the hub) and a Fleet process running mock robots ``ids``, all on the mesh."""
+    with Mesh("op", config=net.hub()) as op:
+        fleet = python_proc("-c", FLEET_PROC, net.prefix, net.endpoint, *ids).ready()
+        try:
+            for rid in ids:
+                op.wait_for_peer(rid, 15)
+            yield op, fleet
+        finally:
+            fleet.close()
+
+
+def test_fleet_process_killed_mid_command_callers_told_within_one_second(net):
+    with fleet_process(net, "fa1", "fa2") as (op, fleet):
+        for rid in ("fa1", "fa2"):
+            wait_for(lambda rid=rid: op.peers.get(rid) and op.peers[rid].live_token, 10, what=f"{rid}'s token")
+        moves = {rid: long_move(op, rid) for rid in ("fa1", "fa2")}
+        t0 = time.monotonic()
+        fleet.signal(signal.SIGKILL)
+        for rid, fut in moves.items():
+            r = fut.result(timeout=10)
+            elapsed = time.monotonic() - t0
+            assert r.status == "error" and "peer lost" in r.error and rid in r.error, r
+            assert elapsed < 1.0, f"caller of {rid} told after {elapsed:.3f} s"
+        wait_for(lambda: not {"fa1", "fa2"} & set(op.peers), 2, what="killed robots gone")
+        r = op.send("fa1", {"action": "status"}, timeout=1.0)
+        assert r.status == "error" and "unknown peer" in r.error
+
+
+# -- (b) a hung Fleet process leaves within 2 s and rejoins -----------------------------------------
+
+def test_hung_fleet_process_leaves_within_two_seconds_rejoins_and_answers(net):
+    with fleet_process(net, "fh1", "fh2") as (op, fleet):
+        moving = long_move(op, "fh1")
+        t0 = time.monotonic()
+        fleet.signal(signal.SIGSTOP)
+        wait_for(lambda: not {"fh1", "fh2"} & set(op.peers), 5, what="hung robots to leave")
+        left = time.monotonic() - t0
+        assert left < 2.0, f"hung robots left after {left:.3f} s"
+        r = moving.result(timeout=5)  # the caller of the running move is told
+        assert r.status == "error" and "peer lost" in r.error, r
+        assert time.monotonic() - t0 < 2.5
+        fleet.signal(signal.SIGCONT)
+        t1 = time.monotonic()
+        for rid in ("fh1", "fh2"):
+            op.wait_for_peer(rid, 5)
+        rejoined = time.monotonic() - t1
+        # a command sent after the resume works, on both robots
+        r = op.tell("fh2", "move joints to 0.2 0 0 0 0 0 in 0.1 s", timeout=15)
+        assert r.ok, r.error
+        assert r.result["result"]["positions"]["joint1"] == pytest.approx(0.2)
+        st = op.send("fh1", {"action": "status"}, timeout=10)
+        assert st.ok and not st.result["locked_out"]
+        print(f"hung robots left after {left:.3f} s; rejoined {rejoined:.3f} s after SIGCONT")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known gap (reported): a command that reached a hung robot's socket runs when the robot resumes, "
+    "after its caller was told 'peer lost'; a caller that retries then runs it twice"))
+def test_command_sent_to_a_hung_robot_is_failed_and_not_run_after_it_resumes(net):
+    """A caller told 'peer lost' may retry; the first attempt must then never run late.
+
+    A command that reached a robot's socket while the robot was hung (SIGSTOP): the caller is
+    told ``peer lost`` when the robot leaves the mesh (within 2 s); when the robot resumes it
+    must not execute that command behind the caller's back. Today it does (strict xfail: this
+    turns into a failure, to be unmarked, once it is fixed)."""
+    with Mesh("op", config=net.hub()) as op:
+        bots = python_proc("-c", COUNTING_PROC, net.prefix, "peer", net.endpoint, "hc1").ready()
+        try:
+            op.wait_for_peer("hc1", 15)
+            assert op.send("hc1", {"action": "skill", "name": "bump", "args": {"tag": "before"}}, timeout=10).ok
+            bots.signal(signal.SIGSTOP)
+            fut = op.send_async("hc1", {"action": "skill", "name": "bump", "args": {"tag": "while-hung"}}, timeout=30)
+            r = fut.result(timeout=10)
+            assert r.status == "error" and "peer lost" in r.error, r
+            bots.signal(signal.SIGCONT)
+            op.wait_for_peer("hc1", 5)
+            counts = op.send("hc1", {"action": "skill", "name": "counts"}, timeout=10).result["result"]
+            assert counts.get("before") == 1
+            assert counts.get("while-hung", 0) == 0, (
+                f"the robot ran a command after its caller was told it was lost: {counts}")
+        finally:
+            bots.close()
+
+
+# -- (c) the Zenoh router restarted ---------------------------------------------------------------
+
+def test_router_restart_clients_reconnect_within_five_seconds_nothing_runs_twice():
+    prefix = "r" + uuid.uuid4().hex[:10]
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    router = python_proc(str(HERE / "router_proc.py"), endpoint).ready()
+    procs = [router]
+    try:
+        robots = {"rc1": None, "rc2": None, "rc3": None}
+        # three robots in two client processes, and the test's own client peer
+        procs.append(python_proc("-c", COUNTING_PROC, prefix, "client", endpoint, "rc1", "rc2").ready())
+        procs.append(python_proc("-c", COUNTING_PROC, prefix, "client", endpoint, "rc3").ready())
+        cfg = MeshConfig(prefix=prefix, mode="client", connect=(endpoint,), multicast_scouting=False)
+        with Mesh("op", config=cfg) as op:
+            everyone = {"op", *robots}
+
+            def all_see_all() -> bool:
+                if not set(robots) <= set(op.peers):
+                    return False
+                for rid in robots:
+                    r = op.send(rid, {"action": "peers"}, timeout=2.0)
+                    if not r.ok or not (everyone - {rid}) <= {p["peer_id"] for p in r.result}:
+                        return False
+                return True
+
+            wait_for(all_see_all, 20, interval=0.1, what="every peer in every peer list")
+            sent: dict[str, set[str]] = {rid: set() for rid in robots}
+
+            def bump(rid: str, tag: str, timeout: float = 10.0):
+                sent[rid].add(tag)
+                return op.send_async(rid, {"action": "skill", "name": "bump", "args": {"tag": tag}}, timeout=timeout)
+
+            for rid in robots:
+                assert bump(rid, "pre").result().ok
+            # in flight when the router dies: may or may not run, but never twice
+            inflight = [bump(rid, f"inflight{i}") for i in range(5) for rid in robots]
+            router.signal(signal.SIGKILL)
+            router.p.wait(5)
+            wait_for(lambda: not set(robots) & set(op.peers), 5, what="robots gone with the router")
+            during = bump("rc1", "during", timeout=3.0).result()
+            assert not during.ok  # no route: the caller is told, nothing hangs
+            for f in inflight:
+                f.result(timeout=15)
+            router = python_proc(str(HERE / "router_proc.py"), endpoint).ready()
+            procs.append(router)
+            t0 = time.monotonic()
+            wait_for(lambda: set(robots) <= set(op.peers), 10, interval=0.02, what="robots back in op's list")
+            wait_for(all_see_all, 10, interval=0.05, what="every peer back in every peer list")
+            back = time.monotonic() - t0
+            assert back < 5.0, f"peers back in each other's lists {back:.2f} s after the router restart"
+            for i, p in enumerate(procs[1:3]):
+                assert p.p.poll() is None, f"robot process {i} died: {p.lines[-10:]}"
+            # commands work again, and nothing ran twice
+            for rid in robots:
+                r = bump(rid, "post").result()
+                assert r.ok and r.result["result"] == 1, r
+            for rid in robots:
+                counts = op.send(rid, {"action": "skill", "name": "counts"}, timeout=10).result["result"]
+                assert set(counts) <= sent[rid], f"{rid} ran tags never sent: {counts}"
+                assert all(n == 1 for n in counts.values()), f"{rid} ran a command twice: {counts}"
+                assert counts["pre"] == 1 and counts["post"] == 1
+            # the dedicated safety sessions reconnected too: an e-stop reaches every robot
+            report = op.emergency_stop("router drill", timeout=3.0)
+            assert set(report.stopped) == set(robots) and not report.not_acked, report.to_dict()
+            print(f"peers back {back:.2f} s after the router restart")
+        for p in procs[1:3]:
+            p.signal(signal.SIGTERM)
+            p.wait_line("STOPPED", 20)
+    finally:
+        for p in procs:
+            p.close()
+
+
+# -- (d) the bridge node killed and restarted -------------------------------------------------------
+
+
+def _ros_skip() -> str | None:
+    if not ros_helpers.HAVE_RCLPY:
+        return ros_helpers.NO_ROS_REASON
+    if not ros_helpers.HAVE_MSGS:
+        return ros_helpers.NO_MSGS_REASON
+    return None
+
+
+@pytest.fixture
+def ros_side(net, tmp_path):
+    """Start ROS robots (fleet_host) and bridges (bridge_node) as subprocesses on a private domain."""
+    why = _ros_skip()
+    if why:
+        pytest.skip(why)
+    zconf = tmp_path / "zenoh.json5"
+    zconf.write_text('{ scouting: { multicast: { enabled: false } } }')
+    env = {"ROS_DOMAIN_ID": str(ros_helpers.domain_id(3)), "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit"),
+           "ROS_LOCALHOST_ONLY": "1", "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    procs: list[Proc] = []
+
+    class Side:
+        def robots(self, *ids: str) -> Proc:
+            fleet = tmp_path / f"fleet-{ids[0]}.yaml"
+            fleet.write_text(json.dumps({"robots": [{"id": i, "driver": "mock", "state_rate": 10.0} for i in ids]}))
+            p = Proc([sys.executable, "-m", "strands_mesh_ros.ros.fleet_host", str(fleet)], env=env)
+            procs.append(p)
+            return p
+
+        def bridge(self, bridge_id: str) -> Proc:
+            p = Proc([sys.executable, "-m", "strands_mesh_ros.ros.bridge_node", "--ros-args",
+                      "-p", f"bridge_id:={bridge_id}", "-p", f"prefix:={net.prefix}",
+                      "-p", f"connect:=['{net.endpoint}']", "-p", f"zenoh_config:={zconf}"], env=env)
+            procs.append(p)
+            return p
+
+    yield Side()
+    for p in procs:
+        p.close()
+
+
+def _via(op: Mesh, rid: str) -> str | None:
+    info = op.peers.get(rid)
+    return info.via if info else None
+
+
+def test_bridge_killed_and_restarted_ros_robots_leave_and_reappear(net, ros_side):
+    tag = uuid.uuid4().hex[:6]
+    ids = [f"rb{tag}_1", f"rb{tag}_2"]
+    with Mesh("op", config=net.hub()) as op:
+        robots = ros_side.robots(*ids)
+        first = ros_side.bridge("bridge_a")
+        for rid in ids:
+            wait_for(lambda rid=rid: _via(op, rid) == "bridge_a", 60, interval=0.05, what=f"{rid} on the mesh via bridge_a")
+        assert op.send(ids[1], {"action": "status"}, timeout=30).ok
+        moving = long_move(op, ids[0])
+        # the bridge dies: its proxies' liveliness tokens go with it; callers are told at once
+        t0 = time.monotonic()
+        first.signal(signal.SIGKILL)
+        r = moving.result(timeout=10)
+        told = time.monotonic() - t0
+        assert r.status == "error" and "peer lost" in r.error, r
+        assert told < 1.0, f"caller told {told:.3f} s after the bridge was killed"
+        wait_for(lambda: not set(ids) & set(op.peers), 2, what="ROS robots to leave the mesh")
+        assert robots.p.poll() is None, "the ROS robots died with the bridge"
+        # a new bridge: the robots reappear (ROS discovery + the bridge's settle time)
+        t1 = time.monotonic()
+        ros_side.bridge("bridge_b")
+        for rid in ids:
+            wait_for(lambda rid=rid: _via(op, rid) == "bridge_b", 60, interval=0.05, what=f"{rid} back via bridge_b")
+        back = time.monotonic() - t1
+        r = op.send(ids[1], {"action": "skill", "name": "move_joints",
+                             "args": {"positions": [0.25, 0, 0, 0, 0, 0], "duration": 0}}, timeout=30)
+        assert r.ok and r.responder_id == ids[1], r
+        st = wait_for(lambda: (s := op.send(ids[1], {"action": "state"}, timeout=20)).ok and s, 30, what="state")
+        assert st.result["joints"]["joint1"]["position"] == pytest.approx(0.25)
+        print(f"caller told {told:.3f} s after the bridge was killed; robots back {back:.1f} s after a new bridge "
+              f"was spawned (process start, ROS discovery, bridge settle)")
+        assert back < 30.0
+
+
+def test_ros_robot_process_killed_under_a_bridge_caller_told(net, ros_side):
+    """A ROS robot node dies mid-command: the bridge only sees its /mesh/presence stop, so the
+    caller is told after the bridge's presence timeout, not within the 1 s a mesh peer's
+    liveliness token gives."""
+    tag = uuid.uuid4().hex[:6]
+    victim, other = f"rk{tag}_1", f"rk{tag}_2"
+    with Mesh("op", config=net.hub()) as op:
+        doomed = ros_side.robots(victim)
+        ros_side.robots(other)
+        ros_side.bridge("bridge_k")
+        for rid in (victim, other):
+            wait_for(lambda rid=rid: _via(op, rid) == "bridge_k", 60, interval=0.05, what=f"{rid} on the mesh")
+        moving = long_move(op, victim)
+        t0 = time.monotonic()
+        doomed.signal(signal.SIGKILL)
+        r = moving.result(timeout=15)
+        told = time.monotonic() - t0
+        assert r.status == "error" and "peer lost" in r.error, r
+        wait_for(lambda: victim not in op.peers, 5, what="the dead ROS robot to leave the mesh")
+        assert op.send(other, {"action": "status"}, timeout=30).ok  # the other robot is unaffected
+        print(f"caller of a killed ROS robot told after {told:.3f} s")
+        # bound: the bridge's presence timeout (1.5 s) + a housekeeping tick (0.25 s) + load slack
+        assert told < 2.5, f"caller told {told:.3f} s after the ROS robot was killed"
