@@ -142,16 +142,12 @@ def test_hung_fleet_process_leaves_within_two_seconds_rejoins_and_answers(net):
         print(f"hung robots left after {left:.3f} s; rejoined {rejoined:.3f} s after SIGCONT")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap (reported): a command that reached a hung robot's socket runs when the robot resumes, "
-    "after its caller was told 'peer lost'; a caller that retries then runs it twice"))
 def test_command_sent_to_a_hung_robot_is_failed_and_not_run_after_it_resumes(net):
     """A caller told 'peer lost' may retry; the first attempt must then never run late.
 
     A command that reached a robot's socket while the robot was hung (SIGSTOP): the caller is
     told ``peer lost`` when the robot leaves the mesh (within 2 s); when the robot resumes it
-    must not execute that command behind the caller's back. Today it does (strict xfail: this
-    turns into a failure, to be unmarked, once it is fixed)."""
+    must not execute that command behind the caller's back: it refuses it, naming why."""
     with Mesh("op", config=net.hub()) as op:
         bots = python_proc("-c", COUNTING_PROC, net.prefix, "peer", net.endpoint, "hc1").ready()
         try:

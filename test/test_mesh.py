@@ -312,3 +312,24 @@ def test_stream_and_subscribe(net):
         sub.unsubscribe(handle)
         with pytest.raises(ValueError, match="invalid key expression"):
             sub.subscribe("a/**/**/$*x", lambda k, v: None)
+
+
+def test_reply_to_cannot_aim_an_answer_at_the_safety_keys_or_other_peers(net, robot_proc):
+    """A command's reply_to moves its answer only within the sender's own keys."""
+    robot_proc("arm1")
+    robot_proc("arm2")
+    with Mesh("op", config=net.hub()) as op:
+        op.wait_for_peer("arm1", 10)
+        op.wait_for_peer("arm2", 10)
+        s = raw_session(net)
+        replies: list[dict] = []
+        s.declare_subscriber(f"{net.prefix}/rogue/response/**", lambda smp: replies.append(json.loads(smp.payload.to_bytes())))
+        route_replies(s, net, "arm1", replies)
+        for i, target in enumerate([f"{net.prefix}/safety/estop", f"{net.prefix}/arm2/cmd", f"{net.prefix}/op/response/x"]):
+            env = CommandEnvelope(sender_id="rogue", turn_id=f"rt{i}", command={"action": "status"}, reply_to=target)
+            s.put(f"{net.prefix}/arm1/cmd", env.to_json())
+        # every answer came back on the sender's own response key instead
+        wait_for(lambda: {r["turn_id"] for r in replies} >= {"rt0", "rt1", "rt2"}, 10, what="answers on the default key")
+        for rid in ("arm1", "arm2"):
+            assert not op.send(rid, {"action": "status"}).result["locked_out"]
+        s.close()

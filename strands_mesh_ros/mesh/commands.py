@@ -200,6 +200,7 @@ class CommandPath:
 
     def _handle_command(self, key: str, payload: bytes) -> None:
         self.stats["commands"] += 1
+        self._check_thaw()  # before anything queued during a freeze is run
         try:
             env = decode(CommandEnvelope, payload, MAX_COMMAND_BYTES)
         except ContractError as exc:
@@ -216,6 +217,14 @@ class CommandPath:
             return
         if key == self.keys.broadcast and env.sender_id == self.peer_id:
             return  # our own broadcast
+        if env.timestamp < self._thawed_at:
+            # Sent while this peer was unresponsive: its caller was told "peer lost" and may
+            # retry, so running it now could run it twice. Refuse, and say why.
+            self._put_response(env.sender_id, env.reply_to, make_response(
+                self.peer_id, env.turn_id, status="refused",
+                error=f"sent while {self.peer_id} was unresponsive ({self._thaw_gap:.1f} s, longer than the "
+                      f"peer timeout): its caller was told 'peer lost'; not run"))
+            return
         dedup = (env.sender_id, env.turn_id)
         with self._seen_lock:
             if dedup in self._seen:
@@ -256,13 +265,27 @@ class CommandPath:
 
     def _put_answer(self, sender: str, reply_to: str | None, turn_id: str, data: bytes) -> None:
         key = self.keys.response(sender, self.peer_id, turn_id)
-        if reply_to and self._valid_reply_to(reply_to):
-            key = reply_to
+        if reply_to:
+            if self._valid_reply_to(reply_to, sender):
+                key = reply_to
+            else:
+                log.warning("%s: refused reply_to %r of %s; answered on %s", self.peer_id, reply_to, sender, key)
+                self.audit.write("reply_to_refused", time.time(), sync=False, sender=sender, turn_id=turn_id,
+                                 reply_to=reply_to[:200])
         self._session.put(key, data, congestion_control=self._zenoh.CongestionControl.BLOCK)
 
-    def _valid_reply_to(self, key: str) -> bool:
-        # A concrete key: no wildcards, no empty chunks.
-        return all(c and c not in ("*", "**") and not set(c) & set("$?#*") for c in key.split("/"))
+    def _valid_reply_to(self, key: str, sender: str) -> bool:
+        """``reply_to`` may only move an answer within the sender's own keys, ``P/{sender}/...``
+        (a response key, or a key of its own outside the contract); never onto another peer's
+        keys or the safety keys, where an answer could, say, e-stop the fleet. Concrete keys only."""
+        if not all(c and not set(c) & set("$?#*") for c in key.split("/")):
+            return False
+        if not key.startswith(f"{self.keys.prefix}/{sender}/"):
+            return False
+        try:
+            return self.keys.parse(key).kind == "response"
+        except ValueError:
+            return True  # the sender's own key outside the contract
 
     def _peers_answer(self) -> list[dict[str, Any]]:
         return [p.to_dict() for p in self.peers.values()]

@@ -120,6 +120,10 @@ class Mesh(CommandPath, SafetyPath):
         self._resume_key = load_resume_key(resume_key)
         self._guard = ResumeGuard(self._resume_key)
         self._estop_guard = EStopGuard()
+        self._tick_lock = threading.Lock()
+        self._last_tick = time.monotonic()
+        self._thawed_at = 0.0  # wall time this peer last came back from being unresponsive
+        self._thaw_gap = 0.0
         self._audit_dir = audit_dir
         self._ros = ros
         self._via = via
@@ -320,10 +324,31 @@ class Mesh(CommandPath, SafetyPath):
         self._presence_pub.put(pr.to_json())
         self.table.heard(pr)
 
+    def _check_thaw(self) -> None:
+        """Note when this process did not run for longer than the peer timeout.
+
+        Called by the heartbeat and by each command. A gap longer than ``peer_timeout`` means
+        no presence went out meanwhile (SIGSTOP, a starved process), so every peer dropped this
+        one and told its callers ``peer lost``; commands stamped before now are then refused
+        rather than run behind their callers' backs (see CommandPath._handle_command).
+        """
+        now = time.monotonic()
+        with self._tick_lock:
+            gap = now - self._last_tick
+            self._last_tick = now
+            if gap <= self.config.peer_timeout:
+                return
+            self._thawed_at = time.time()
+            self._thaw_gap = gap
+        log.warning("%s: unresponsive for %.1f s; commands sent meanwhile will be refused", self.peer_id, gap)
+        if self.audit:
+            self.audit.write("unresponsive", time.time(), sync=False, seconds=round(gap, 3))
+
     def _heartbeat_loop(self) -> None:
         period = 1.0 / self.config.presence_hz
         next_beat = time.monotonic() + period
         while not self._stop_evt.wait(TICK):
+            self._check_thaw()
             now = time.monotonic()
             if now >= next_beat:
                 next_beat = now + period
