@@ -1,0 +1,278 @@
+"""Bridge benchmarks: ROS robots seen through the BridgeNode. Prints figures; asserts nothing.
+
+How to read: every figure comes from one run on one (possibly shared) machine, so read the
+ratios, not the absolute numbers, and check the load averages printed at start and end.
+``rtt`` sends ``{"action": "status"}`` from a Mesh agent in this process, interleaved, to a
+mock robot that is a direct mesh peer (a ``strands_mesh_ros.peer`` subprocess, the baseline)
+and to a ROS RobotNode (MockDriver) reached through a BridgeNode (robot + bridge in one
+``bench/_ros_side.py`` subprocess); it prints p50/p90/p99 of each and the ratio
+bridged/direct (goal <= 3x). The bridged path adds two ROS hops (bridge -> /<id>/mesh/command
+-> robot node -> /<id>/mesh/response -> bridge); it is measured with the rclpy
+MultiThreadedExecutors the package ships and, as a diagnostic, with SingleThreadedExecutors,
+so the executor's own share of the cost is visible. ``fanin`` runs, for each N, a stand-in
+publisher of N robots' ``/<id>/joint_states`` at 50 Hz (sequence number in joint1's position)
+plus their Presence on /mesh/presence at 2 Hz (``_ros_side.py --stub N``), and a bridge in its
+own process; a Mesh subscriber here counts the relayed mesh states per robot over the window.
+"published" is what the stand-in actually sent (seq span; < 50 Hz means the stand-in itself
+was short of CPU), "gaps" are sequence numbers published but never seen on the mesh (= loss,
+the goal is 0), "rx/nominal" is received / (N x 50 Hz x window), "silent" robots sent nothing
+in the window, "lag" is joint_states stamp -> arrival here, "bridge CPU" is that process's
+utime+stime over the window in % of ONE core (200 % = both cores of a 2-core box). Lines under
+a row report proxies the bridge dropped (a robot whose /mesh/presence it did not process for
+1.5 s "left ROS") and a bridge spin thread that died. The answer is the largest N with 0 gaps,
+no robot silent or dropped; a step that cannot even bring every robot onto the mesh ends the run.
+
+    python bench/bench_bridge.py rtt [--n 1000] [--executors multi,single]
+    python bench/bench_bridge.py fanin [--ns 10,25,50,75,100] [--duration 10] [--rate 50] [--executor multi|single]
+    python bench/bench_bridge.py all
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import itertools
+
+from _common import Net, machine, pct, python_proc, wait_for
+
+from strands_mesh_ros.mesh.mesh import Mesh
+
+ROS_SIDE = str(BENCH / "_ros_side.py")
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def load() -> str:
+    return "load avg {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def default_domain() -> int:
+    # test/ros_helpers.py uses 10..210; stay above it (Fast DDS allows up to 232)
+    return 211 + os.getpid() % 20  # rtt uses domain and domain + 1
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), s."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return -1
+
+
+# -- rtt -------------------------------------------------------------------------------------
+
+def bench_rtt(n: int, domain: int, executors: list[str]) -> None:
+    """Alternate status calls among the direct peer and one bridged ROS robot per executor kind
+    (each its own _ros_side process, ROS domain and bridge id)."""
+    net = Net()
+    direct_id = "arm_direct"
+    ros_ids = {ex: f"arm_ros_{ex}" for ex in executors}
+    with Mesh("op", config=net.hub()) as op:
+        procs = [python_proc("-m", "strands_mesh_ros.peer", direct_id, *net.peer_args()).ready()]
+        try:
+            for k, ex in enumerate(executors):
+                procs.append(python_proc(ROS_SIDE, "--domain", str(domain + k), "--nodes", ros_ids[ex], "--bridge",
+                                         "--bridge-id", f"bridge_bench_{ex}", "--executor", ex,
+                                         "--prefix", net.prefix, "--connect", net.endpoint).ready(60))
+            op.wait_for_peer(direct_id, 10)
+            for rid in ros_ids.values():
+                op.wait_for_peer(rid, 30)  # the bridge settles for one peer timeout, then proxies
+
+            def once(peer: str) -> float:
+                t0 = time.perf_counter()
+                r = op.send(peer, {"action": "status"}, timeout=5.0)
+                dt = time.perf_counter() - t0
+                if not r.ok:
+                    raise RuntimeError(f"{peer}: {r.status} {r.error}")
+                return dt
+
+            targets = [direct_id, *ros_ids.values()]
+            for _ in range(100):  # warm up every path
+                for peer in targets:
+                    once(peer)
+            lat: dict[str, list[float]] = {peer: [] for peer in targets}
+            c0 = time.monotonic()
+            for i in range(n):  # rotate the order, so load changes on a shared box hit every path alike
+                k = i % len(targets)
+                for peer in targets[k:] + targets[:k]:
+                    lat[peer].append(once(peer))
+            wall = time.monotonic() - c0
+            d = pct(lat[direct_id], 50, 90, 99)
+            print(f"\n## status round trip, direct mesh peer vs ROS robot via bridge, n={n} each, interleaved "
+                  f"({wall:.1f} s)")
+            rows = [("direct mesh peer", d)]
+            for ex, rid in ros_ids.items():
+                label = "ROS robot via bridge" + (" (MultiThreadedExecutor, as shipped)" if ex == "multi"
+                                                  else " (SingleThreadedExecutor, diagnostic)")
+                rows.append((label, pct(lat[rid], 50, 90, 99)))
+            for name, (p50, p90, p99) in rows:
+                print(f"{name:58s} p50 {p50 * 1e3:7.3f} ms  p90 {p90 * 1e3:7.3f} ms  p99 {p99 * 1e3:7.3f} ms")
+            for name, b in rows[1:]:
+                print(f"ratio {name} / direct: p50 {b[0] / d[0]:.2f}x  p90 {b[1] / d[1]:.2f}x  p99 {b[2] / d[2]:.2f}x  "
+                      f"(goal <= 3x)")
+        finally:
+            for p in reversed(procs):
+                p.close()
+
+
+# -- fanin -----------------------------------------------------------------------------------
+
+def spin_crash(lines: list[str]) -> str | None:
+    """The exception that ended a spin thread of _ros_side.py, if one did: the process stays up
+    (its Mesh peers keep their presence) but relays nothing."""
+    for i, ln in enumerate(lines):
+        if ln.startswith("Exception in thread"):
+            tail = [x for x in lines[i + 1:i + 60]
+                    if x and not x.startswith((" ", "Traceback", "PROXY_CLOSED", "[", "READY", "PUBLISHED"))]
+            return f"{ln} {tail[0] if tail else ''}"
+    return None
+
+
+def fanin_step(n: int, duration: float, rate: float, domain: int, warmup: float, executor: str) -> dict:
+    net = Net()
+    tag = f"n{n}_{net.prefix[-4:]}_"
+    ids = [f"{tag}{i}" for i in range(n)]
+    samples: list[tuple[float, str, bytes]] = []
+    seen: set[str] = set()
+
+    def on_state(key: str, payload: bytes) -> None:
+        samples.append((time.monotonic(), key, payload))
+        seen.add(key)
+
+    with Mesh("counter", config=net.hub()) as sub:
+        sub.subscribe(f"{net.prefix}/*/state", on_state, raw=True)
+        bridge = python_proc(ROS_SIDE, "--domain", str(domain), "--bridge", "--executor", executor,
+                             "--prefix", net.prefix, "--connect", net.endpoint).ready(60)
+        pub = python_proc(ROS_SIDE, "--domain", str(domain), "--stub", str(n), "--stub-prefix", tag,
+                          "--rate", str(rate)).ready(60)
+        try:
+            t_up = time.monotonic()
+            keys = {f"{net.prefix}/{i}/state" for i in ids}
+            try:
+                wait_for(lambda: all(i in sub.peers for i in ids), 45, interval=0.1, what=f"{n} bridged robots on the mesh")
+                wait_for(lambda: keys <= seen, 30, interval=0.1, what="state from every bridged robot")
+            except AssertionError as exc:
+                crash = spin_crash(bridge.lines)
+                got = sum(1 for i in ids if i in sub.peers)
+                dropped = sum(1 for ln in bridge.lines if ln.startswith("PROXY_CLOSED"))  # before shutdown
+                raise AssertionError(f"{str(exc).splitlines()[0]} ({got}/{n} on the mesh, {dropped} proxies dropped)"
+                                     + (f"; BRIDGE SPIN THREAD DIED: {crash}" if crash else "")) from None
+            up = time.monotonic() - t_up
+            threading.Event().wait(warmup)
+            bpid, ppid = bridge.p.pid, pub.p.pid
+            start = len(samples)
+            t0, cb0, cp0, cs0 = time.monotonic(), cpu_seconds(bpid), cpu_seconds(ppid), time.process_time()
+            threading.Event().wait(duration)
+            t1, cb1, cp1, cs1 = time.monotonic(), cpu_seconds(bpid), cpu_seconds(ppid), time.process_time()
+            nthreads = threads(bpid)
+            window = [s for s in samples[start:] if t0 <= s[0] <= t1]
+        finally:
+            pub.close()
+            bridge.close()  # joins its output reader: every line it printed is in bridge.lines now
+    crash = spin_crash(bridge.lines)
+    drops = [ln.split(" ", 2)[2] for ln in bridge.lines
+             if ln.startswith("PROXY_CLOSED") and not ln.endswith("bridge shut down")]
+    dropped, why = len(drops), (drops[0] if drops else "")
+    wall_now = time.time() - time.monotonic()  # monotonic -> wall clock (same machine)
+    per: dict[str, list[int]] = {i: [] for i in ids}
+    lags = []
+    bad = 0
+    for tm, key, payload in window:
+        try:
+            st = json.loads(payload)
+            per[key.split("/")[-2]].append(int(st["joints"]["joint1"]["position"]))
+            lags.append(tm + wall_now - st["t"])
+        except (KeyError, ValueError, TypeError):
+            bad += 1
+    dur = t1 - t0
+    received = gaps = published = dups = silent = 0
+    for seqs in per.values():
+        if not seqs:
+            silent += 1
+            continue
+        u = sorted(set(seqs))
+        dups += len(seqs) - len(u)
+        received += len(u)
+        published += u[-1] - u[0] + 1
+        gaps += sum(b - a - 1 for a, b in itertools.pairwise(u))
+    nominal = n * rate * dur
+    return {"n": n, "dur": dur, "up": up, "received": received, "published": published, "gaps": gaps,
+            "dups": dups, "silent": silent, "bad": bad, "nominal": nominal, "crash": crash, "threads": nthreads,
+            "dropped": dropped, "why": why,
+            "bridge_cpu": 100 * (cb1 - cb0) / dur, "pub_cpu": 100 * (cp1 - cp0) / dur, "sub_cpu": 100 * (cs1 - cs0) / dur,
+            "lag": pct(lags, 50, 99) if lags else [float("nan")] * 2}
+
+
+def bench_fanin(ns: list[int], duration: float, rate: float, domain: int, warmup: float, executor: str) -> None:
+    kind = "MultiThreadedExecutor(4), as shipped" if executor == "multi" else "SingleThreadedExecutor, diagnostic"
+    print(f"\n## bridge fan-in: N robots' /<id>/joint_states at {rate:g} Hz -> mesh state, "
+          f"{duration:g} s window per N (+{warmup:g} s warm-up); bridge on a {kind}")
+    print("    N  published Hz/robot  received   nominal  rx/nominal   gaps  loss %  silent  lag p50/p99 ms  "
+          "bridge CPU %  threads  stub CPU %  sub CPU %  join s")
+    best = None
+    for n in ns:
+        t_step = time.monotonic()
+        try:
+            r = fanin_step(n, duration, rate, domain, warmup, executor)
+        except AssertionError as exc:  # the bridge never proxied every robot, or states never flowed
+            print(f"{n:5d}  did not come up after {time.monotonic() - t_step:.0f} s: {str(exc).splitlines()[0][:400]}; "
+                  f"larger N skipped  ({load()})", flush=True)
+            break
+        loss = 100 * r["gaps"] / max(1, r["gaps"] + r["received"])
+        pub_hz = r["published"] / r["dur"] / n
+        print(f"{n:5d}  {pub_hz:18.1f}  {r['received']:8d}  {r['nominal']:8.0f}  {r['received'] / r['nominal']:10.3f}  "
+              f"{r['gaps']:5d}  {loss:6.2f}  {r['silent']:6d}  {r['lag'][0] * 1e3:6.1f}/{r['lag'][1] * 1e3:<7.1f}  "
+              f"{r['bridge_cpu']:12.0f}  {r['threads']:7d}  {r['pub_cpu']:10.0f}  {r['sub_cpu']:9.0f}  {r['up']:6.1f}"
+              + (f"  dups {r['dups']}" if r["dups"] else "") + (f"  unparsable {r['bad']}" if r["bad"] else "")
+              + (f"\n       {r['dropped']} proxies dropped by the bridge ({r['why']})" if r["dropped"] else "")
+              + (f"\n       BRIDGE SPIN THREAD DIED: {r['crash']}" if r["crash"] else "")
+              + ("\n       the stand-in publisher itself ran below rate (its CPU share was short): "
+                 "read gaps, not rx/nominal" if pub_hz < 0.95 * rate and r["received"] and not (r["gaps"] or r["crash"]) else ""),
+              flush=True)
+        if r["gaps"] == 0 and r["silent"] == 0 and not r["dropped"] and not r["crash"]:
+            best = n if best is None or n > best else best
+    print(f"largest N with 0 loss (no gaps, no robot silent or dropped, bridge alive): {best if best is not None else 'none'}  "
+          "(goal >= 50)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", nargs="?", default="all", choices=("rtt", "fanin", "all"))
+    ap.add_argument("--n", type=int, default=1000, help="rtt: round trips per path")
+    ap.add_argument("--executors", default="multi,single",
+                    help="rtt: executor kinds of the ROS side to compare (multi = as shipped, single = diagnostic)")
+    ap.add_argument("--ns", default="10,25,50,75,100", help="fanin: robot counts")
+    ap.add_argument("--duration", type=float, default=10.0, help="fanin: window per N, s")
+    ap.add_argument("--warmup", type=float, default=2.0, help="fanin: s after every robot is flowing")
+    ap.add_argument("--rate", type=float, default=50.0, help="fanin: joint_states Hz per robot")
+    ap.add_argument("--executor", choices=("multi", "single"), default="multi",
+                    help="fanin: the bridge's executor (multi = as shipped, single = diagnostic)")
+    ap.add_argument("--domain", type=int, default=default_domain(), help="ROS domain id of the ROS side")
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    print(f"start: {load()}; ROS domain {args.domain}", flush=True)
+    if args.what in ("rtt", "all"):
+        bench_rtt(args.n, args.domain, args.executors.split(","))
+    if args.what in ("fanin", "all"):
+        bench_fanin([int(x) for x in args.ns.split(",")], args.duration, args.rate, args.domain, args.warmup,
+                    args.executor)
+    print(f"\nend: {load()}")
+
+
+if __name__ == "__main__":
+    main()
