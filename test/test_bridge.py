@@ -178,3 +178,32 @@ def test_two_bridges_one_active_no_duplicates_and_failover(ros, net):
         wait_for(lambda: b.active and arm in b.proxies, 10, what="bridge_b takes over")
         wait_for(lambda: op.peers.get(arm) and op.peers[arm].via == "bridge_b", 10, what="robot via bridge_b")
         assert op.send(arm, {"action": "status"}).ok
+
+
+def test_robots_leaving_and_returning_never_stop_the_bridge(ros, net):
+    """Regression: destroying a departed robot's subscriptions while the executor built its
+    wait set killed the bridge's spin thread (rclpy InvalidHandle); the endpoints now stay."""
+    from strands_mesh_ros.mesh.mesh import Mesh
+
+    stay, come_go = rid("stay"), rid("cg")
+    ros_robot(ros, stay)
+    br = bridge(ros, net, hub=False)
+    with Mesh("op", config=net.hub()) as op:
+        wait_for(lambda: stay in br.proxies, 10, what="the staying robot bridged")
+        for cycle in range(3):
+            node = ros_robot(ros, come_go)
+            wait_for(lambda: come_go in br.proxies and op.peers.get(come_go), 15, what=f"cycle {cycle}: bridged")
+            assert op.send(come_go, {"action": "status"}).ok
+            ros.executor.remove_node(node)
+            ros.nodes.remove(node)
+            node.destroy_node()
+            wait_for(lambda: come_go not in br.proxies, 15, what=f"cycle {cycle}: dropped")
+        # the bridge still spins: commands and state of the staying robot flow
+        r = op.send(stay, {"action": "skill", "name": "move_joints",
+                           "args": {"positions": [0.2, 0, 0, 0, 0, 0], "duration": 0}}, timeout=10)
+        assert r.ok, r.error
+        seen: list = []
+        sub = op.subscribe(f"{net.prefix}/{stay}/state", lambda k, v: seen.append(v))
+        wait_for(lambda: any(abs(s["joints"]["joint1"]["position"] - 0.2) < 1e-6 for s in seen), 10,
+                 what="fresh state relayed")
+        op.unsubscribe(sub)

@@ -70,6 +70,39 @@ def default_bridge_id() -> str:
     return f"bridge_{host}"
 
 
+class _RosEndpoints:
+    """The ROS side of one bridged robot: its command publisher and its response and
+    joint_states subscriptions, routed to the robot's current proxy (if any).
+
+    Created once per robot id and kept until the bridge node is destroyed: destroying a
+    subscription while an executor thread builds its wait set kills that thread in rclpy
+    (ros2/rclpy#1206), and robots come and go while the bridge spins.
+    """
+
+    def __init__(self, bridge: "BridgeNode", robot_id: str) -> None:
+        from sensor_msgs.msg import JointState
+
+        self.proxy: _RosRobotProxy | None = None
+        self.last_heard = 0.0  # monotonic time of the last joint_states: evidence of life
+        self.cmd_pub = bridge.create_publisher(convert_msg("Command"), topics.robot_topic(robot_id, topics.MESH_COMMAND),
+                                               qos.COMMAND)
+        self.subs = [
+            bridge.create_subscription(convert_msg("Response"), topics.robot_topic(robot_id, topics.MESH_RESPONSE),
+                                       self._on_response, qos.RESPONSE, callback_group=bridge.fast_group),
+            bridge.create_subscription(JointState, topics.robot_topic(robot_id, topics.JOINT_STATES),
+                                       self._on_joint_states, qos.JOINT_STATES, callback_group=bridge.fast_group),
+        ]
+
+    def _on_response(self, msg: Any) -> None:
+        if (proxy := self.proxy) is not None:
+            proxy._on_response(msg)
+
+    def _on_joint_states(self, msg: Any) -> None:
+        self.last_heard = time.monotonic()
+        if (proxy := self.proxy) is not None:
+            proxy._on_joint_states(msg)
+
+
 class _RosRobotProxy:
     """A ROS robot node seen as a mesh peer: forwards commands, relays state.
 
@@ -77,26 +110,20 @@ class _RosRobotProxy:
     command; the answer comes back on ``/<id>/mesh/response``.
     """
 
-    def __init__(self, bridge: "BridgeNode", presence: Any) -> None:
+    def __init__(self, bridge: "BridgeNode", presence: Any, endpoints: _RosEndpoints) -> None:
         self.bridge = bridge
         self.robot_id = presence.id
         self.presence = presence
-        self.heard = time.monotonic()
         self._pending: dict[str, Any] = {}
         self._lock = threading.Lock()
-        node = bridge
-        self._cmd_pub = node.create_publisher(convert_msg("Command"), topics.robot_topic(self.robot_id, topics.MESH_COMMAND), qos.COMMAND)
-        self._resp_sub = node.create_subscription(convert_msg("Response"), topics.robot_topic(self.robot_id, topics.MESH_RESPONSE),
-                                                  self._on_response, qos.RESPONSE, callback_group=bridge.fast_group)
-        from sensor_msgs.msg import JointState
-
-        self._js_sub = node.create_subscription(JointState, topics.robot_topic(self.robot_id, topics.JOINT_STATES),
-                                                self._on_joint_states, qos.JOINT_STATES, callback_group=bridge.fast_group)
+        self._endpoints = endpoints
+        self._cmd_pub = endpoints.cmd_pub
         ros = {"namespace": presence.ros.namespace, "node": presence.ros.node} if presence.ros else None
         self.mesh = Mesh(self.robot_id, config=bridge.mesh_config, peer_type=presence.peer_type,
                          robot_type=presence.robot_type, ros=ros, via=bridge.bridge_id, handler=self,
                          presence=self._presence_fields, safety=False, audit_dir=bridge.audit_dir)
         self.mesh.start()
+        endpoints.proxy = self
 
     def _presence_fields(self) -> dict[str, Any]:
         pr = self.presence
@@ -142,14 +169,12 @@ class _RosRobotProxy:
             self.bridge.get_logger().debug(f"state relay of {self.robot_id} stopped: {exc}")
 
     def close(self, why: str) -> None:
+        self._endpoints.proxy = None  # the ROS endpoints stay (see _RosEndpoints)
         with self._lock:
             pending, self._pending = self._pending, {}
         for turn, respond in pending.items():
             respond(make_response(self.robot_id, turn, error=f"peer lost: {self.robot_id} {why}"))
         self.mesh.stop()
-        for ent in (self._js_sub, self._resp_sub):
-            self.bridge.destroy_subscription(ent)
-        self.bridge.destroy_publisher(self._cmd_pub)
 
 
 def convert_msg(name: str) -> Any:
@@ -244,6 +269,7 @@ class BridgeNode(Node):
         self._house_group = MutuallyExclusiveCallbackGroup()
         self._lock = threading.RLock()
         self.proxies: dict[str, _RosRobotProxy] = {}
+        self._endpoints: dict[str, _RosEndpoints] = {}
         self.mirrors: dict[str, _Mirror] = {}
         self._ros_presence: dict[str, tuple[Any, float]] = {}
         self._states: dict[str, State] = {}
@@ -300,6 +326,8 @@ class BridgeNode(Node):
         with self._lock:
             seen = dict(self._ros_presence)
         for rid, (pr, heard) in seen.items():
+            ends = self._endpoints.get(rid)
+            heard = max(heard, ends.last_heard if ends else 0.0)  # joint_states count as life too
             if now - heard > self.mesh_config.peer_timeout:
                 with self._lock:
                     self._ros_presence.pop(rid, None)
@@ -314,7 +342,10 @@ class BridgeNode(Node):
                                          f"(via {other.via or other.hostname})")
                     continue
                 try:
-                    self.proxies[rid] = _RosRobotProxy(self, pr)
+                    ends = self._endpoints.get(rid)
+                    if ends is None:
+                        ends = self._endpoints[rid] = _RosEndpoints(self, rid)
+                    self.proxies[rid] = _RosRobotProxy(self, pr, ends)
                     self.get_logger().info(f"ROS robot {rid} ({pr.ros.namespace if pr.ros else '?'}) is now a mesh peer")
                 except (RuntimeError, ValueError) as exc:
                     self._warn_once(rid, f"could not bridge ROS robot {rid}: {exc}")
@@ -491,6 +522,11 @@ class BridgeNode(Node):
 
     def destroy_node(self) -> None:
         self._drop_all("bridge shut down")
+        for ends in self._endpoints.values():  # the executor no longer spins this node
+            for sub in ends.subs:
+                self.destroy_subscription(sub)
+            self.destroy_publisher(ends.cmd_pub)
+        self._endpoints.clear()
         self.mesh.unsubscribe(self._state_sub)
         self.mesh.stop()
         super().destroy_node()
