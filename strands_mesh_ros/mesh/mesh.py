@@ -27,7 +27,6 @@ from typing import Any, Callable
 from ..contract.keys import check_peer_id
 from ..contract.payloads import (
     ContractError,
-    Presence,
     State,
     Step,
     decode,
@@ -127,7 +126,7 @@ class Mesh(CommandPath, SafetyPath):
         self._audit_dir = audit_dir
         self._ros = ros
         self._via = via
-        self.table = PeerTable(self.config.peer_timeout, on_leave=self._peer_left)
+        self.table = PeerTable(self.config.peer_timeout)  # until start(): the session's shared table
         self._pending: dict[str, _Pending] = {}
         self._pending_lock = threading.Lock()
         self._seen: OrderedDict[tuple[str, str], bytes | None] = OrderedDict()  # answer JSON, once sent
@@ -181,8 +180,8 @@ class Mesh(CommandPath, SafetyPath):
         self._estop_pub = z.declare_publisher(k.estop, **rt)
         self._resume_pub = z.declare_publisher(k.resume, **rt)
         self._decl += [self._presence_pub, self._state_pub, self._stream_pub, self._estop_pub, self._resume_pub]
-        self._decl.append(s.declare_subscriber(k.all_presence, self._on_presence))
-        self._decl.append(s.liveliness().declare_subscriber(k.all_alive, self._on_alive, history=True))
+        self._shared_peers = POOL.peers_for(s, self.config, self._peer_left)
+        self.table = self._shared_peers.table
         # Commands arrive through Zenoh's own FIFO channel, read by a dispatcher thread: one
         # thread hand-off fewer than a Python callback feeding a queue (bench/bench_mesh.py rtt).
         # A full channel blocks the sender's link (back-pressure), never drops.
@@ -233,6 +232,8 @@ class Mesh(CommandPath, SafetyPath):
         for d in reversed(self._decl):
             self._undeclare(d)
         self._decl.clear()
+        POOL.release_peers(self._shared_peers, self._peer_left)
+        self.table = PeerTable(self.config.peer_timeout)  # a stopped peer sees no one
         POOL.release(self._safety)
         POOL.release(self._session)
         self._session = self._safety = None
@@ -279,29 +280,6 @@ class Mesh(CommandPath, SafetyPath):
         if not self.table.wait_for(lambda s: peer_id in s, timeout):
             raise TimeoutError(f"peer {peer_id!r} not seen on the mesh within {timeout} s")
         return self.table.snapshot()[peer_id]
-
-    def _on_presence(self, sample: Any) -> None:
-        try:
-            pr = decode(Presence, bytes(sample.payload.to_bytes()), 64 * 1024)
-            parsed = self.keys.parse(str(sample.key_expr))
-        except (ContractError, ValueError) as exc:
-            log.warning("%s: bad presence on %s: %s", self.peer_id, sample.key_expr, exc)
-            return
-        if parsed.peer_id != pr.id:
-            log.warning("%s: presence for %s published on %s's key: ignored", self.peer_id, pr.id, parsed.peer_id)
-            return
-        if not pr.is_fresh():
-            log.debug("%s: stale presence from %s dropped", self.peer_id, pr.id)
-            return
-        self.table.heard(pr)
-
-    def _on_alive(self, sample: Any) -> None:
-        try:
-            peer = self.keys.parse(str(sample.key_expr)).peer_id
-        except ValueError:
-            return
-        if peer and peer != self.peer_id:
-            self.table.token(peer, sample.kind == self._zenoh.SampleKind.PUT)
 
     def _peer_left(self, peer_id: str, why: str) -> None:
         with self._pending_lock:

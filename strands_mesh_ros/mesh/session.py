@@ -32,6 +32,7 @@ class SessionPool:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sessions: dict[tuple, list[Any]] = {}  # key -> [session, refcount]
+        self._shared: dict[tuple, "SharedPeers"] = {}
 
     def acquire(self, config: MeshConfig, role: Role = "main"):
         """Open (or share) the session for ``config`` and ``role``.
@@ -77,6 +78,26 @@ class SessionPool:
                 return
         session.close()
 
+    def peers_for(self, session: Any, config: MeshConfig, on_leave: Any) -> "SharedPeers":
+        """The :class:`SharedPeers` of ``session`` and ``config.prefix``; registers ``on_leave``."""
+        key = (id(session), config.prefix, config.peer_timeout)
+        with self._lock:
+            shared = self._shared.get(key)
+            if shared is None:
+                shared = self._shared[key] = SharedPeers(session, config.keys, config.peer_timeout)
+        shared.add(on_leave)
+        return shared
+
+    def release_peers(self, shared: "SharedPeers", on_leave: Any) -> None:
+        """Unregister ``on_leave``; the last one undeclares the shared subscriptions."""
+        with self._lock:
+            if shared.remove(on_leave):
+                return
+            for key, value in list(self._shared.items()):
+                if value is shared:
+                    del self._shared[key]
+        shared.close()
+
     def count(self) -> int:
         with self._lock:
             return len(self._sessions)
@@ -84,3 +105,77 @@ class SessionPool:
 
 POOL = SessionPool()
 """The process's session pool."""
+
+
+class SharedPeers:
+    """One presence subscription, one liveliness subscription and one peer table per Zenoh
+    session and key prefix, shared by every :class:`Mesh` on that session.
+
+    Without it, K robots in one process each decode every presence beat: O(K²) decodes per
+    beat (measured in bench/bench_state.py: 2(K+1)² calls/s, saturating a core at K = 50).
+    Peers that leave are reported to every registered Mesh.
+    """
+
+    def __init__(self, session: Any, keys: Any, timeout: float) -> None:
+        import zenoh
+
+        from .peers import PeerTable
+
+        self._zenoh = zenoh
+        self.keys = keys
+        self._listeners: list[Any] = []
+        self._lock = threading.Lock()
+        self.table = PeerTable(timeout, on_leave=self._left)
+        self._subs = [
+            session.declare_subscriber(keys.all_presence, self._on_presence),
+            session.liveliness().declare_subscriber(keys.all_alive, self._on_alive, history=True),
+        ]
+
+    def add(self, on_leave: Any) -> None:
+        with self._lock:
+            self._listeners.append(on_leave)
+
+    def remove(self, on_leave: Any) -> int:
+        with self._lock:
+            if on_leave in self._listeners:
+                self._listeners.remove(on_leave)
+            return len(self._listeners)
+
+    def _left(self, peer_id: str, why: str) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for cb in listeners:
+            cb(peer_id, why)
+
+    def _on_presence(self, sample: Any) -> None:
+        from ..contract.payloads import ContractError, Presence, decode
+
+        try:
+            pr = decode(Presence, bytes(sample.payload.to_bytes()), 64 * 1024)
+            parsed = self.keys.parse(str(sample.key_expr))
+        except (ContractError, ValueError) as exc:
+            log.warning("bad presence on %s: %s", sample.key_expr, exc)
+            return
+        if parsed.peer_id != pr.id:
+            log.warning("presence for %s published on %s's key: ignored", pr.id, parsed.peer_id)
+            return
+        if not pr.is_fresh():
+            log.debug("stale presence from %s dropped", pr.id)
+            return
+        self.table.heard(pr)
+
+    def _on_alive(self, sample: Any) -> None:
+        try:
+            peer = self.keys.parse(str(sample.key_expr)).peer_id
+        except ValueError:
+            return
+        if peer:
+            self.table.token(peer, sample.kind == self._zenoh.SampleKind.PUT)
+
+    def close(self) -> None:
+        for sub in self._subs:
+            try:
+                sub.undeclare()
+            except Exception as exc:  # the session closed first
+                log.debug("undeclare: %s", exc)
+
