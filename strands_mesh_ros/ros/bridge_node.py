@@ -419,17 +419,27 @@ class BridgeNode(Node):
 
         fut.add_done_callback(done)
 
-    def _on_send_command(self, request: Any, response: Any) -> Any:
-        """``/mesh/send_command``: blocking call from ROS to any mesh peer."""
+    async def _on_send_command(self, request: Any, response: Any) -> Any:
+        """``/mesh/send_command``: call any mesh peer from ROS.
+
+        A coroutine: while the mesh call is in flight the executor keeps relaying (the bridge
+        runs on a single-threaded executor; a blocking callback would stall it)."""
+        from rclpy.task import Future as RosFuture
+
         try:
             command = json.loads(request.command_json)
-            resp = self.mesh.send(request.peer_id, command, timeout=request.timeout if request.timeout > 0 else 10.0)
+            call = self.mesh.send_async(request.peer_id, command,
+                                        timeout=request.timeout if request.timeout > 0 else 10.0)
         except json.JSONDecodeError as exc:
             response.status, response.error = "error", f"command_json is not valid JSON: {exc}"
             return response
         except (InvalidPeerId, ValueError) as exc:
             response.status, response.error = "error", str(exc)
             return response
+        done: RosFuture = RosFuture(executor=self.executor)
+        done.add_done_callback(lambda _f: None)  # completing it then wakes the executor at once
+        call.add_done_callback(lambda f: done.set_result(f.result()))
+        resp = await done
         response.status = resp.status
         response.responder_id = resp.responder_id
         response.result_json = json.dumps(resp.result) if resp.ok else ""
@@ -534,8 +544,10 @@ class BridgeNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """``ros2 run strands_mesh_ros bridge_node`` (parameters: see :class:`BridgeNode`)."""
+    # Single-threaded: rclpy's MultiThreadedExecutor costs ~1.6x the CPU per callback and made the
+    # bridged round trip ~5x slower (bench/bench_bridge.py); nothing in the bridge blocks.
     return run_main("bridge_node", lambda argv: BridgeNode(), args, (InvalidPeerId, ValueError, RuntimeError),
-                    num_threads=4)
+                    single_threaded=True)
 
 
 if __name__ == "__main__":

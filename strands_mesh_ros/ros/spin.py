@@ -58,7 +58,7 @@ class BackgroundSpin:
 
 
 def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[BaseException], ...],
-             num_threads: int | None = None) -> int:
+             num_threads: int | None = None, single_threaded: bool = False) -> int:
     """The ``main()`` of a node executable, as ros2/demos write it.
 
     ``rclpy.init``; ``node = build(argv)`` (a Node, or an object with ``executor`` / ``close``
@@ -72,7 +72,7 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
     import sys
 
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 
     argv = sys.argv if args is None else args
     rclpy.init(args=argv)
@@ -81,7 +81,7 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
         built = build(argv)
         executor = getattr(built, "executor", None)
         if executor is None:
-            executor = MultiThreadedExecutor(num_threads=num_threads)
+            executor = SingleThreadedExecutor() if single_threaded else MultiThreadedExecutor(num_threads=num_threads)
             executor.add_node(built)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

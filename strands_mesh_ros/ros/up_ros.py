@@ -41,14 +41,15 @@ class RosFleet:
             if ros_robots:
                 self.host = FleetHost(FleetSpec(robots=ros_robots, mesh=self.spec.mesh), context=context)
             self.bridge = BridgeNode(mesh_config=config, context=context)
-            if self.host is not None:
-                self.executor = self.host.executor
-            else:
-                from rclpy.executors import MultiThreadedExecutor
+            # The bridge on its own single-threaded executor (see bridge_node.main); the robots
+            # on the fleet host's.
+            from rclpy.executors import SingleThreadedExecutor
 
-                self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+            self.executor = SingleThreadedExecutor(context=context)
             self.executor.add_node(self.bridge)
-            self._spin = BackgroundSpin(self.executor, "up-ros")
+            self._spin = BackgroundSpin(self.executor, "up-bridge")
+            if self.host is not None:
+                self.host.start()
             # The mesh-only robots, and an operator peer for the live view.
             if mesh_robots:
                 self.mesh_fleet = Fleet(FleetSpec(robots=mesh_robots, mesh=self.spec.mesh), config=config).start()
