@@ -117,8 +117,8 @@ def bench_rtt(n: int, domain: int, executors: list[str]) -> None:
                   f"({wall:.1f} s)")
             rows = [("direct mesh peer", d)]
             for ex, rid in ros_ids.items():
-                label = "ROS robot via bridge" + (" (MultiThreadedExecutor, as shipped)" if ex == "multi"
-                                                  else " (SingleThreadedExecutor, diagnostic)")
+                label = "ROS robot via bridge" + (" (MultiThreadedExecutor, the earlier bridge)" if ex == "multi"
+                                                  else " (SingleThreadedExecutor, as the bridge ships)")
                 rows.append((label, pct(lat[rid], 50, 90, 99)))
             for name, (p50, p90, p99) in rows:
                 print(f"{name:58s} p50 {p50 * 1e3:7.3f} ms  p90 {p90 * 1e3:7.3f} ms  p99 {p99 * 1e3:7.3f} ms")
@@ -219,7 +219,7 @@ def fanin_step(n: int, duration: float, rate: float, domain: int, warmup: float,
 
 
 def bench_fanin(ns: list[int], duration: float, rate: float, domain: int, warmup: float, executor: str) -> None:
-    kind = "MultiThreadedExecutor(4), as shipped" if executor == "multi" else "SingleThreadedExecutor, diagnostic"
+    kind = "MultiThreadedExecutor(4), the earlier bridge" if executor == "multi" else "SingleThreadedExecutor, as shipped"
     print(f"\n## bridge fan-in: N robots' /<id>/joint_states at {rate:g} Hz -> mesh state, "
           f"{duration:g} s window per N (+{warmup:g} s warm-up); bridge on a {kind}")
     print("    N  published Hz/robot  received   nominal  rx/nominal   gaps  loss %  silent  lag p50/p99 ms  "
@@ -255,13 +255,13 @@ def main() -> None:
     ap.add_argument("what", nargs="?", default="all", choices=("rtt", "fanin", "all"))
     ap.add_argument("--n", type=int, default=1000, help="rtt: round trips per path")
     ap.add_argument("--executors", default="multi,single",
-                    help="rtt: executor kinds of the ROS side to compare (multi = as shipped, single = diagnostic)")
+                    help="rtt: executor kinds of the ROS side to compare (single = as the bridge ships, multi = earlier)")
     ap.add_argument("--ns", default="10,25,50,75,100", help="fanin: robot counts")
     ap.add_argument("--duration", type=float, default=10.0, help="fanin: window per N, s")
     ap.add_argument("--warmup", type=float, default=2.0, help="fanin: s after every robot is flowing")
     ap.add_argument("--rate", type=float, default=50.0, help="fanin: joint_states Hz per robot")
-    ap.add_argument("--executor", choices=("multi", "single"), default="multi",
-                    help="fanin: the bridge's executor (multi = as shipped, single = diagnostic)")
+    ap.add_argument("--executor", choices=("multi", "single"), default="single",
+                    help="fanin: the bridge's executor (single = as shipped, multi = the earlier bridge)")
     ap.add_argument("--domain", type=int, default=default_domain(), help="ROS domain id of the ROS side")
     args = ap.parse_args()
     print(f"machine: {machine()}")
