@@ -46,3 +46,27 @@ class Net:
 
     def peer_args(self) -> list[str]:
         return ["--prefix", self.prefix, "--connect", self.endpoint, "--no-multicast"]
+
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def load() -> str:
+    """The load averages, for the start and end of a run."""
+    return "load avg {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), s (/proc/<pid>/stat fields 14-15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def threads(pid: int) -> int:
+    """How many threads a process runs (-1 if unknown)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return -1

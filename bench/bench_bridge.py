@@ -42,16 +42,12 @@ sys.path.insert(0, str(BENCH))
 
 import itertools
 
-from _common import Net, machine, pct, python_proc, wait_for
+from _common import Net, cpu_seconds, load, machine, pct, python_proc, threads, wait_for
 
 from strands_mesh_ros.mesh.mesh import Mesh
 
 ROS_SIDE = str(BENCH / "_ros_side.py")
-CLK = os.sysconf("SC_CLK_TCK")
 
-
-def load() -> str:
-    return "load avg {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def default_domain() -> int:
@@ -59,19 +55,6 @@ def default_domain() -> int:
     return 211 + os.getpid() % 20  # rtt uses domain and domain + 1
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), s."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
-
-
-def threads(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    return -1
 
 
 # -- rtt -------------------------------------------------------------------------------------

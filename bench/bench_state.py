@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
@@ -32,11 +31,10 @@ sys.path.insert(0, str(BENCH))
 
 import itertools
 
-from _common import Net, machine, pct, python_proc, wait_for
+from _common import Net, cpu_seconds, load, machine, pct, python_proc, threads, wait_for
 
 from strands_mesh_ros.mesh.mesh import Mesh
 
-CLK = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT = 60.0
 """s for a Fleet process to print READY; longer is reported as 'did not come up' and ends the run."""
 
@@ -54,22 +52,7 @@ with Fleet(robots=robots, config=cfg):
 """
 
 
-def load() -> str:
-    return "load avg {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
-
-
-def threads(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    return -1
 
 
 def step(k: int, rate: float, duration: float, warmup: float, driver: str) -> dict:
