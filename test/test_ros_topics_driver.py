@@ -173,8 +173,12 @@ def test_drive_over_twist(ros):
     out = robot.call_skill("drive", {"linear": 0.3, "angular": 0.0, "duration": 0.5}).result(timeout=15)
     assert out.status == "done", out.error
     wait_for(lambda: stand_in.twist == (0.0, 0.0), 5, what="a zero twist after the drive")
-    assert stand_in.pose[0] == pytest.approx(0.15, abs=0.05)
-    assert len(stand_in.commands) >= 10  # streamed, not one message
+    sent = [(c.linear.x, c.angular.z) for c in stand_in.commands]
+    assert len(sent) >= 10 and sent[-1] == (0.0, 0.0)  # streamed, not one message, then stopped
+    assert set(sent[:-1]) <= {(0.3, 0.0), (0.0, 0.0)} and (0.3, 0.0) in sent
+    # The stand-in's odometry integrates on a wall-clock timer: 0.3 m/s for 0.5 s is 0.15 m, and a
+    # loaded machine delays the final zero twist, so allow for scheduling.
+    assert 0.1 <= stand_in.pose[0] <= 0.45
     name, args = driver.instruction_to_skill("drive forward at 0.2 m/s for 1 s")
     assert (name, args["linear"], args["duration"]) == ("drive", 0.2, 1.0)
     with pytest.raises(Exception, match="linear"):
