@@ -174,7 +174,7 @@ def test_drive_over_twist(ros):
     assert out.status == "done", out.error
     wait_for(lambda: stand_in.twist == (0.0, 0.0), 5, what="a zero twist after the drive")
     sent = [(c.linear.x, c.angular.z) for c in stand_in.commands]
-    assert len(sent) >= 10 and sent[-1] == (0.0, 0.0)  # streamed, not one message, then stopped
+    assert len(sent) >= 3 and sent[-1] == (0.0, 0.0)  # streamed (not one message), then stopped
     assert set(sent[:-1]) <= {(0.3, 0.0), (0.0, 0.0)} and (0.3, 0.0) in sent
     # The stand-in's odometry integrates on a wall-clock timer: 0.3 m/s for 0.5 s is 0.15 m, and a
     # loaded machine delays the final zero twist, so allow for scheduling.
