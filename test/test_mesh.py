@@ -146,7 +146,9 @@ def test_hostile_inputs_get_named_errors_and_the_peer_survives(op, robot_proc, n
     s.put(cmd_key, env({"action": "execute", "instruction": "x" * 17000}, "t4"))
     s.put(cmd_key, env({"action": "execute", "instruction": "dance the tango"}, "t5"))
     s.put(cmd_key, env({"action": "skill", "name": "self_destruct"}, "t6"))
-    wait_for(lambda: len(replies) >= 6, 5, what="six error replies")
+    # a stamp in the past must not be mistaken for one sent while the robot was frozen
+    s.put(cmd_key, json.dumps({"sender_id": "rogue", "turn_id": "t7", "command": {"action": "fly"}, "timestamp": -5}))
+    wait_for(lambda: len(replies) >= 7, 5, what="seven error replies")
     by_turn = {r["turn_id"]: r for r in replies}
     assert all(r["type"] == "error" and r["status"] == "error" for r in replies)
     assert "unknown action 'fly'" in by_turn["t1"]["error"]
@@ -155,6 +157,7 @@ def test_hostile_inputs_get_named_errors_and_the_peer_survives(op, robot_proc, n
     assert "exceeds the 16384-byte limit" in by_turn["t4"]["error"]
     assert "unknown instruction 'dance the tango'" in by_turn["t5"]["error"]
     assert "unknown skill 'self_destruct'" in by_turn["t6"]["error"]
+    assert "unknown action 'fly'" in by_turn["t7"]["error"]
     # the peer is still alive and unmoved
     st = op.send("arm1", {"action": "state"})
     assert st.ok and all(j["position"] == 0.0 for j in st.result["joints"].values())

@@ -217,7 +217,7 @@ class CommandPath:
             return
         if key == self.keys.broadcast and env.sender_id == self.peer_id:
             return  # our own broadcast
-        if env.timestamp < self._thawed_at:
+        if self._thawed_at and env.timestamp < self._thawed_at:
             # Sent while this peer was unresponsive: its caller was told "peer lost" and may
             # retry, so running it now could run it twice. Refuse, and say why.
             self._put_response(env.sender_id, env.reply_to, make_response(
