@@ -58,7 +58,7 @@ def run_up(fleet_path: str | None, config: MeshConfig, *, use_ros: bool = True, 
         if why is None:
             from .ros.up_ros import run_ros_fleet
 
-            return run_ros_fleet(fleet_path, config, stop=stop, headless=headless, duration=duration, view=_view)
+            return run_ros_fleet(fleet_path, config, stop=stop, headless=headless, duration=duration)
         console.print(f"[yellow]ROS path unavailable: {why}; running the pure-mesh fleet[/]")
     from .fleet import Fleet
 

@@ -272,7 +272,7 @@ class BridgeNode(Node):
         self._endpoints: dict[str, _RosEndpoints] = {}
         self.mirrors: dict[str, _Mirror] = {}
         self._ros_presence: dict[str, tuple[Any, float]] = {}
-        self._states: dict[str, State] = {}
+        self._stateful: set[str] = set()  # mesh peers seen publishing a valid state
         self._warned: set[str] = set()
         self._forwarded_estops: dict[tuple[str, int], EStop] = {}
         self._forwarded_resumes: dict[tuple[str, int], Resume] = {}
@@ -359,7 +359,7 @@ class BridgeNode(Node):
         for pid in list(self.mirrors):
             if pid not in peers or not self._mirrorable(peers[pid]):
                 self.mirrors.pop(pid).close()
-        for pid in list(self._states):
+        for pid in list(self._stateful):
             if pid in self.mirrors or pid not in peers or not self._mirrorable(peers[pid]):
                 continue
             try:
@@ -508,14 +508,20 @@ class BridgeNode(Node):
             self.mesh.ack_resume(matches[0], responder, bool(ack.get("accepted")), str(ack.get("detail", "")))
 
     def _on_mesh_state(self, key: str, payload: bytes) -> None:
-        """Zenoh thread: cache the newest state per mesh peer and mirror it into ROS."""
+        """Zenoh thread: note which mesh peers publish state, and mirror states into ROS.
+
+        Only states that may be mirrored are decoded: the bridge sees every state on the mesh,
+        its own proxies' included, and decoding them all cost a pydantic parse per sample."""
+        peer = key.rsplit("/", 2)[-2] if key.count("/") >= 2 else ""
+        if peer in self.proxies or (peer in self._stateful and peer not in self.mirrors):
+            return
         try:
             state = decode(State, payload)
         except ContractError:
             return
         if key != self.mesh.keys.state(state.peer_id):
             return  # a state published under another peer's key
-        self._states[state.peer_id] = state
+        self._stateful.add(state.peer_id)
         mirror = self.mirrors.get(state.peer_id)
         if mirror is not None:
             try:

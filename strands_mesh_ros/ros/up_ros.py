@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable
+from typing import Any
 
 from ..fleet_config import FleetSpec, load_fleet
 from ..mesh.config import MeshConfig
@@ -86,7 +86,7 @@ class RosFleet:
 
 
 def run_ros_fleet(fleet_path: str | None, config: MeshConfig, *, stop: threading.Event, headless: bool,
-                  duration: float, view: Callable[..., Any]) -> int:
+                  duration: float) -> int:
     """Run :class:`RosFleet` until ``stop``/Ctrl-C/``duration``; returns the exit code."""
     import rclpy
     from rclpy.signals import SignalHandlerOptions
