@@ -112,9 +112,6 @@ class PeerTable:
         with self._cond:
             return self._snapshot_locked()
 
-    def get(self, peer_id: str) -> PeerInfo | None:
-        return self.snapshot().get(peer_id)
-
     def has_token(self, peer_id: str) -> bool:
         with self._cond:
             return peer_id in self._tokens
