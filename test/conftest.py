@@ -20,8 +20,18 @@ def _audit_dir(tmp_path, monkeypatch):
     return tmp_path / "audit"
 
 
+@pytest.fixture(autouse=True)
+def key_prefix(monkeypatch) -> str:
+    """Every test gets its own mesh key prefix (``$STRANDS_MESH_PREFIX``, inherited by its
+    subprocesses and read by ROS robot nodes), so no two tests, nor a fleet running on the
+    machine, ever share a fleet."""
+    prefix = "t" + uuid.uuid4().hex[:10]
+    monkeypatch.setenv("STRANDS_MESH_PREFIX", prefix)
+    return prefix
+
+
 @pytest.fixture
-def net():
+def net(key_prefix):
     """A private mesh: a unique key prefix and a hub endpoint on a free loopback port.
 
     The first :class:`Mesh` made with ``net.hub()`` listens; others (``net.member()`` and
@@ -31,7 +41,7 @@ def net():
     from strands_mesh_ros.mesh.config import MeshConfig
 
     class Net:
-        prefix = "t" + uuid.uuid4().hex[:10]
+        prefix = key_prefix
         port = free_port()
         endpoint = f"tcp/127.0.0.1:{port}"
 

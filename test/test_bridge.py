@@ -151,7 +151,7 @@ def test_ros_nodes_command_any_mesh_peer(ros, net):
         assert r.status == "done" and r.responder_id == bot
         assert json.loads(r.result_json)["result"]["positions"]["joint1"] == pytest.approx(0.1)
         r = call(bot, "{nope")
-        assert r.status == "error" and "not valid JSON" in r.error
+        assert r.status == "error" and "malformed JSON" in r.error
         r = call("bad/id", '{"action": "status"}')
         assert r.status == "error" and "invalid target peer id" in r.error
     finally:

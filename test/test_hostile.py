@@ -47,8 +47,8 @@ RESUME_KEY = "hostile-fleet-resume-key-0123456789"
 SENDERS = ("fuzzer", "fz-2", "A_b-9")
 SAFE_DONE = frozenset({"status", "features", "state", "peers", "stop"})
 """Actions that, when valid, are answered ``done`` and change nothing observable here."""
-SAFE_DONE_AGENT = frozenset({"status", "features", "peers"})
-"""The same for an agent peer (no robot: ``stop`` and ``state`` are errors)."""
+SAFE_DONE_AGENT = frozenset({"status", "features", "peers", "stop"})
+"""The same for an agent peer (no robot: ``state`` is an error; ``stop`` succeeds with nothing stopped)."""
 ROBOT_SKILLS = frozenset({"move_joints", "home", "get_state", "move_gripper"})
 
 FUZZ = {"deadline": None, "database": None, "derandomize": False,

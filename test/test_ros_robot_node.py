@@ -178,15 +178,15 @@ def test_unknown_action_and_bad_commands_get_errors(ros):
     assert "dance" in resp.error and "unknown action" in resp.error
     bad = Command(sender_id="operator", turn_id=uuid.uuid4().hex, action="skill", command_json="{not json")
     client.pub.publish(bad)
-    assert "malformed command_json" in client.answer(bad.turn_id).error
+    assert "malformed JSON" in client.answer(bad.turn_id).error
     resp = client.call({"action": "skill", "name": "fly", "args": {}})
     assert resp.status == "error" and "fly" in resp.error
     resp = client.call({"action": "skill", "name": "move_joints", "args": {"positions": [1.0]}})
     assert resp.status == "error" and "bad args" in resp.error
     turn = client.send({"action": "status"}, target="someone_else")
     assert "someone_else" in client.answer(turn).error
-    resp = client.call({"action": "resume"})
-    assert resp.status == "refused" and "/mesh/resume" in resp.error
+    resp = client.call({"action": "resume"})  # unsigned: refused exactly as a mesh robot refuses it
+    assert resp.status == "refused" and "resume refused" in resp.error
     state = json.loads(client.call({"action": "state"}).result_json)
     assert state["peer_id"] == node.robot_id and "joint1" in state["joints"]
     assert client.call({"action": "peers"}).result_json == "[]"
@@ -260,14 +260,17 @@ def test_signed_resume_clears_lockout_and_bad_one_is_refused(ros):
     pub, acks = estop_io(ros)
     pub.publish(EStop(issuer_id="operator", seq=1, t=time.time(), reason="test"))
     acks.wait(lambda a: a.responder_id == node.robot_id, 10, what="e-stop ack")
-    resume_acks = ros.sub(String, topics.RESUME_ACK, qos.RESUME_ACK)
+    from strands_mesh_ros.msg import Response as ResponseMsg
+
+    resume_acks = ros.sub(ResponseMsg, topics.RESUME_ACK, qos.RESUME_ACK)
     rpub = ros.pub(String, topics.RESUME, qos.RESUME)
     wait_for(lambda: ros.probe.count_publishers(topics.RESUME_ACK) >= 1, 10, what="the resume ack publisher")
 
     def ack_for(seq):
-        m = resume_acks.wait(lambda m: json.loads(m.data)["seq"] == seq
-                             and json.loads(m.data)["responder_id"] == node.robot_id, 10, what=f"resume ack {seq}")
-        return json.loads(m.data)
+        m = resume_acks.wait(lambda m: json.loads(bytes(m.payload))["seq"] == seq
+                             and m.responder_id == node.robot_id, 10, what=f"resume ack {seq}")
+        assert m.key == f"{node.prefix}/safety/resume/ack/operator/{node.robot_id}"  # where the bridge puts it
+        return {**json.loads(bytes(m.payload)), "issuer_id": m.sender_id}
 
     forged = Resume(peer_id="operator", t=time.time(), seq=1, operator="alice", mac="00" * 32)
     rpub.publish(String(data=forged.to_json().decode()))
@@ -417,15 +420,18 @@ def test_fleet_host_main_refuses_bad_fleet(tmp_path, capsys):
 
 def test_conversions_round_trip():
     from strands_mesh_ros.contract.payloads import (
-        CommandEnvelope, ContractError, EStop, make_presence, make_response, new_turn_id)
+        CommandEnvelope, ContractError, decode, make_presence, make_response, new_turn_id)
     from strands_mesh_ros.msg import Command
     from strands_mesh_ros.ros import convert
 
-    env = CommandEnvelope(sender_id="op-1", turn_id=new_turn_id(), command={"action": "skill", "name": "home"},
-                          reply_to="strands/op-1/response/x")
-    back = convert.command_to_envelope(convert.envelope_to_command(env, "arm1"))
-    assert (back.sender_id, back.turn_id, back.command, back.reply_to) == (env.sender_id, env.turn_id, env.command,
-                                                                           env.reply_to)
+    turn = new_turn_id()
+    typed = Command(sender_id="op-1", turn_id=turn, action="skill", command_json='{"action": "skill", "name": "home"}',
+                    reply_to="strands/op-1/response/x", timestamp=12.5)
+    back = decode(CommandEnvelope, convert.command_msg_payload(typed))
+    assert (back.sender_id, back.turn_id, back.command, back.reply_to, back.timestamp) == (
+        "op-1", turn, {"action": "skill", "name": "home"}, "strands/op-1/response/x", 12.5)
+    bare = decode(CommandEnvelope, convert.command_msg_payload(Command(sender_id="op", turn_id="t0", action="status")))
+    assert bare.command == {"action": "status"} and bare.reply_to is None
     short = convert.command_to_envelope(Command(sender_id="op", turn_id="t1", action="status"))
     assert short.command == {"action": "status"} and short.reply_to is None
     with pytest.raises(ContractError, match="16384-byte limit") as info:
@@ -450,8 +456,13 @@ def test_conversions_round_trip():
     assert again.ros.namespace == "/arm1" and again.skills[0].params == {"type": "object"}
     assert again.timestamp == pr.timestamp and again.task_status == "idle"
 
-    e = convert.msg_to_estop(convert.estop_to_msg(EStop(peer_id="op", t=1.5, seq=3, reason="r")))
+    from strands_mesh_ros.contract.payloads import EStop
+    from strands_mesh_ros.msg import EStop as EStopMsg
+
+    e = decode(EStop, convert.estop_msg_payload(EStopMsg(issuer_id="op", t=1.5, seq=3, reason="r")))
     assert (e.peer_id, e.t, e.seq, e.reason) == ("op", 1.5, 3, "r")
+    with pytest.raises(ContractError, match="peer_id"):  # unreadable: the robot still halts and latches
+        decode(EStop, convert.estop_msg_payload(EStopMsg(issuer_id="a/b", t=1.5, seq=3)))
 
 
 def test_fleet_host_process_serves_its_robots_and_stops_on_sigint(ros, tmp_path):

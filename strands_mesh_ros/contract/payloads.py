@@ -10,6 +10,7 @@ Pure Python; no zenoh import.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 import uuid
@@ -27,6 +28,11 @@ MAX_COMMAND_BYTES = 16 * 1024
 MAX_PAYLOAD_BYTES = 1024 * 1024
 """Largest presence/state/response/safety payload parsed at all; bigger ones are refused
 unread, so a hostile peer cannot make us parse megabytes of JSON."""
+
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of JSON arrays and objects accepted in any payload, on any key or topic.
+The contract's payloads nest at most ~6 deep (a skill's JSON Schema in presence); Python's own
+``json`` fails near depth 1,000 with a RecursionError, which must never reach a callback."""
 
 PRESENCE_MAX_AGE = 60.0
 """Presence older than this (s) is dropped on receipt (CONTRACT.md)."""
@@ -320,37 +326,80 @@ def make_presence(peer_id: str, *, robot_type: str, peer_type: str, skills: list
 M = TypeVar("M", bound=BaseModel)
 
 
-def decode(model: type[M], payload: bytes | bytearray | memoryview | str, max_bytes: int = MAX_PAYLOAD_BYTES) -> M:
-    """Parse and validate one payload.
+_OPEN, _CLOSE = frozenset(b"[{"), frozenset(b"]}")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_HINT = {f: re.compile(rb'"' + f.encode() + rb'"\s*:\s*"([A-Za-z0-9_-]{1,64})"') for f in ("sender_id", "turn_id")}
+
+
+def json_depth(raw: bytes) -> int:
+    """Deepest nesting of arrays/objects in the JSON text ``raw`` (brackets inside strings do
+    not count). Cheap: counting brackets settles nearly every payload without a scan."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return raw.count(b"[") + raw.count(b"{")  # an upper bound, within the limit
+    brackets = _JSON_STRING.sub(b'""', raw).translate(None, _NOT_BRACKET)
+    depth = deepest = 0
+    for b in brackets:
+        depth += 1 if b in _OPEN else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _hints(raw: bytes) -> tuple[str | None, str | None]:
+    """``sender_id`` and ``turn_id`` read from a payload that cannot be parsed, so that even
+    a malformed command is answered to its sender (never silence)."""
+    found = [m.group(1).decode() if (m := _HINT[f].search(raw[:MAX_COMMAND_BYTES * 4])) else None
+             for f in ("sender_id", "turn_id")]
+    return found[0], found[1]
+
+
+def loads(payload: bytes | bytearray | memoryview | str, max_bytes: int = MAX_PAYLOAD_BYTES,
+          what: str = "payload") -> Any:
+    """The one JSON decoder for outside input: size cap, depth cap, then ``json.loads``.
+
+    Args:
+        payload: UTF-8 JSON text.
+        max_bytes: largest accepted size (bytes).
+        what: how error messages name the payload (e.g. ``command_json``).
 
     Raises:
-        ContractError: over ``max_bytes``, not UTF-8 JSON, not an object, or failing the
-            schema. For commands the sender and turn id are recovered when present.
+        ContractError: over ``max_bytes``, nested deeper than :data:`MAX_JSON_DEPTH`, not UTF-8,
+            or not JSON (the sender and turn ids are recovered when the text names them).
     """
     raw = payload.encode() if isinstance(payload, str) else bytes(payload)
-    size = len(raw)
-    if size <= max_bytes:
+    if len(raw) > max_bytes:
+        raise ContractError(f"{what} of {len(raw)} bytes exceeds the {max_bytes}-byte limit", *_hints(raw))
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise ContractError(f"{what} nested deeper than {MAX_JSON_DEPTH} levels", *_hints(raw))
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractError(f"malformed JSON in {what}: {exc}", *_hints(raw)) from None
+    except RecursionError:  # unreachable below the depth cap; kept so it can never escape
+        raise ContractError(f"{what} nested too deeply to parse", *_hints(raw)) from None
+
+
+def decode(model: type[M], payload: bytes | bytearray | memoryview | str, max_bytes: int = MAX_PAYLOAD_BYTES) -> M:
+    """Parse and validate one payload (through :func:`loads`' size and depth caps).
+
+    Raises:
+        ContractError: over ``max_bytes``, nested deeper than :data:`MAX_JSON_DEPTH`, not UTF-8
+            JSON, not an object, or failing the schema. For commands the sender and turn id
+            are recovered when present.
+    """
+    raw = payload.encode() if isinstance(payload, str) else bytes(payload)
+    if len(raw) <= max_bytes and json_depth(raw) <= MAX_JSON_DEPTH:
         # Fast path: pydantic parses and validates in one pass. Only a failure pays for the
         # slower walk below, which recovers the sender and names the problem.
         try:
             return model.model_validate_json(raw)
         except ValidationError:
             pass
-    hint_sender = hint_turn = None
-    if size > MAX_PAYLOAD_BYTES:
-        raise ContractError(f"payload of {size} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte parse limit")
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ContractError(f"malformed JSON: {exc}") from None
-    except RecursionError:  # valid JSON nested deeper than Python's json can parse
-        raise ContractError("malformed JSON: nested too deeply to parse") from None
+    data = loads(raw, max_bytes)
     if not isinstance(data, dict):
         raise ContractError(f"payload must be a JSON object, got {type(data).__name__}")
-    if isinstance(data.get("sender_id"), str) and isinstance(data.get("turn_id"), str):
-        hint_sender, hint_turn = data["sender_id"], data["turn_id"]
-    if size > max_bytes:
-        raise ContractError(f"payload of {size} bytes exceeds the {max_bytes}-byte limit", hint_sender, hint_turn)
+    hint_sender = data.get("sender_id") if isinstance(data.get("sender_id"), str) else None
+    hint_turn = data.get("turn_id") if isinstance(data.get("turn_id"), str) else None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -1,9 +1,9 @@
-"""The command path of a mesh peer: sending with response correlation, and answering.
+"""The command path of a mesh peer: sending with response correlation, and the intake loop.
 
 Mixed into :class:`~strands_mesh_ros.mesh.mesh.Mesh`; it relies on the Mesh's session, keys,
-peer table, dispatcher and audit log. Commands are answered by the dispatcher in the order
-they arrive; a repeated ``turn_id`` is never executed twice; a response is accepted only
-from the peer the command went to.
+peer table and audit log. Received commands go, in arrival order, to the peer's
+:class:`~strands_mesh_ros.robot.peer_core.PeerCore` (decode, dedup, lockout, dispatch, answer);
+a response is accepted only from the peer the command went to.
 """
 
 from __future__ import annotations
@@ -27,15 +27,6 @@ from ..contract.payloads import (
 
 log = logging.getLogger(__name__)
 
-DEDUP_WINDOW = 10_000
-"""How many recent (sender, turn_id) pairs a peer remembers so a repeat never runs twice."""
-
-DEDUP_ANSWER_BYTES = 2048
-"""Largest answer (JSON bytes) kept to re-send to a repeated turn_id; a larger one (``features``
-with its robot_description, say) is remembered as a short error instead. Whole Response objects
-for DEDUP_WINDOW turns held ~2-8 KB each per peer: memory grew ~2 MB/min per 5 robots under a
-modest load until the window filled (bench/soak.py)."""
-
 DISCOVERY_GRACE = 2.0
 """How long (s) a command waits for an unknown target to appear before failing."""
 
@@ -50,6 +41,7 @@ class _Pending:
     sent: float = field(default_factory=time.monotonic)
     expected: frozenset[str] = frozenset()
     responses: dict[str, Response] = field(default_factory=dict)
+    on_response: Any = None  # broadcast only: called with each answer as it arrives
 
 
 @dataclass
@@ -93,7 +85,8 @@ class CommandPath:
         """Send ``command`` to every peer; returns when all known peers answered or at ``timeout``."""
         return self._send(None, command, timeout).result()
 
-    def _send(self, target: str | None, command: dict[str, Any], timeout: float) -> Future:
+    def _send(self, target: str | None, command: dict[str, Any], timeout: float, on_response: Any = None,
+              expected: frozenset[str] | None = None) -> Future:
         self._require()
         if not isinstance(command, dict) or not isinstance(command.get("action"), str):
             raise ValueError("command must be a dict with an 'action' string")
@@ -104,8 +97,9 @@ class CommandPath:
         if len(data) > MAX_COMMAND_BYTES:
             raise ValueError(f"command envelope of {len(data)} bytes exceeds the {MAX_COMMAND_BYTES}-byte limit")
         fut: Future = Future()
-        expected = frozenset(self.peers) if target is None else frozenset()
-        p = _Pending(target, fut, time.monotonic() + timeout, expected=expected)
+        if expected is None:
+            expected = frozenset(self.peers) if target is None else frozenset()
+        p = _Pending(target, fut, time.monotonic() + timeout, expected=expected, on_response=on_response)
         with self._pending_lock:
             self._pending[env.turn_id] = p
         self._session.put(self.keys.cmd(target) if target else self.keys.broadcast, data,
@@ -147,7 +141,7 @@ class CommandPath:
             resp = decode(Response, bytes(sample.payload.to_bytes()))
         except (ContractError, ValueError) as exc:
             log.warning("%s: bad response on %s: %s", self.peer_id, sample.key_expr, exc)
-            self.stats["rejected"] += 1
+            self._sender_stats["rejected"] += 1
             return
         if parsed.responder_id is not None and parsed.responder_id != resp.responder_id:
             self._spoof(f"key names {parsed.responder_id} but payload says {resp.responder_id}")
@@ -167,6 +161,8 @@ class CommandPath:
                     del self._pending[resp.turn_id]
                 else:
                     p.responses[resp.responder_id] = resp
+                    if p.on_response is not None:
+                        p.on_response(resp)
                     if p.expected and p.expected.issubset(p.responses):
                         del self._pending[resp.turn_id]
                     else:
@@ -174,11 +170,11 @@ class CommandPath:
         if spoof:
             self._spoof(spoof)
             return
-        self.stats["responses"] += 1
+        self._sender_stats["responses"] += 1
         self._finish(p, resp, resp.turn_id)
 
     def _spoof(self, what: str) -> None:
-        self.stats["spoofed"] += 1
+        self._sender_stats["spoofed"] += 1
         log.warning("%s: refused a spoofed response: %s", self.peer_id, what)
         if self.audit:
             self.audit.write("spoofed_response", time.time(), detail=what)
@@ -194,98 +190,23 @@ class CommandPath:
             except self._zenoh.ZError:
                 return  # channel closed: the mesh is stopping
             try:
-                self._handle_command(str(sample.key_expr), bytes(sample.payload.to_bytes()))
+                payload = bytes(sample.payload.to_bytes())
+                broadcast = str(sample.key_expr) == self.keys.broadcast
+                if self._relay is not None:  # a bridge's proxy: the ROS robot's own core answers
+                    self._relay(payload, broadcast)
+                else:
+                    self.core.handle_command(payload, self._send_answer, broadcast=broadcast)
             except Exception:  # never let one command kill the peer
                 log.exception("%s: command handling failed", self.peer_id)
 
-    def _handle_command(self, key: str, payload: bytes) -> None:
-        self.stats["commands"] += 1
-        self._check_thaw()  # before anything queued during a freeze is run
-        try:
-            env = decode(CommandEnvelope, payload, MAX_COMMAND_BYTES)
-        except ContractError as exc:
-            self.stats["rejected"] += 1
-            if exc.sender_id and exc.turn_id:
-                try:
-                    self._put_response(exc.sender_id, None, make_response(self.peer_id, exc.turn_id, error=str(exc)))
-                    return
-                except (InvalidPeerId, ValueError):
-                    pass
-            # Nobody to answer: record it where operators look.
-            log.warning("%s: rejected command on %s: %s", self.peer_id, key, exc)
-            self.audit.write("rejected_command", time.time(), key=key, error=str(exc), size=len(payload))
+    def _send_answer(self, answer: Any) -> None:
+        """Put an :class:`~strands_mesh_ros.robot.peer_core.Answer` (from any thread)."""
+        if answer.key is None:
             return
-        if key == self.keys.broadcast and env.sender_id == self.peer_id:
-            return  # our own broadcast
-        if self._thawed_at and env.timestamp < self._thawed_at:
-            # Sent while this peer was unresponsive: its caller was told "peer lost" and may
-            # retry, so running it now could run it twice. Refuse, and say why.
-            self._put_response(env.sender_id, env.reply_to, make_response(
-                self.peer_id, env.turn_id, status="refused",
-                error=f"sent while {self.peer_id} was unresponsive ({self._thaw_gap:.1f} s, longer than the "
-                      f"peer timeout): its caller was told 'peer lost'; not run"))
-            return
-        dedup = (env.sender_id, env.turn_id)
-        with self._seen_lock:
-            if dedup in self._seen:
-                self.stats["duplicates"] += 1
-                cached = self._seen[dedup]
-            else:
-                self._seen[dedup] = cached = None
-                if len(self._seen) > DEDUP_WINDOW:
-                    self._seen.popitem(last=False)
-                dedup = None  # first time: run it
-        if dedup is not None:
-            # A repeated turn_id never runs twice: re-send the answer, or let the running
-            # call's answer serve both.
-            if cached is not None:
-                self._put_answer(env.sender_id, env.reply_to, env.turn_id, cached)
-            return
-        self.audit.write("command", time.time(), sync=False, sender=env.sender_id, turn_id=env.turn_id,
-                         action=env.command.get("action"))
-        self.dispatcher.dispatch(env, lambda resp: self._respond(env, resp))
-
-    def _respond(self, env: CommandEnvelope, resp: Response) -> None:
         try:
-            data = resp.to_json()
-        except Exception as exc:  # a result JSON cannot hold: still answer
-            data = make_response(self.peer_id, env.turn_id, error=f"result is not JSON-serialisable: {exc}").to_json()
-        with self._seen_lock:
-            if (env.sender_id, env.turn_id) in self._seen:
-                self._seen[(env.sender_id, env.turn_id)] = data if len(data) <= DEDUP_ANSWER_BYTES else (
-                    make_response(self.peer_id, env.turn_id, error=f"repeated turn_id {env.turn_id}: already run; "
-                                                                   f"its {len(data)}-byte answer is not kept").to_json())
-        try:
-            self._put_answer(env.sender_id, env.reply_to, env.turn_id, data)
+            self._session.put(answer.key, answer.data, congestion_control=self._zenoh.CongestionControl.BLOCK)
         except Exception as exc:  # the session closed under us during shutdown
-            log.debug("response not sent: %s", exc)
-
-    def _put_response(self, sender: str, reply_to: str | None, resp: Response) -> None:
-        self._put_answer(sender, reply_to, resp.turn_id, resp.to_json())
-
-    def _put_answer(self, sender: str, reply_to: str | None, turn_id: str, data: bytes) -> None:
-        key = self.keys.response(sender, self.peer_id, turn_id)
-        if reply_to:
-            if self._valid_reply_to(reply_to, sender):
-                key = reply_to
-            else:
-                log.warning("%s: refused reply_to %r of %s; answered on %s", self.peer_id, reply_to, sender, key)
-                self.audit.write("reply_to_refused", time.time(), sync=False, sender=sender, turn_id=turn_id,
-                                 reply_to=reply_to[:200])
-        self._session.put(key, data, congestion_control=self._zenoh.CongestionControl.BLOCK)
-
-    def _valid_reply_to(self, key: str, sender: str) -> bool:
-        """``reply_to`` may only move an answer within the sender's own keys, ``P/{sender}/...``
-        (a response key, or a key of its own outside the contract); never onto another peer's
-        keys or the safety keys, where an answer could, say, e-stop the fleet. Concrete keys only."""
-        if not all(c and not set(c) & set("$?#*") for c in key.split("/")):
-            return False
-        if not key.startswith(f"{self.keys.prefix}/{sender}/"):
-            return False
-        try:
-            return self.keys.parse(key).kind == "response"
-        except ValueError:
-            return True  # the sender's own key outside the contract
+            log.debug("%s: answer not sent: %s", self.peer_id, exc)
 
     def _peers_answer(self) -> list[dict[str, Any]]:
         return [p.to_dict() for p in self.peers.values()]

@@ -24,11 +24,12 @@ from ..robot.runtime import LockedOut, Robot, SkillError
 
 log = logging.getLogger(__name__)
 
-LOCKOUT_ALLOWED = frozenset({"status", "resume", "emergency_stop"})
-"""Actions accepted while e-stopped (CONTRACT.md: only status and an authorised resume;
-a further e-stop is idempotent and harmless)."""
+LOCKOUT_ALLOWED = frozenset({"status", "resume", "emergency_stop", "stop"})
+"""Actions accepted while e-stopped (CONTRACT.md: status and an authorised resume; a further
+e-stop and a ``stop`` cause no motion, and strands-robots 0.5.3 accepts ``stop`` under lockout
+too, so an issuer's ``stop`` is answered rather than refused)."""
 
-ROBOT_ACTIONS = frozenset({"stop", "execute", "start", "skill", "state"})
+ROBOT_ACTIONS = frozenset({"execute", "start", "skill", "state"})
 """Actions that need a robot behind the peer."""
 
 
@@ -136,7 +137,9 @@ class Dispatcher:
         return self._state()
 
     def _do_stop(self, action, env) -> dict[str, Any]:
-        return {"stopped": True, "preempted": self.robot.stop()}  # type: ignore[union-attr]
+        if self.robot is None:  # nothing to stop, and that is a success (CONTRACT.md, stop accounting)
+            return {"ok": True, "stopped": []}
+        return {"ok": True, "stopped": [self.peer_id], "preempted": self.robot.stop()}
 
     def _do_execute(self, action, env) -> Future:
         return self.robot.execute(action.instruction)  # type: ignore[union-attr]

@@ -16,37 +16,27 @@ except the e-stop callback, which halts the robot in place before anything else.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
 from typing import Any, Callable
 
 from ..contract.keys import check_peer_id
-from ..contract.payloads import (
-    ContractError,
-    State,
-    Step,
-    decode,
-    make_presence,
-    make_response,
-)
+from ..contract.payloads import ContractError, State, Step, decode, loads, make_response
 from ..drivers.base import Driver
+from ..robot.peer_core import NullAudit, PeerCore
 from ..robot.runtime import Robot
 from .commands import INBOX_CAPACITY, BroadcastResult, CommandPath, _Pending  # noqa: F401 (re-exported)
 from .config import MeshConfig
-from .dispatcher import Dispatcher
 from .peers import PeerInfo, PeerTable
-from .safety import (
-    AuditLog,
-    EStopGuard,
-    ResumeGuard,
-    load_resume_key,
-)
+from .safety import AuditLog, load_resume_key
 from .safety_path import MeshError, SafetyPath, _AckCollector
 from .session import POOL
+
+
+class DuplicatePeer(MeshError):
+    """A peer with this id is already live on the mesh (its liveliness token is up)."""
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +65,22 @@ class Mesh(CommandPath, SafetyPath):
         audit_dir: directory of the JSON-lines audit log (default docs/safety.md).
         ros: ``{"namespace", "node"}`` advertised in presence when the robot lives in ROS.
         via: peer id of the bridge relaying this peer, if any.
-        handler: answers commands instead of the built-in dispatcher (an object with
-            ``dispatch(env, respond)``, as :class:`Dispatcher`); the bridge's ROS proxies use it.
+        relay: takes every received command instead of this peer's core, as raw bytes:
+            ``relay(payload, broadcast)``; the bridge's proxies hand them to the ROS robot,
+            whose own core answers. Called on the intake thread: blocking in it applies
+            back-pressure to senders.
         presence: returns extra presence fields (``skills``, ``task_status``, ...) at each beat.
         safety: subscribe to the safety keys (default). A bridge's proxies say False: the
             bridge's own peer takes the safety path for them.
-        safety_hook: called ``safety_hook(kind, envelope)`` after an e-stop from another peer
-            is handled (``"estop"``), after this peer issued one (``"estop_issued"``), and for
-            every resume envelope heard (``"resume"``); used by the bridge to carry them into ROS.
+        safety_hook: called ``safety_hook(kind, value)`` after this peer issued an e-stop
+            (``"estop_issued"``, the envelope) and for every readable resume envelope of
+            another peer (``"resume"``, its raw bytes).
+        raw_estop_hook: called with the raw bytes of every sample on the e-stop key, in
+            Zenoh's thread right after this peer halted and before anything is parsed; the
+            bridge carries the halt into ROS with it.
+        check_unique: refuse to start when ``peer_id`` is already live on the mesh.
+        audit: keep an audit log (default); a bridge's proxies say False, since the ROS
+            robot's own node keeps that robot's audit.
 
     Raises:
         InvalidPeerId: bad peer id.
@@ -101,10 +99,13 @@ class Mesh(CommandPath, SafetyPath):
         audit_dir: str | None = None,
         ros: dict[str, str] | None = None,
         via: str | None = None,
-        handler: Any = None,
+        relay: Callable[[bytes, bool], None] | None = None,
         presence: Callable[[], dict[str, Any]] | None = None,
         safety: bool = True,
         safety_hook: Callable[[str, Any], None] | None = None,
+        raw_estop_hook: Callable[[bytes], None] | None = None,
+        check_unique: bool = True,
+        audit: bool = True,
     ) -> None:
         self.peer_id = check_peer_id(peer_id)
         if robot is not None and not isinstance(robot, Robot):
@@ -117,20 +118,12 @@ class Mesh(CommandPath, SafetyPath):
         self.peer_type = peer_type or (robot.driver.peer_type if robot else "agent")
         self.robot_type = robot_type or (robot.driver.robot_type if robot else self.peer_type)
         self._resume_key = load_resume_key(resume_key)
-        self._guard = ResumeGuard(self._resume_key)
-        self._estop_guard = EStopGuard()
-        self._tick_lock = threading.Lock()
-        self._last_tick = time.monotonic()
-        self._thawed_at = 0.0  # wall time this peer last came back from being unresponsive
-        self._thaw_gap = 0.0
         self._audit_dir = audit_dir
         self._ros = ros
         self._via = via
         self.table = PeerTable(self.config.peer_timeout)  # until start(): the session's shared table
         self._pending: dict[str, _Pending] = {}
         self._pending_lock = threading.Lock()
-        self._seen: OrderedDict[tuple[str, str], bytes | None] = OrderedDict()  # answer JSON, once sent
-        self._seen_lock = threading.Lock()
         self._cmd_subs: list[Any] = []
         self._safety_q: queue.SimpleQueue = queue.SimpleQueue()
         self._estop_waits: dict[int, _AckCollector] = {}
@@ -143,14 +136,28 @@ class Mesh(CommandPath, SafetyPath):
         self._subs: list[Subscription] = []
         self._session = self._safety = None
         self.audit: AuditLog | None = None
-        self.stats = {"commands": 0, "rejected": 0, "duplicates": 0, "spoofed": 0, "responses": 0}
+        self._sender_stats = {"spoofed": 0, "rejected": 0, "responses": 0}
         self._presence_extra = presence
         self._with_safety = safety
         self.safety_hook = safety_hook
-        self.dispatcher = handler or Dispatcher(
-            self.peer_id, robot, peers=self._peers_answer, state=self._state_answer,
-            estop=self._estop_command, resume=self._resume_command, peer_type=self.peer_type,
-        )
+        self.raw_estop_hook = raw_estop_hook
+        self._relay = relay
+        self._check_unique = check_unique
+        self._with_audit = audit
+        self.core: PeerCore | None = None
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: commands taken, rejected, duplicates (this peer's core); spoofed and
+        accepted responses (its calls)."""
+        core = self.core.stats if self.core is not None else {"commands": 0, "rejected": 0, "duplicates": 0}
+        return {**core, "spoofed": self._sender_stats["spoofed"], "responses": self._sender_stats["responses"],
+                "rejected": core["rejected"] + self._sender_stats["rejected"]}
+
+    @property
+    def dispatcher(self) -> Any:
+        """This peer's :class:`~strands_mesh_ros.mesh.dispatcher.Dispatcher` (after start)."""
+        return self.core.dispatcher if self.core is not None else None
 
     def start(self) -> "Mesh":
         """Open sessions, declare keys, start heartbeats. Idempotent.
@@ -163,8 +170,26 @@ class Mesh(CommandPath, SafetyPath):
         import zenoh
 
         self._zenoh = zenoh
-        self.audit = AuditLog(self.peer_id, self._audit_dir)
         self._session = POOL.acquire(self.config, "main")
+        if self._check_unique:
+            try:
+                live = [r for r in self._session.liveliness().get(self.keys.alive(self.peer_id), timeout=1.0)
+                        if r.ok is not None]
+            except Exception:
+                POOL.release(self._session)
+                self._session = None
+                raise
+            if live:
+                POOL.release(self._session)
+                self._session = None
+                raise DuplicatePeer(
+                    f"peer id {self.peer_id!r} is already live on the mesh (prefix {self.keys.prefix!r}): one robot, "
+                    f"one id. Stop the other {self.peer_id}, or give this one another id")
+        self.audit = AuditLog(self.peer_id, self._audit_dir) if self._with_audit else NullAudit()
+        self.core = PeerCore(self.peer_id, self.robot, self.keys, audit=self.audit, peer_type=self.peer_type,
+                             robot_type=self.robot_type, resume_key=self._resume_key, peers=self._peers_answer,
+                             ros=self._ros, via=self._via, presence_extra=self._presence_extra,
+                             peer_timeout=self.config.peer_timeout)
         try:
             self._safety = POOL.acquire(self.config, "safety")
         except Exception:
@@ -290,43 +315,15 @@ class Mesh(CommandPath, SafetyPath):
             self._finish(p, make_response(peer_id, turn, error=f"peer lost: {peer_id} left the mesh ({why}) before answering"))
 
     def _publish_presence(self) -> None:
-        robot = self.robot
-        fields: dict[str, Any] = dict(
-            robot_type=self.robot_type, peer_type=self.peer_type,
-            skills=robot.describe_skills() if robot else None, ros=self._ros, via=self._via,
-            task_status=robot.task["status"] if robot else None,
-        )
-        if self._presence_extra is not None:
-            fields.update(self._presence_extra())
-        pr = make_presence(self.peer_id, **fields)
+        pr = self.core.presence()
         self._presence_pub.put(pr.to_json())
         self.table.heard(pr)
-
-    def _check_thaw(self) -> None:
-        """Note when this process did not run for longer than the peer timeout.
-
-        Called by the heartbeat and by each command. A gap longer than ``peer_timeout`` means
-        no presence went out meanwhile (SIGSTOP, a starved process), so every peer dropped this
-        one and told its callers ``peer lost``; commands stamped before now are then refused
-        rather than run behind their callers' backs (see CommandPath._handle_command).
-        """
-        now = time.monotonic()
-        with self._tick_lock:
-            gap = now - self._last_tick
-            self._last_tick = now
-            if gap <= self.config.peer_timeout:
-                return
-            self._thawed_at = time.time()
-            self._thaw_gap = gap
-        log.warning("%s: unresponsive for %.1f s; commands sent meanwhile will be refused", self.peer_id, gap)
-        if self.audit:
-            self.audit.write("unresponsive", time.time(), sync=False, seconds=round(gap, 3))
 
     def _heartbeat_loop(self) -> None:
         period = 1.0 / self.config.presence_hz
         next_beat = time.monotonic() + period
         while not self._stop_evt.wait(TICK):
-            self._check_thaw()
+            self.core.tick()
             now = time.monotonic()
             if now >= next_beat:
                 next_beat = now + period
@@ -338,16 +335,13 @@ class Mesh(CommandPath, SafetyPath):
             self._expire_pending(now)
 
     def state(self) -> State | None:
-        """This robot's contract State now (None for agents)."""
-        if self.robot is None:
-            return None
-        obs = self.robot.driver.observe()
-        return State(peer_id=self.peer_id, t=obs.t, joints=obs.joints_dict(), task=self.robot.task,
-                     sim_time=obs.sim_time, seq=next(self._state_seq))
+        """This robot's contract State now (None for agents).
 
-    def _state_answer(self) -> dict[str, Any] | None:
-        st = self.state()
-        return st.model_dump(exclude_none=True) if st else None
+        Raises:
+            MeshError: not started.
+        """
+        self._require()
+        return self.core.state(next(self._state_seq))
 
     def _state_loop(self) -> None:
         period = 1.0 / self.config.state_hz
@@ -362,6 +356,16 @@ class Mesh(CommandPath, SafetyPath):
                 self._state_pub.put(self.state().to_json())
             except Exception as exc:
                 log.debug("state publish failed: %s", exc)
+
+    def put_answer(self, key: str, payload: bytes) -> None:
+        """Put an answer a ROS robot behind this bridge proxy produced on ``key`` (the caller
+        has checked the key with :func:`~strands_mesh_ros.robot.peer_core.answer_key_allowed`).
+
+        Raises:
+            MeshError: not started.
+        """
+        self._require()
+        self._session.put(key, payload, congestion_control=self._zenoh.CongestionControl.BLOCK)
 
     def publish_state(self, state: State) -> None:
         """Publish a State this peer did not compute itself (a bridge relaying ROS joint_states)."""
@@ -411,8 +415,8 @@ class Mesh(CommandPath, SafetyPath):
             value: Any = payload
             if not raw:
                 try:
-                    value = json.loads(payload)
-                except (UnicodeDecodeError, json.JSONDecodeError):
+                    value = loads(payload)
+                except ContractError:
                     pass
             try:
                 callback(str(sample.key_expr), value)

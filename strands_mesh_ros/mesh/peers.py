@@ -112,6 +112,11 @@ class PeerTable:
         with self._cond:
             return self._snapshot_locked()
 
+    def tokens(self) -> set[str]:
+        """Ids whose liveliness token is up (presence heard or not)."""
+        with self._cond:
+            return set(self._tokens)
+
     def has_token(self, peer_id: str) -> bool:
         with self._cond:
             return peer_id in self._tokens

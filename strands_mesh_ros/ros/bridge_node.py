@@ -1,11 +1,17 @@
 """``BridgeNode``: the ROS graph and the strands mesh as one fleet.
 
 ROS robots become mesh peers
-    Every robot node heard on ``/mesh/presence`` gets a proxy peer on the mesh with the same
-    id, its ROS namespace in presence and ``via`` = this bridge. Mesh commands to it are
-    forwarded on ``/<id>/mesh/command`` and its ``/<id>/mesh/response`` relayed back;
-    ``/<id>/joint_states`` becomes its contract state. A robot node silent for the peer
-    timeout (1.5 s) leaves the mesh, and calls in flight to it fail with ``peer lost``.
+    Every robot node of this fleet (same key prefix) heard on ``/mesh/presence`` gets a proxy
+    peer on the mesh with the same id, its ROS namespace in presence and ``via`` = this bridge.
+    The proxy *relays*; it implements none of the contract. Each mesh command is carried
+    verbatim (``Command.envelope``) on ``/<id>/mesh/command``; the robot node's own peer core
+    (:class:`~strands_mesh_ros.robot.peer_core.PeerCore`, the code of every mesh robot) decodes,
+    deduplicates, answers, and names the key its answer goes to, which the bridge checks and
+    puts on the mesh verbatim. At most :data:`RELAY_WINDOW` commands per robot are in flight;
+    beyond that the proxy's intake waits, so a burst queues with back-pressure to its senders
+    instead of overflowing a ROS queue (nothing is dropped). ``/<id>/joint_states`` becomes its
+    contract state. A robot node silent for the peer timeout (1.5 s) leaves the mesh, and calls
+    in flight to it fail with ``peer lost``.
 
 Mesh peers appear in ROS
     ``/mesh/peers`` (PeerArray, 2 Hz) lists every peer. Each robot that is not in ROS
@@ -15,16 +21,24 @@ Mesh peers appear in ROS
     service, or fire-and-forget on ``/mesh/command`` (answers on ``/mesh/response``).
 
 E-stop and resume cross in both directions
-    A mesh e-stop is carried onto ``/mesh/estop``; each ROS robot's ack on ``/mesh/estop_ack``
-    goes back to the issuer as that robot's mesh ack, so a ROS robot that did not halt is
-    reported as not stopped. An e-stop published in ROS is issued on the mesh by the bridge.
-    Signed resume envelopes pass through unchanged (the robots verify them).
+    Every sample on the mesh e-stop key is carried onto ``/mesh/estop`` in Zenoh's callback,
+    before anything reads it (``EStop.envelope``, ``relayed_by`` = this bridge, ``prefix`` =
+    this fleet): an unreadable e-stop halts ROS robots exactly as mesh robots. Each ROS robot's
+    ack on ``/mesh/estop_ack`` goes back to the issuer verbatim, so a ROS robot that did not
+    halt is reported as not stopped. An e-stop issued in ROS (empty ``relayed_by``) is issued on
+    the mesh by the bridge; one that came in from a mesh never goes back out, so fleets sharing
+    a ROS domain never loop. Signed resume envelopes pass through unchanged (the robots verify
+    them).
 
-Loop-free, one bridge active per ROS domain
+Loop-free, one bridge active per ROS domain and fleet
     Relayed peers carry ``via``: a bridge never mirrors a peer that is in ROS or relayed, and
-    never forwards back what it forwarded. Several bridges may watch one ROS domain: the one
-    with the lowest peer id is active, the others stand by and take over when it leaves, so
-    peers are never duplicated on the mesh.
+    never forwards back what it forwarded. Several bridges may watch one ROS domain: of those
+    on one fleet's mesh, the one with the lowest peer id is active, the others stand by and take
+    over when it leaves, so peers are never duplicated on the mesh. The default bridge id is
+    unique per process (``bridge_<host>_<pid>``).
+
+No callback ends the bridge's executor: each is contained and logged, and the bridge never
+blocks in one (an e-stop from ROS is issued on a worker thread).
 
 The e-stop carried here is the supplementary software stop of docs/safety.md, never the
 hardwired emergency stop of IEC 60204-1 / ISO 13850.
@@ -32,6 +46,8 @@ hardwired emergency stop of IEC 60204-1 / ISO 13850.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import os
 import re
@@ -47,11 +63,12 @@ from rclpy.node import Node
 from std_msgs.msg import String
 
 from ..contract.keys import InvalidPeerId, check_peer_id
-from ..contract.payloads import ContractError, EStop, Resume, State, decode, make_response
+from ..contract.payloads import ContractError, State, decode, loads
 from ..mesh.config import MeshConfig
-from ..mesh.mesh import Mesh
+from ..mesh.mesh import DuplicatePeer, Mesh
+from ..robot.peer_core import answer_key_allowed
 from . import convert, qos, topics
-from .spin import run_main
+from .spin import contained, run_main
 
 PEERS_TOPIC = "/mesh/peers"
 SEND_SERVICE = "/mesh/send_command"
@@ -62,12 +79,19 @@ HOUSEKEEPING_HZ = 4.0
 """Rate of the election / expiry / mirror bookkeeping timer."""
 
 FORWARD_MEMORY = 256
-"""How many forwarded e-stops / resumes are remembered to keep forwarding loop-free."""
+"""How many forwarded resumes are remembered to keep forwarding loop-free."""
+
+RELAY_WINDOW = 100
+"""Commands relayed to one ROS robot and not yet answered, at most. Equal to the depth of the
+command and response topics' QoS (:mod:`.qos`), so with RELIABLE KEEP_LAST no relayed command
+or answer can be overwritten before it is read; past it the proxy's intake waits and Zenoh
+applies back-pressure to the senders (bench/bench_bridge.py flood)."""
 
 
 def default_bridge_id() -> str:
+    """``bridge_<host>_<pid>``: unique per process, so two fleets on one host never share an id."""
     host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40]
-    return f"bridge_{host}"
+    return f"bridge_{host}_{os.getpid()}"
 
 
 class _RosEndpoints:
@@ -86,11 +110,14 @@ class _RosEndpoints:
         self.last_heard = 0.0  # monotonic time of the last joint_states: evidence of life
         self.cmd_pub = bridge.create_publisher(convert_msg("Command"), topics.robot_topic(robot_id, topics.MESH_COMMAND),
                                                qos.COMMAND)
+        log = bridge.get_logger()
         self.subs = [
             bridge.create_subscription(convert_msg("Response"), topics.robot_topic(robot_id, topics.MESH_RESPONSE),
-                                       self._on_response, qos.RESPONSE, callback_group=bridge.fast_group),
+                                       contained(log, f"{robot_id} response", self._on_response), qos.RESPONSE,
+                                       callback_group=bridge.fast_group),
             bridge.create_subscription(JointState, topics.robot_topic(robot_id, topics.JOINT_STATES),
-                                       self._on_joint_states, qos.JOINT_STATES, callback_group=bridge.fast_group),
+                                       contained(log, f"{robot_id} joint_states", self._on_joint_states),
+                                       qos.JOINT_STATES, callback_group=bridge.fast_group),
         ]
 
     def _on_response(self, msg: Any) -> None:
@@ -104,24 +131,28 @@ class _RosEndpoints:
 
 
 class _RosRobotProxy:
-    """A ROS robot node seen as a mesh peer: forwards commands, relays state.
+    """A ROS robot node seen as a mesh peer: relays its commands and answers, and its state.
 
-    The proxy's :class:`Mesh` calls :meth:`dispatch` (the Dispatcher interface) for each
-    command; the answer comes back on ``/<id>/mesh/response``.
+    The proxy's :class:`Mesh` hands every command's raw bytes to :meth:`forward` on its
+    intake thread; the robot node's answer comes back on ``/<id>/mesh/response`` with the key
+    to put it on. Nothing here parses a command.
     """
 
     def __init__(self, bridge: "BridgeNode", presence: Any, endpoints: _RosEndpoints) -> None:
         self.bridge = bridge
         self.robot_id = presence.id
         self.presence = presence
-        self._pending: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._slots = threading.Semaphore(RELAY_WINDOW)
+        self._in_flight: set[int] = set()
+        self._seq = itertools.count(1)
+        self._closed = threading.Event()
         self._endpoints = endpoints
         self._cmd_pub = endpoints.cmd_pub
         ros = {"namespace": presence.ros.namespace, "node": presence.ros.node} if presence.ros else None
         self.mesh = Mesh(self.robot_id, config=bridge.mesh_config, peer_type=presence.peer_type,
-                         robot_type=presence.robot_type, ros=ros, via=bridge.bridge_id, handler=self,
-                         presence=self._presence_fields, safety=False, audit_dir=bridge.audit_dir)
+                         robot_type=presence.robot_type, ros=ros, via=bridge.bridge_id, relay=self.forward,
+                         presence=self._presence_fields, safety=False, audit=False)
         self.mesh.start()
         endpoints.proxy = self
 
@@ -130,29 +161,41 @@ class _RosRobotProxy:
         return {"skills": [s.model_dump() for s in pr.skills], "task_status": pr.task_status,
                 "hostname": pr.hostname}
 
-    # Dispatcher interface ------------------------------------------------------------------
-    def dispatch(self, env: Any, respond: Any) -> None:
+    def forward(self, payload: bytes, broadcast: bool) -> None:
+        """Relay one mesh command into ROS (the proxy Mesh's intake thread). Waits while
+        :data:`RELAY_WINDOW` commands are unanswered: back-pressure, never a drop."""
+        while not self._slots.acquire(timeout=0.5):
+            if self._closed.is_set():
+                return  # the robot left: its callers are told 'peer lost' by their own Mesh
+        seq = next(self._seq)
         with self._lock:
-            self._pending[env.turn_id] = respond
+            self._in_flight.add(seq)
+        msg = convert_msg("Command")(target_id="" if broadcast else self.robot_id, relay_seq=seq)
+        msg.envelope = payload
         try:
-            self._cmd_pub.publish(convert.envelope_to_command(env, target_id=self.robot_id))
-        except Exception as exc:  # a publisher torn down under us: the robot is leaving
-            with self._lock:
-                self._pending.pop(env.turn_id, None)
-            respond(make_response(self.robot_id, env.turn_id, error=f"peer lost: ROS robot {self.robot_id}: {exc}"))
+            self._cmd_pub.publish(msg)
+        except Exception as exc:  # a publisher torn down under us: the bridge is shutting down
+            self._settle(seq)
+            self.bridge.get_logger().warning(f"{self.robot_id}: command not relayed: {exc}")
+
+    def _settle(self, seq: int) -> bool:
+        with self._lock:
+            if seq not in self._in_flight:
+                return False
+            self._in_flight.discard(seq)
+        self._slots.release()
+        return True
 
     def _on_response(self, msg: Any) -> None:
-        with self._lock:
-            respond = self._pending.pop(msg.turn_id, None)
-        if respond is None:
+        if not msg.relay_seq or not self._settle(msg.relay_seq):
             return  # an answer to a ROS-side caller, not to the mesh
-        try:
-            resp = convert.msg_to_response(msg)
-        except ContractError as exc:
-            resp = make_response(self.robot_id, msg.turn_id, error=f"bad response from ROS robot: {exc}")
-        if resp.responder_id != self.robot_id:
-            resp = make_response(self.robot_id, msg.turn_id, error=f"ROS response names {resp.responder_id!r}")
-        respond(resp)
+        if not msg.key:
+            return  # nothing owed on the mesh (a repeat still running, an unreadable command)
+        if not answer_key_allowed(self.mesh.keys, msg.key, msg.sender_id, self.robot_id):
+            self.bridge.get_logger().warning(f"{self.robot_id} asked to answer on {msg.key!r}: refused",
+                                             throttle_duration_sec=5.0)
+            return
+        self.mesh.put_answer(msg.key, bytes(msg.payload))
 
     def _on_joint_states(self, msg: Any) -> None:
         try:
@@ -169,12 +212,12 @@ class _RosRobotProxy:
             self.bridge.get_logger().debug(f"state relay of {self.robot_id} stopped: {exc}")
 
     def close(self, why: str) -> None:
+        """Leave the mesh; callers with commands in flight are told ``peer lost`` by their own
+        Mesh when this proxy's liveliness token drops."""
         self._endpoints.proxy = None  # the ROS endpoints stay (see _RosEndpoints)
-        with self._lock:
-            pending, self._pending = self._pending, {}
-        for turn, respond in pending.items():
-            respond(make_response(self.robot_id, turn, error=f"peer lost: {self.robot_id} {why}"))
+        self._closed.set()
         self.mesh.stop()
+        self.bridge.get_logger().info(f"{self.robot_id} left the mesh: {why}")
 
 
 def convert_msg(name: str) -> Any:
@@ -264,6 +307,7 @@ class BridgeNode(Node):
         self.mirror_enabled = bool(p("mirror").value)
         self.audit_dir = audit_dir
         self.domain_id = self.context.get_domain_id() if hasattr(self.context, "get_domain_id") else int(os.environ.get("ROS_DOMAIN_ID", "0"))
+        self.prefix = mesh_config.prefix
         self.fast_group = ReentrantCallbackGroup()
         self.slow_group = ReentrantCallbackGroup()
         self._house_group = MutuallyExclusiveCallbackGroup()
@@ -274,32 +318,42 @@ class BridgeNode(Node):
         self._ros_presence: dict[str, tuple[Any, float]] = {}
         self._stateful: set[str] = set()  # mesh peers seen publishing a valid state
         self._warned: set[str] = set()
-        self._forwarded_estops: dict[tuple[str, int], EStop] = {}
-        self._forwarded_resumes: dict[tuple[str, int], Resume] = {}
+        self._forwarded_resumes: dict[bytes, None] = {}  # digests of resumes carried either way
         self.active = False
         self._started = time.monotonic()
-
-        self.mesh = Mesh(self.bridge_id, config=mesh_config, peer_type="bridge", robot_type="ros_bridge",
-                         ros={"namespace": "/", "node": self.get_fully_qualified_name(), "domain_id": self.domain_id},
-                         safety_hook=self._on_mesh_safety, audit_dir=audit_dir)
-        self.mesh.start()
-        self._state_sub = self.mesh.subscribe(self.mesh.keys.all_state, self._on_mesh_state, raw=True)
+        self.mesh: Mesh | None = None
+        self._state_sub = None
 
         msgs = __import__("strands_mesh_ros.msg", fromlist=["x"])
         srvs = __import__("strands_mesh_ros.srv", fromlist=["x"])
-        self.create_subscription(msgs.Presence, topics.PRESENCE, self._on_ros_presence, qos.PRESENCE, callback_group=self.fast_group)
-        self.create_subscription(msgs.EStop, topics.ESTOP, self._on_ros_estop, qos.ESTOP, callback_group=self.slow_group)
-        self.create_subscription(msgs.Response, topics.ESTOP_ACK, self._on_ros_estop_ack, qos.ESTOP_ACK, callback_group=self.fast_group)
-        self.create_subscription(String, topics.RESUME, self._on_ros_resume, qos.RESUME, callback_group=self.fast_group)
-        self.create_subscription(String, topics.RESUME_ACK, self._on_ros_resume_ack, qos.RESUME_ACK, callback_group=self.fast_group)
-        self.create_subscription(msgs.Command, COMMAND_TOPIC, self._on_ros_command, qos.COMMAND, callback_group=self.fast_group)
+        # The ROS e-stop publisher exists before the mesh is joined: the first mesh e-stop
+        # sample must find it (it is published from Zenoh's callback, before any parsing).
         self._estop_pub = self.create_publisher(msgs.EStop, topics.ESTOP, qos.ESTOP)
         self._resume_pub = self.create_publisher(String, topics.RESUME, qos.RESUME)
+        self.mesh = Mesh(self.bridge_id, config=mesh_config, peer_type="bridge", robot_type="ros_bridge",
+                         ros={"namespace": "/", "node": self.get_fully_qualified_name(), "domain_id": self.domain_id},
+                         safety_hook=self._on_mesh_safety, raw_estop_hook=self._on_mesh_estop_raw, audit_dir=audit_dir)
+        self.mesh.start()
+        self._state_sub = self.mesh.subscribe(self.mesh.keys.all_state, self._on_mesh_state, raw=True)
+
+        log = self.get_logger()
+
+        def sub(kind: Any, topic: str, fn: Any, profile: Any, group: Any) -> None:
+            self.create_subscription(kind, topic, contained(log, topic, fn), profile, callback_group=group)
+
+        sub(msgs.Presence, topics.PRESENCE, self._on_ros_presence, qos.PRESENCE, self.fast_group)
+        sub(msgs.EStop, topics.ESTOP, self._on_ros_estop, qos.ESTOP, self.fast_group)
+        sub(msgs.Response, topics.ESTOP_ACK, self._on_ros_ack, qos.ESTOP_ACK, self.fast_group)
+        sub(String, topics.RESUME, self._on_ros_resume, qos.RESUME, self.fast_group)
+        sub(msgs.Response, topics.RESUME_ACK, self._on_ros_ack, qos.RESUME_ACK, self.fast_group)
+        sub(msgs.Command, COMMAND_TOPIC, self._on_ros_command, qos.COMMAND, self.fast_group)
         self._peers_pub = self.create_publisher(msgs.PeerArray, PEERS_TOPIC, qos.PRESENCE)
         self._response_pub = self.create_publisher(msgs.Response, RESPONSE_TOPIC, qos.RESPONSE)
         self.create_service(srvs.SendCommand, SEND_SERVICE, self._on_send_command, callback_group=self.slow_group)
-        self.create_timer(1.0 / HOUSEKEEPING_HZ, self._housekeeping, callback_group=self._house_group)
-        self.create_timer(1.0 / topics.PRESENCE_HZ, self._publish_peers, callback_group=self._house_group)
+        self.create_timer(1.0 / HOUSEKEEPING_HZ, contained(log, "housekeeping", self._housekeeping),
+                          callback_group=self._house_group)
+        self.create_timer(1.0 / topics.PRESENCE_HZ, contained(log, "/mesh/peers", self._publish_peers),
+                          callback_group=self._house_group)
         self.get_logger().info(f"bridge {self.bridge_id} on the mesh (prefix {mesh_config.prefix!r}, ROS domain {self.domain_id})")
 
     # -- election and bookkeeping ----------------------------------------------------------
@@ -347,6 +401,8 @@ class BridgeNode(Node):
                         ends = self._endpoints[rid] = _RosEndpoints(self, rid)
                     self.proxies[rid] = _RosRobotProxy(self, pr, ends)
                     self.get_logger().info(f"ROS robot {rid} ({pr.ros.namespace if pr.ros else '?'}) is now a mesh peer")
+                except DuplicatePeer as exc:
+                    self._warn_once(rid, f"ROS robot {rid} not bridged: {exc}")
                 except (RuntimeError, ValueError) as exc:
                     self._warn_once(rid, f"could not bridge ROS robot {rid}: {exc}")
             else:
@@ -392,6 +448,8 @@ class BridgeNode(Node):
     # -- ROS -> mesh -----------------------------------------------------------------------
 
     def _on_ros_presence(self, msg: Any) -> None:
+        if msg.prefix and msg.prefix != self.prefix:
+            return  # a robot of another fleet in this ROS domain: its own bridge relays it
         try:
             pr = convert.msg_to_presence(msg)
             topics.check_ros_robot_id(pr.id)
@@ -412,10 +470,16 @@ class BridgeNode(Node):
         except (ContractError, InvalidPeerId, ValueError) as exc:
             self._response_pub.publish(convert.error_response_msg(self.bridge_id, msg.sender_id, msg.turn_id, str(exc)))
             return
+        sender, turn = msg.sender_id, msg.turn_id
 
-        def done(f: Any) -> None:
-            resp = f.result().model_copy(update={"turn_id": msg.turn_id or f.result().turn_id})
-            self._response_pub.publish(convert.response_to_msg(resp, msg.sender_id))
+        def done(f: Any) -> None:  # a mesh thread
+            resp = f.result()
+            resp = resp.model_copy(update={"turn_id": turn or resp.turn_id})
+            try:
+                out = convert.response_to_msg(resp, sender)
+            except (TypeError, ValueError) as exc:
+                out = convert.error_response_msg(resp.responder_id, sender, resp.turn_id, f"result not JSON: {exc}")
+            self._response_pub.publish(out)
 
         fut.add_done_callback(done)
 
@@ -427,14 +491,17 @@ class BridgeNode(Node):
         from rclpy.task import Future as RosFuture
 
         try:
-            command = json.loads(request.command_json)
+            command = loads(request.command_json, what="command_json")
             call = self.mesh.send_async(request.peer_id, command,
                                         timeout=request.timeout if request.timeout > 0 else 10.0)
-        except json.JSONDecodeError as exc:
-            response.status, response.error = "error", f"command_json is not valid JSON: {exc}"
+        except ContractError as exc:
+            response.status, response.error = "error", f"command_json is not valid: {exc}"
             return response
         except (InvalidPeerId, ValueError) as exc:
             response.status, response.error = "error", str(exc)
+            return response
+        except Exception as exc:  # noqa: BLE001 - a service callback must answer, never end the executor
+            response.status, response.error = "error", f"internal error: {type(exc).__name__}: {exc}"
             return response
         done: RosFuture = RosFuture(executor=self.executor)
         done.add_done_callback(lambda _f: None)  # completing it then wakes the executor at once
@@ -442,70 +509,75 @@ class BridgeNode(Node):
         resp = await done
         response.status = resp.status
         response.responder_id = resp.responder_id
-        response.result_json = json.dumps(resp.result) if resp.ok else ""
+        try:
+            response.result_json = json.dumps(resp.result) if resp.ok else ""
+        except (TypeError, ValueError) as exc:
+            response.status, response.error = "error", f"result not JSON: {exc}"
+            return response
         response.error = resp.error or ""
         return response
 
     def _on_ros_estop(self, msg: Any) -> None:
-        if (msg.issuer_id, msg.seq) in self._forwarded_estops:
-            return  # our own forward of a mesh e-stop
-        # ROS robots halted on this very message already; now stop the rest of the mesh.
-        reason = f"from ROS {msg.issuer_id}: {msg.reason}".rstrip(": ")
+        if msg.relayed_by:
+            return  # came in from a mesh (this bridge's or another fleet's): never back out
+        if msg.prefix and msg.prefix != self.prefix:
+            return  # another fleet's
+        # ROS robots halted on this very message already; now stop the rest of the mesh, on a
+        # worker thread: gathering acks takes up to a deadline, and the executor must not wait.
+        reason = f"from ROS {msg.issuer_id}: {msg.reason}".rstrip(": ")[:1024]
         self.get_logger().warning(f"e-stop from ROS ({msg.issuer_id}): issuing on the mesh")
-        report = self.mesh.emergency_stop(reason)
+        threading.Thread(target=self._issue_estop, args=(reason,), name="bridge-estop", daemon=True).start()
+
+    def _issue_estop(self, reason: str) -> None:
+        try:
+            report = self.mesh.emergency_stop(reason)
+        except Exception as exc:  # noqa: BLE001 - a thread of our own: report, never die silently
+            self.get_logger().error(f"e-stop from ROS NOT issued on the mesh: {type(exc).__name__}: {exc}")
+            return
         if report.not_acked:
             self.get_logger().error(f"e-stop: NOT acked by {report.not_acked}: not known to be stopped")
 
     # -- mesh -> ROS -----------------------------------------------------------------------
 
-    def _remember(self, table: dict, key: Any, value: Any) -> None:
+    def _on_mesh_estop_raw(self, payload: bytes) -> None:
+        """Zenoh's e-stop callback, before anything is parsed: carry the halt into ROS."""
+        msg = convert_msg("EStop")(relayed_by=self.bridge_id, prefix=self.prefix)
+        msg.envelope = payload
+        self._estop_pub.publish(msg)
+
+    def _remember_resume(self, payload: bytes) -> bool:
+        """Note a resume carried either way; False when it was carried already (no loops)."""
+        digest = hashlib.sha256(payload).digest()
         with self._lock:
-            table[key] = value
-            while len(table) > FORWARD_MEMORY:
-                table.pop(next(iter(table)))
+            if digest in self._forwarded_resumes:
+                return False
+            self._forwarded_resumes[digest] = None
+            while len(self._forwarded_resumes) > FORWARD_MEMORY:
+                self._forwarded_resumes.pop(next(iter(self._forwarded_resumes)))
+        return True
 
-    def _on_mesh_safety(self, kind: str, env: Any) -> None:
-        if kind in ("estop", "estop_issued"):
-            self._remember(self._forwarded_estops, (env.peer_id, env.seq), env)
-            self._estop_pub.publish(convert.estop_to_msg(env))
-        elif kind == "resume":
-            self._remember(self._forwarded_resumes, (env.peer_id, env.seq), env)
-            self._resume_pub.publish(String(data=env.to_json().decode()))
+    def _on_mesh_safety(self, kind: str, payload: Any) -> None:
+        if kind == "resume" and self._remember_resume(payload):
+            self._resume_pub.publish(String(data=payload.decode("utf-8", "replace")))
 
-    def _on_ros_estop_ack(self, msg: Any) -> None:
+    def _on_ros_ack(self, msg: Any) -> None:
+        """An e-stop or resume ack of a ROS robot: put it on the mesh as the robot made it."""
+        if not msg.key:
+            return
         try:
-            key = (msg.sender_id, int(msg.turn_id))
+            parsed = self.mesh.keys.parse(msg.key)
         except ValueError:
             return
-        env = self._forwarded_estops.get(key)
-        if env is None or msg.responder_id not in self.proxies:
+        if parsed.kind not in ("estop_ack", "resume_ack") or parsed.responder_id != msg.responder_id:
             return
-        try:
-            halted = bool(json.loads(msg.result_json or "{}").get("halted"))
-        except (json.JSONDecodeError, AttributeError):
-            halted = False
-        self.mesh.ack_estop(env, msg.responder_id, halted, "" if halted else "ROS robot reported no halt")
+        if msg.responder_id not in self.proxies:
+            return  # not a robot this bridge speaks for
+        self.mesh.put_safety_from(msg.key, bytes(msg.payload))
 
     def _on_ros_resume(self, msg: String) -> None:
-        try:
-            env = decode(Resume, msg.data.encode(), 64 * 1024)
-        except ContractError as exc:
-            self.get_logger().warning(f"ignored malformed resume on {topics.RESUME}: {exc}")
-            return
-        if (env.peer_id, env.seq) in self._forwarded_resumes:
-            return
-        self._remember(self._forwarded_resumes, (env.peer_id, env.seq), env)
-        self.mesh.put_resume(msg.data.encode())
-
-    def _on_ros_resume_ack(self, msg: String) -> None:
-        try:
-            ack = json.loads(msg.data)
-            responder = ack["responder_id"]
-            matches = [e for (issuer, seq), e in list(self._forwarded_resumes.items()) if seq == ack["seq"]]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            return
-        if matches and responder in self.proxies:
-            self.mesh.ack_resume(matches[0], responder, bool(ack.get("accepted")), str(ack.get("detail", "")))
+        payload = msg.data.encode()
+        if self._remember_resume(payload):
+            self.mesh.put_resume(payload)
 
     def _on_mesh_state(self, key: str, payload: bytes) -> None:
         """Zenoh thread: note which mesh peers publish state, and mirror states into ROS.
@@ -543,8 +615,10 @@ class BridgeNode(Node):
                 self.destroy_subscription(sub)
             self.destroy_publisher(ends.cmd_pub)
         self._endpoints.clear()
-        self.mesh.unsubscribe(self._state_sub)
-        self.mesh.stop()
+        if self.mesh is not None:
+            if self._state_sub is not None:
+                self.mesh.unsubscribe(self._state_sub)
+            self.mesh.stop()
         super().destroy_node()
 
 

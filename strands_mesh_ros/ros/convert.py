@@ -23,9 +23,9 @@ from ..contract.payloads import (
     SCHEMA,
     CommandEnvelope,
     ContractError,
-    EStop,
     Presence,
     Response,
+    loads,
     validation_summary,
 )
 from ..drivers.base import Observation
@@ -51,9 +51,9 @@ def command_to_envelope(msg: Any) -> CommandEnvelope:
         raise ContractError(f"command of {size} bytes exceeds the {MAX_COMMAND_BYTES}-byte limit", sender, turn)
     if raw.strip():
         try:
-            command = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ContractError(f"malformed command_json: {exc}", sender, turn) from None
+            command = loads(raw, MAX_COMMAND_BYTES, "command_json")
+        except ContractError as exc:
+            raise ContractError(str(exc), sender, turn) from None
         if not isinstance(command, dict):
             raise ContractError(f"command_json must be a JSON object, got {type(command).__name__}", sender, turn)
     else:
@@ -69,19 +69,41 @@ def command_to_envelope(msg: Any) -> CommandEnvelope:
         raise ContractError(f"bad command: {validation_summary(exc)}", sender, turn) from None
 
 
-def envelope_to_command(env: CommandEnvelope, target_id: str = "") -> Any:
-    """:class:`CommandEnvelope` -> ``strands_mesh_ros/Command`` (``target_id`` empty = broadcast)."""
-    from strands_mesh_ros.msg import Command
-
-    action = env.command.get("action")
-    return Command(
-        sender_id=env.sender_id, target_id=target_id, turn_id=env.turn_id,
-        action=action if isinstance(action, str) else "", command_json=json.dumps(env.command),
-        timestamp=float(env.timestamp), reply_to=env.reply_to or "",
-    )
+def command_msg_payload(msg: Any) -> bytes:
+    """The mesh envelope bytes of a ``strands_mesh_ros/Command`` typed by a ROS caller (no
+    ``envelope``): ``command_json`` is spliced in as it is, unparsed, so the robot's peer core
+    reads it with the one decoder, limits and error answers of every other command. An empty
+    ``command_json`` is ``{"action": msg.action}``; a zero ``timestamp`` is now."""
+    command = (msg.command_json or "").strip() or json.dumps({"action": msg.action})
+    head = json.dumps({"sender_id": msg.sender_id, "turn_id": msg.turn_id, "timestamp": msg.timestamp or time.time(),
+                       **({"reply_to": msg.reply_to} if msg.reply_to else {})})
+    return (head[:-1] + ', "command": ' + command + "}").encode()
 
 
 # -- responses --------------------------------------------------------------------------
+
+def answer_to_msg(responder_id: str, answer: Any, relay_seq: int, turn_id: str) -> Any:
+    """A peer core's :class:`~strands_mesh_ros.robot.peer_core.Answer` as a
+    ``strands_mesh_ros/Response``: the bytes and key for the bridge to put on the mesh, plus
+    the typed fields ROS callers read (from the contract response, or the ack's own JSON).
+    ``turn_id`` names the command when there is no answer (a receipt for the bridge)."""
+    from strands_mesh_ros.msg import Response as ResponseMsg
+
+    resp = answer.response
+    if resp is not None:
+        try:
+            msg = response_to_msg(resp, answer.sender or "")
+        except (TypeError, ValueError) as exc:  # unreachable: the core answered JSON; kept for ROS callers
+            msg = error_response_msg(responder_id, answer.sender or "", resp.turn_id, f"result not JSON: {exc}")
+    else:
+        msg = ResponseMsg(type="response", status="done", responder_id=responder_id, sender_id=answer.sender or "",
+                          turn_id=turn_id, result_json=answer.data.decode() if answer.data else "", error="",
+                          timestamp=time.time())
+    msg.key = answer.key or ""
+    msg.payload = answer.data or b""
+    msg.relay_seq = relay_seq
+    return msg
+
 
 def response_to_msg(resp: Response, sender_id: str) -> Any:
     """Contract :class:`Response` -> ``strands_mesh_ros/Response``.
@@ -119,9 +141,9 @@ def msg_to_response(msg: Any) -> Response:
         ContractError: ``result_json`` is not JSON, or a field breaks the contract.
     """
     try:
-        result = json.loads(msg.result_json) if msg.result_json else None
-    except json.JSONDecodeError as exc:
-        raise ContractError(f"malformed result_json: {exc}", msg.sender_id, msg.turn_id) from None
+        result = loads(msg.result_json, what="result_json") if msg.result_json else None
+    except ContractError as exc:
+        raise ContractError(str(exc), msg.sender_id, msg.turn_id) from None
     data: dict[str, Any] = {
         "responder_id": msg.responder_id, "turn_id": msg.turn_id, "result": result,
         "error": msg.error or None, "timestamp": msg.timestamp or time.time(),
@@ -146,15 +168,16 @@ def skill_to_msg(skill: Mapping[str, Any]) -> Any:
                  description=skill.get("description") or "", params_json=json.dumps(skill.get("params") or {}))
 
 
-def presence_to_msg(pr: Presence, age: float = 0.0) -> Any:
-    """Contract :class:`Presence` -> ``strands_mesh_ros/Presence``; ``age`` in s (>= 0)."""
+def presence_to_msg(pr: Presence, age: float = 0.0, prefix: str = "") -> Any:
+    """Contract :class:`Presence` -> ``strands_mesh_ros/Presence``; ``age`` in s (>= 0),
+    ``prefix`` the fleet's key prefix (robot nodes set it; the bridge relays its own fleet)."""
     from strands_mesh_ros.msg import Presence as PresenceMsg
 
     return PresenceMsg(
         peer_id=pr.id, robot_type=pr.robot_type, peer_type=pr.peer_type, hostname=pr.hostname,
         timestamp=float(pr.timestamp), ros_namespace=pr.ros.namespace if pr.ros else "",
         ros_node=pr.ros.node if pr.ros else "", via=pr.via or "", task_status=pr.task_status or "",
-        skills=[skill_to_msg(s.model_dump()) for s in pr.skills], age=max(0.0, float(age)),
+        skills=[skill_to_msg(s.model_dump()) for s in pr.skills], age=max(0.0, float(age)), prefix=prefix,
     )
 
 
@@ -167,9 +190,9 @@ def msg_to_presence(msg: Any) -> Presence:
     skills = []
     for s in msg.skills:
         try:
-            params = json.loads(s.params_json) if s.params_json else {}
-        except json.JSONDecodeError as exc:
-            raise ContractError(f"skill {s.name!r} of {msg.peer_id!r}: malformed params_json: {exc}") from None
+            params = loads(s.params_json, what="params_json") if s.params_json else {}
+        except ContractError as exc:
+            raise ContractError(f"skill {s.name!r} of {msg.peer_id!r}: {exc}") from None
         if not isinstance(params, dict):
             raise ContractError(f"skill {s.name!r} of {msg.peer_id!r}: params_json must be a JSON object")
         skills.append({"name": s.name, "lane": s.lane or None, "description": s.description, "params": params})
@@ -188,42 +211,12 @@ def msg_to_presence(msg: Any) -> Presence:
 
 # -- safety -----------------------------------------------------------------------------
 
-def estop_to_msg(env: EStop) -> Any:
-    """Contract :class:`EStop` -> ``strands_mesh_ros/EStop`` (``peer_id`` becomes ``issuer_id``).
-
-    Raises:
-        ValueError: a negative ``seq`` (the message field is unsigned).
-    """
-    from strands_mesh_ros.msg import EStop as EStopMsg
-
-    if env.seq < 0:
-        raise ValueError(f"e-stop seq {env.seq} is negative; the ROS field is uint64")
-    return EStopMsg(issuer_id=env.peer_id, seq=env.seq, t=float(env.t), reason=env.reason)
-
-
-def msg_to_estop(msg: Any) -> EStop:
-    """``strands_mesh_ros/EStop`` -> contract :class:`EStop`.
-
-    Raises:
-        ContractError: a bad issuer id.
-    """
-    try:
-        return EStop(peer_id=msg.issuer_id, t=msg.t or time.time(), seq=msg.seq, reason=msg.reason)
-    except ValidationError as exc:
-        raise ContractError(f"bad e-stop: {validation_summary(exc)}") from None
-
-
-def estop_ack_msg(responder_id: str, issuer_id: str, seq: int, halted: bool, detail: str = "") -> Any:
-    """The ack a robot node publishes on ``/mesh/estop_ack``: a ``strands_mesh_ros/Response``
-    with ``turn_id = str(seq)``, ``sender_id`` = the issuer, status ``done`` and
-    ``result_json = {"halted": ..., "detail"?: ...}``."""
-    from strands_mesh_ros.msg import Response as ResponseMsg
-
-    result: dict[str, Any] = {"halted": bool(halted)}
-    if detail:
-        result["detail"] = detail
-    return ResponseMsg(type="response", status="done", responder_id=responder_id, sender_id=issuer_id,
-                       turn_id=str(seq), result_json=json.dumps(result), error="", timestamp=time.time())
+def estop_msg_payload(msg: Any) -> bytes:
+    """The e-stop envelope bytes of a ``strands_mesh_ros/EStop`` issued in ROS (no
+    ``envelope``), for the peer core to read as any other: an issuer id that breaks the
+    contract makes it an unreadable e-stop, which still halts and latches. A zero ``t`` is now."""
+    return json.dumps({"peer_id": msg.issuer_id, "t": msg.t or time.time(), "seq": msg.seq,
+                       "reason": msg.reason}).encode()
 
 
 # -- joint states -----------------------------------------------------------------------
@@ -273,7 +266,7 @@ def joint_state_entries(msg: Any) -> dict[str, tuple[float, float, float]]:
 
 
 __all__ = [
-    "command_to_envelope", "envelope_to_command", "response_to_msg", "error_response_msg",
-    "msg_to_response", "skill_to_msg", "presence_to_msg", "msg_to_presence", "estop_to_msg",
-    "msg_to_estop", "estop_ack_msg", "observation_to_joint_state", "joint_state_entries",
+    "command_to_envelope", "command_msg_payload", "answer_to_msg", "response_to_msg", "error_response_msg",
+    "msg_to_response", "skill_to_msg", "presence_to_msg", "msg_to_presence", "estop_msg_payload",
+    "observation_to_joint_state", "joint_state_entries",
 ]

@@ -6,11 +6,17 @@ The node lives in namespace ``/<robot_id>`` and speaks the ROS side of the contr
 * publishes ``/<id>/joint_states`` at ``state_rate`` Hz and ``/<id>/robot_description``
   (latched) once at start-up, ``/mesh/presence`` at 2 Hz;
 * answers ``strands_mesh_ros/Command`` on ``/<id>/mesh/command`` with exactly one
-  ``strands_mesh_ros/Response`` on ``/<id>/mesh/response`` (through the same
-  :class:`~strands_mesh_ros.mesh.dispatcher.Dispatcher` as a Zenoh peer);
+  ``strands_mesh_ros/Response`` on ``/<id>/mesh/response``;
 * halts on ``/mesh/estop`` before anything else, latches the lockout, audits, then acks on
   ``/mesh/estop_ack``; clears the lockout on a signed resume on ``/mesh/resume`` (acked on
   ``/mesh/resume_ack``).
+
+All of that contract is :class:`~strands_mesh_ros.robot.peer_core.PeerCore`, the very code a
+mesh-native robot runs: this node only carries its bytes. A command relayed by the bridge
+arrives as the mesh envelope verbatim (``Command.envelope``) and its answer leaves as the
+bytes to put on the mesh (``Response.key`` / ``payload``), so a robot behind the bridge
+decodes, deduplicates, locks out, answers and acks exactly as one on the mesh. No exception in
+a callback ends the executor (each is contained and logged; a caller still gets an answer).
 
 The e-stop here is the contract's supplementary software stop, NOT the hardwired emergency
 stop of IEC 60204-1 / ISO 13850.
@@ -20,7 +26,9 @@ Parameters (declared up front, validated on set; YAML keyed ``/**: ros__paramete
 (``mock`` | ``mujoco`` | ``ros_topics``), ``model`` (string, default ``arm6``), ``state_rate``
 (double, Hz, [1, 500], default 20.0, the only one changeable at run time), ``realtime``
 (bool), ``driver_config`` (path of a ros_topics YAML), ``resume_key_file`` (path; default the
-``STRANDS_MESH_RESUME_KEY`` / ``STRANDS_MESH_RESUME_KEY_FILE`` environment, as the Mesh does).
+``STRANDS_MESH_RESUME_KEY`` / ``STRANDS_MESH_RESUME_KEY_FILE`` environment, as the Mesh does),
+``prefix`` (the fleet's key prefix; default ``$STRANDS_MESH_PREFIX``, else ``strands``: the
+bridge relays only robots of its own fleet, and e-stops of other fleets are ignored).
 
 Why not a lifecycle node: the safety path must be live for as long as the process holds a
 driver. A lifecycle node in the *unconfigured* or *inactive* state would hold actuators
@@ -34,7 +42,7 @@ closes the driver it owns and releases everything (deactivate + cleanup).
 
 from __future__ import annotations
 
-import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -46,24 +54,22 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
 
-from ..contract.payloads import ContractError, Resume, Response, State, decode, make_presence, make_response
+from ..contract.keys import DEFAULT_PREFIX, KeySpace, check_prefix
 from ..drivers.base import Driver, DriverError
 from ..drivers.mock import urdf_for_joints
 from ..fleet_config import RobotSpec, make_driver
-from ..mesh.dispatcher import Dispatcher
-from ..mesh.safety import AuditLog, ResumeGuard, load_resume_key
+from ..mesh.config import PEER_TIMEOUT
+from ..mesh.safety import AuditLog, load_resume_key
+from ..robot.peer_core import Answer, PeerCore
 from ..robot.runtime import Robot
 from . import convert, qos, topics
-from .spin import run_main
+from .spin import contained, run_main
 
 DRIVER_KINDS = ("mock", "mujoco", "ros_topics")
 """Drivers the node can build from its ``driver`` parameter."""
 
 EXTERNAL = "external"
 """Value of the ``driver`` parameter when the driver object was handed in (fleet host, tests)."""
-
-RESUME_REFUSAL = "resume over ROS goes through /mesh/resume (a signed Resume envelope)"
-"""Why a ``resume`` command on the command topic is refused."""
 
 STATE_RATE_RANGE = (1.0, 500.0)
 """Allowed ``state_rate``, Hz."""
@@ -100,6 +106,7 @@ class RobotNode(Node):
         audit_dir: directory of the JSON-lines audit log (default: docs/safety.md).
         close_driver: close the driver in :meth:`destroy_node` (default: only one it built).
         cli_args: node-specific ROS command-line arguments.
+        prefix: the fleet's key prefix (wins over the ``prefix`` parameter).
 
     Raises:
         ValueError: bad robot id (names the id and the rule), a namespace other than
@@ -125,6 +132,7 @@ class RobotNode(Node):
         audit_dir: str | None = None,
         close_driver: bool | None = None,
         cli_args: list[str] | None = None,
+        prefix: str | None = None,
     ) -> None:
         if robot_id is None and driver is not None:
             robot_id = driver.robot_id
@@ -138,6 +146,8 @@ class RobotNode(Node):
             overrides.append(Parameter("robot_id", value=robot_id))
         if driver is not None:
             overrides.append(Parameter("driver", value=EXTERNAL))
+        if prefix is not None:
+            overrides.append(Parameter("prefix", value=prefix))
         super().__init__(node_name, context=context, cli_args=cli_args, parameter_overrides=overrides,
                          namespace=topics.namespace(robot_id) if robot_id is not None else None)
         self._external_driver = driver is not None
@@ -168,6 +178,7 @@ class RobotNode(Node):
             ("realtime", True, _descriptor(b, "Pace the simulation to the wall clock (mujoco driver)")),
             ("driver_config", "", _descriptor(s, "Path of the ros_topics driver's YAML config")),
             ("resume_key_file", "", _descriptor(s, "File holding the shared resume key; empty: environment")),
+            ("prefix", "", _descriptor(s, "Key prefix of this robot's fleet; empty: $STRANDS_MESH_PREFIX or strands")),
         ])
 
     def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -188,6 +199,11 @@ class RobotNode(Node):
                                            reason=f"state_rate {v} Hz out of range {list(STATE_RATE_RANGE)}")
             elif p.name in ("driver_config", "resume_key_file") and v and not Path(v).is_file():
                 return SetParametersResult(successful=False, reason=f"{p.name}: no file {v!r}")
+            elif p.name == "prefix" and v:
+                try:
+                    check_prefix(v)
+                except ValueError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
     def _setup(self, driver: Driver | None, driver_options: dict[str, Any] | None,
@@ -203,18 +219,20 @@ class RobotNode(Node):
             raise ValueError(f"node namespace {self.get_namespace()!r} is not {ns!r}: robot {rid!r} lives in "
                              f"{ns} (CONTRACT.md, ROS side)")
         self.robot_id, self.ros_namespace = rid, ns
+        self.prefix = self.get_parameter("prefix").value or os.environ.get("STRANDS_MESH_PREFIX") or DEFAULT_PREFIX
+        check_prefix(self.prefix)
         key_file = self.get_parameter("resume_key_file").value
         if resume_key is None and key_file:
             resume_key = Path(key_file).read_text(encoding="utf-8").strip()
-        self._guard = ResumeGuard(load_resume_key(resume_key))
         if driver is None:
             driver = self._build_driver(driver_options)
             self._driver_to_close = driver if self._owns_driver else None
         self.robot = Robot(driver)
-        self.dispatcher = Dispatcher(
-            rid, self.robot, peers=lambda: [], state=self._state_answer, estop=self._estop_command,
-            resume=lambda fields, sender: RESUME_REFUSAL, peer_type=driver.peer_type)
         self.audit = AuditLog(rid, audit_dir)
+        self.core = PeerCore(rid, self.robot, KeySpace(self.prefix), audit=self.audit,
+                             resume_key=load_resume_key(resume_key), peer_timeout=PEER_TIMEOUT,
+                             ros={"namespace": ns, "node": self.get_name()})
+        self.dispatcher = self.core.dispatcher
         provided = getattr(driver, "ros_provides", frozenset())
 
         safety = MutuallyExclusiveCallbackGroup()
@@ -224,6 +242,7 @@ class RobotNode(Node):
         from strands_mesh_ros.msg import Response as ResponseMsg
 
         t = topics.robot_topic
+        log = self.get_logger()
         self._js_pub = None
         if topics.JOINT_STATES not in provided:
             from sensor_msgs.msg import JointState
@@ -235,11 +254,13 @@ class RobotNode(Node):
         self._response_pub = self.create_publisher(ResponseMsg, t(rid, topics.MESH_RESPONSE), qos.RESPONSE)
         self._presence_pub = self.create_publisher(Presence, topics.PRESENCE, qos.PRESENCE)
         self._estop_ack_pub = self.create_publisher(ResponseMsg, topics.ESTOP_ACK, qos.ESTOP_ACK)
-        self._resume_ack_pub = self.create_publisher(String, topics.RESUME_ACK, qos.RESUME_ACK)
-        self.create_subscription(EStop, topics.ESTOP, self._on_estop, qos.ESTOP, callback_group=safety)
-        self.create_subscription(String, topics.RESUME, self._on_resume, qos.RESUME, callback_group=safety)
-        self.create_subscription(Command, t(rid, topics.MESH_COMMAND), self._on_command, qos.COMMAND,
-                                 callback_group=self._cmd_group)
+        self._resume_ack_pub = self.create_publisher(ResponseMsg, topics.RESUME_ACK, qos.RESUME_ACK)
+        self.create_subscription(EStop, topics.ESTOP, contained(log, "e-stop", self._on_estop), qos.ESTOP,
+                                 callback_group=safety)
+        self.create_subscription(String, topics.RESUME, contained(log, "resume", self._on_resume), qos.RESUME,
+                                 callback_group=safety)
+        self.create_subscription(Command, t(rid, topics.MESH_COMMAND), contained(log, "command", self._on_command),
+                                 qos.COMMAND, callback_group=self._cmd_group)
 
         driver.start()
         if self._desc_pub is not None:
@@ -248,13 +269,15 @@ class RobotNode(Node):
         self._js_timer = None
         if self._js_pub is not None:
             self._js_timer = self.create_timer(1.0 / self.get_parameter("state_rate").value,
-                                               self._publish_joint_states, callback_group=self._timer_group)
+                                               contained(log, "joint_states", self._publish_joint_states),
+                                               callback_group=self._timer_group)
         self.add_post_set_parameters_callback(self._parameters_set)
-        self._presence_timer = self.create_timer(1.0 / topics.PRESENCE_HZ, self._publish_presence,
+        self._presence_timer = self.create_timer(1.0 / topics.PRESENCE_HZ,
+                                                 contained(log, "presence", self._publish_presence),
                                                  callback_group=self._timer_group)
         self._publish_presence()
         self.audit.write("start", time.time(), peer_type=driver.peer_type, robot_type=driver.robot_type, via="ros")
-        self.get_logger().info(f"robot {rid} ({driver.robot_type}, {driver.peer_type}) up in {ns}")
+        self.get_logger().info(f"robot {rid} ({driver.robot_type}, {driver.peer_type}) up in {ns}, fleet {self.prefix}")
 
     def _build_driver(self, options: dict[str, Any] | None) -> Driver:
         p = {n: self.get_parameter(n).value for n in ("driver", "model", "state_rate", "realtime", "driver_config")}
@@ -287,7 +310,8 @@ class RobotNode(Node):
         for p in params:
             if p.name == "state_rate" and self._js_timer is not None:
                 self.destroy_timer(self._js_timer)
-                self._js_timer = self.create_timer(1.0 / p.value, self._publish_joint_states,
+                self._js_timer = self.create_timer(1.0 / p.value, contained(self.get_logger(), "joint_states",
+                                                                            self._publish_joint_states),
                                                    callback_group=self._timer_group)
 
     # -- periodic -----------------------------------------------------------------------
@@ -301,40 +325,51 @@ class RobotNode(Node):
         self._js_pub.publish(convert.observation_to_joint_state(obs, self.get_clock().now().to_msg()))
 
     def _publish_presence(self) -> None:
-        robot = self.robot
-        d = robot.driver  # type: ignore[union-attr]
-        pr = make_presence(self.robot_id, robot_type=d.robot_type, peer_type=d.peer_type,
-                           skills=robot.describe_skills(), task_status=robot.task["status"],
-                           ros={"namespace": self.ros_namespace, "node": self.get_name()})
-        self._presence_pub.publish(convert.presence_to_msg(pr))
+        self.core.tick()
+        self._presence_pub.publish(convert.presence_to_msg(self.core.presence(), prefix=self.prefix))
 
-    # -- commands -----------------------------------------------------------------------
+    # -- commands and safety: bytes in, bytes out, the peer core in between ---------------
 
     def _on_command(self, msg: Any) -> None:
-        try:
-            env = convert.command_to_envelope(msg)
-        except ContractError as exc:
-            self.audit.write("rejected_command", time.time(), sender=msg.sender_id, turn_id=msg.turn_id,
-                             error=str(exc))
-            self._publish(self._response_pub, convert.error_response_msg(self.robot_id, msg.sender_id,
-                                                                         msg.turn_id, str(exc)))
-            return
-        self.audit.write("command", time.time(), sender=env.sender_id, turn_id=env.turn_id,
-                         action=env.command.get("action"))
+        relay_seq = msg.relay_seq
         if msg.target_id and msg.target_id != self.robot_id:
-            self._respond(make_response(self.robot_id, env.turn_id, error=(
-                f"command for {msg.target_id!r} arrived on {self.robot_id}'s topic "
-                f"{topics.robot_topic(self.robot_id, topics.MESH_COMMAND)}")), env.sender_id)
+            error = (f"command for {msg.target_id!r} arrived on {self.robot_id}'s topic "
+                     f"{topics.robot_topic(self.robot_id, topics.MESH_COMMAND)}")
+            try:
+                answer = self.core.error_answer(msg.sender_id, msg.turn_id, error)
+            except ValueError:  # ids that cannot name a response key: nobody to answer on the mesh
+                self._publish(self._response_pub, convert.error_response_msg(
+                    self.robot_id, msg.sender_id, msg.turn_id, error))
+                return
+            self._answer(answer, relay_seq, msg.turn_id)
             return
-        self.dispatcher.dispatch(env, lambda resp: self._respond(resp, env.sender_id))
+        payload = bytes(msg.envelope) if len(msg.envelope) else convert.command_msg_payload(msg)
+        broadcast = relay_seq != 0 and not msg.target_id  # the bridge relays P/broadcast with no target
+        self.core.handle_command(payload, lambda answer: self._answer(answer, relay_seq, msg.turn_id), broadcast=broadcast)
 
-    def _respond(self, resp: Response, sender: str) -> None:
-        try:
-            msg = convert.response_to_msg(resp, sender)
-        except (TypeError, ValueError) as exc:  # a skill returned something JSON cannot hold
-            msg = convert.error_response_msg(self.robot_id, sender, resp.turn_id,
-                                             f"result is not JSON-serialisable: {exc}")
-        self._publish(self._response_pub, msg)
+    def _answer(self, answer: Answer, relay_seq: int, turn_id: str) -> None:
+        """Publish one command's answer (from any thread: skills finish on lane threads)."""
+        if answer.response is None and not relay_seq:
+            return  # nothing owed to a ROS caller; a relayed command always gets a receipt
+        self._publish(self._response_pub, convert.answer_to_msg(self.robot_id, answer, relay_seq, turn_id))
+
+    def _on_estop(self, msg: Any) -> None:
+        if msg.prefix and msg.prefix != self.prefix:
+            return  # another fleet's e-stop (same ROS domain, other key prefix)
+        self.core.halt()  # actuators first, before anything is read
+        received = time.time()
+        payload = bytes(msg.envelope) if len(msg.envelope) else convert.estop_msg_payload(msg)
+        ack, env = self.core.estop_received(payload, received)
+        if ack.key is not None:
+            self._publish(self._estop_ack_pub, convert.answer_to_msg(self.robot_id, ack, 0, str(env.seq)))
+        who = env.peer_id if env is not None else "an unreadable or own e-stop"
+        self.get_logger().warning(f"E-STOP ({who}) via {msg.relayed_by or 'ROS'}; halted, locked out")
+
+    def _on_resume(self, msg: String) -> None:
+        ack, env = self.core.resume_received(msg.data.encode(), time.time())
+        if ack.key is not None:
+            self._publish(self._resume_ack_pub, convert.answer_to_msg(self.robot_id, ack, 0, str(env.seq)))
+            self.get_logger().info(f"resume from {env.peer_id if env else '?'}: {ack.data.decode()}")
 
     def _publish(self, pub: Any, msg: Any) -> None:
         """Publish from any thread; a node destroyed meanwhile (shutdown) is not an error."""
@@ -346,57 +381,6 @@ class RobotNode(Node):
             if not self._destroyed:
                 raise
             self.get_logger().debug(f"publish after shutdown dropped: {exc}")
-
-    def _state_answer(self) -> dict[str, Any]:
-        obs = self.robot.driver.observe()  # type: ignore[union-attr]
-        return State(peer_id=self.robot_id, t=obs.t, joints=obs.joints_dict(), task=self.robot.task,
-                     sim_time=obs.sim_time).model_dump(exclude_none=True)
-
-    def _estop_command(self, issuer: str, reason: str) -> dict[str, Any]:
-        """``emergency_stop`` over the command path: halt, latch, audit."""
-        self.robot.emergency_stop(issuer, reason)  # type: ignore[union-attr]  # halts the driver first
-        self.audit.write("estop_command", time.time(), issuer=issuer, reason=reason, halted=True, via="ros")
-        return {"halted": True}
-
-    # -- safety -------------------------------------------------------------------------
-
-    def _on_estop(self, msg: Any) -> None:
-        self.robot.driver.emergency_stop()  # type: ignore[union-attr]  # actuators first, before anything else
-        received = time.time()
-        try:
-            env = convert.msg_to_estop(msg)
-            issuer, reason = env.peer_id, env.reason
-        except ContractError as exc:  # still an e-stop: latch anyway (fail-safe)
-            issuer, reason = "unknown", f"malformed e-stop: {exc}"
-        self.robot.emergency_stop(issuer, reason)  # type: ignore[union-attr]
-        self.audit.write("estop_received", received, issuer=issuer, seq=msg.seq, reason=reason, halted=True,
-                         via="ros")
-        self._publish(self._estop_ack_pub, convert.estop_ack_msg(self.robot_id, msg.issuer_id, msg.seq, True))
-        self.get_logger().warning(f"E-STOP from {issuer} (seq {msg.seq}): {reason or 'no reason'}; locked out")
-
-    def _on_resume(self, msg: String) -> None:
-        received = time.time()
-        try:
-            env = decode(Resume, msg.data, 64 * 1024)
-        except ContractError as exc:
-            self.audit.write("resume_malformed", received, error=str(exc), via="ros")
-            self.get_logger().warning(f"malformed resume ignored: {exc}")
-            return
-        refusal = self._guard.check(env, self.robot_id, received)
-        if refusal == "not a target":
-            return
-        if refusal is None:
-            self.robot.resume()  # type: ignore[union-attr]
-        self.audit.write("resume_received", received, issuer=env.peer_id, operator=env.operator, seq=env.seq,
-                         accepted=refusal is None, detail=refusal or "", via="ros")
-        ack = {"responder_id": self.robot_id, "issuer_id": env.peer_id, "seq": env.seq,
-               "accepted": refusal is None, "detail": refusal or ""}
-        self._publish(self._resume_ack_pub, String(data=json.dumps(ack)))
-        # rclpy loggers refuse two severities from one call site: one call per severity.
-        if refusal is None:
-            self.get_logger().info(f"resume from {env.peer_id} (seq {env.seq}) accepted; lockout cleared")
-        else:
-            self.get_logger().warning(f"resume from {env.peer_id} (seq {env.seq}) refused: {refusal}")
 
     # -- shutdown -----------------------------------------------------------------------
 

@@ -10,7 +10,27 @@ only then shuts the executor down, so nodes can be destroyed afterwards with not
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Callable
+
+
+def contained(logger: Any, what: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` as an rclpy callback that never ends its executor.
+
+    An exception escaping a callback ends ``spin()`` (and with it every node on that executor,
+    a fleet host's robots included). The wrapper logs it (throttled to one line a second per
+    callback) and returns None; callers that are owed an answer get one from the code inside
+    (:class:`~strands_mesh_ros.robot.peer_core.PeerCore` answers every command it can).
+    """
+    def callback(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:  # noqa: BLE001 - the executor must outlive any one message
+            logger.error(f"{what} callback failed: {type(exc).__name__}: {str(exc)[:300]}",
+                         throttle_duration_sec=1.0)
+            return None
+
+    callback.__name__ = getattr(fn, "__name__", what)
+    return callback
 
 
 class BackgroundSpin:

@@ -1,0 +1,436 @@
+"""The robot side of the strands mesh contract, once, for every transport.
+
+:class:`PeerCore` is what a peer *is* on the mesh, with no transport: its presence, its
+command intake (one decoder, one size and depth limit, dedup by ``(sender, turn_id)``,
+lockout, dispatch, exactly one answer per command), its e-stop receipt (halt first, then
+parse, latch, audit, ack) and its resume verification, with one audit line per event.
+
+Two transports drive it and do nothing else of the contract themselves:
+
+* :class:`~strands_mesh_ros.mesh.mesh.Mesh` (Zenoh): samples in, :class:`Answer` bytes out
+  on the keys the core names;
+* :class:`~strands_mesh_ros.ros.robot_node.RobotNode` (rclpy): the same bytes carried in ROS
+  messages; the bridge relays them between ROS and Zenoh verbatim and re-implements nothing.
+
+So a robot behind the bridge and a robot on the mesh run the same code for every guarantee.
+Pure Python: imports neither zenoh nor rclpy.
+
+The e-stop handled here is the contract's supplementary software stop, NOT the hardwired
+emergency stop of IEC 60204-1 / ISO 13850 (docs/safety.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..contract.keys import InvalidPeerId, KeySpace, check_peer_id
+from ..contract.payloads import (
+    MAX_COMMAND_BYTES,
+    CommandEnvelope,
+    ContractError,
+    EStop,
+    EStopAck,
+    Presence,
+    Resume,
+    Response,
+    State,
+    decode,
+    make_presence,
+    make_response,
+)
+from ..mesh.dispatcher import Dispatcher
+from ..mesh.safety import AuditLog, EStopGuard, ResumeGuard, halt_without_latch
+from .runtime import Robot
+
+log = logging.getLogger(__name__)
+
+DEDUP_WINDOW = 10_000
+"""How many recent (sender, turn_id) pairs a peer remembers so a repeat never runs twice."""
+
+DEDUP_ANSWER_BYTES = 2048
+"""Largest answer (JSON bytes) kept to re-send to a repeated turn_id; a larger one (``features``
+with its robot_description, say) is remembered as a short error instead. Whole Response objects
+for DEDUP_WINDOW turns held ~2-8 KB each per peer: memory grew ~2 MB/min per 5 robots under a
+modest load until the window filled (bench/soak.py)."""
+
+SAFETY_MAX_BYTES = 64 * 1024
+"""Largest e-stop / resume envelope parsed (a larger one still halts: it is an e-stop)."""
+
+ROBOTLESS_STOP = {"ok": True, "stopped": []}
+"""What a peer without actuators answers to ``stop`` (strands-robots 0.5.3 counts any other
+answer, an error included, as "did NOT stop"; CONTRACT.md, stop accounting)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a transport sends for one received message.
+
+    Attributes:
+        key: the mesh key to put ``data`` on (a response or ack key); None when nothing is
+            owed on the mesh (a repeat still running, an unreadable command without a sender).
+        data: the JSON bytes to put there.
+        response: the contract Response (command answers only), for typed ROS fields.
+        sender: the peer the answer goes to (command answers and acks).
+    """
+
+    key: str | None
+    data: bytes | None = None
+    response: Response | None = None
+    sender: str | None = None
+
+
+NOTHING = Answer(None)
+
+
+class NullAudit:
+    """An audit log that records nothing: for a bridge's proxy of a ROS robot, whose own node
+    keeps that robot's audit (one line per event per robot, never two)."""
+
+    path = None
+
+    def write(self, event: str, t: float, *, sync: bool = True, **fields: Any) -> None:
+        """Record nothing."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class PeerCore:
+    """One peer's side of the contract (see the module docstring).
+
+    Args:
+        peer_id: the peer's id; a robot's id (one robot, one id).
+        robot: the :class:`Robot` behind this peer; None for agents, bridges, dashboards.
+        keys: the fleet's key space (prefix).
+        peer_type, robot_type: advertised in presence (default from the driver).
+        resume_key: the shared resume key (None: every remote resume is refused).
+        audit: the peer's audit log (one line per event).
+        peers: returns the ``peers`` action's answer (transports that see the mesh).
+        ros, via: presence fields for robots that live in ROS / peers relayed by a bridge.
+        presence_extra: returns extra presence fields at each beat.
+        peer_timeout: s; a longer gap between :meth:`tick` calls means this process did not
+            run (frozen), and commands stamped meanwhile are refused (see :meth:`tick`).
+
+    Raises:
+        InvalidPeerId: a bad ``peer_id``.
+        ValueError: the robot's id differs from ``peer_id``.
+    """
+
+    def __init__(self, peer_id: str, robot: Robot | None, keys: KeySpace, *, audit: AuditLog,
+                 peer_type: str | None = None, robot_type: str | None = None,
+                 resume_key: bytes | None = None, peers: Callable[[], Any] = lambda: [],
+                 ros: dict[str, str] | None = None, via: str | None = None,
+                 presence_extra: Callable[[], dict[str, Any]] | None = None,
+                 peer_timeout: float = 1.5) -> None:
+        self.peer_id = check_peer_id(peer_id)
+        if robot is not None and robot.robot_id != peer_id:
+            raise ValueError(f"robot id {robot.robot_id!r} differs from peer id {peer_id!r}: one robot, one id")
+        self.robot = robot
+        self.keys = keys
+        self.audit = audit
+        self.peer_type = peer_type or (robot.driver.peer_type if robot else "agent")
+        self.robot_type = robot_type or (robot.driver.robot_type if robot else self.peer_type)
+        self.resume_key = resume_key
+        self.ros, self.via = ros, via
+        self._presence_extra = presence_extra
+        self._guard = ResumeGuard(resume_key)
+        self.estop_guard = EStopGuard()
+        self._issued: set[int] = set()  # seqs of e-stops this peer issued (skip them on receipt)
+        self._seen: OrderedDict[tuple[str, str], bytes | None] = OrderedDict()  # answer JSON, once sent
+        self._seen_lock = threading.Lock()
+        self._tick_lock = threading.Lock()
+        self._last_tick = time.monotonic()
+        self._peer_timeout = peer_timeout
+        self.thawed_at = 0.0  # wall time this peer last came back from being unresponsive
+        self._thaw_gap = 0.0
+        self.stats = {"commands": 0, "rejected": 0, "duplicates": 0}
+        self.dispatcher = Dispatcher(self.peer_id, robot, peers=peers, state=self._state_answer,
+                                     estop=self.estop_command, resume=self.resume_command, peer_type=self.peer_type)
+
+    # -- presence and state -------------------------------------------------------------
+
+    def presence(self) -> Presence:
+        """This peer's presence now (CONTRACT.md "Payloads")."""
+        robot = self.robot
+        fields: dict[str, Any] = dict(
+            robot_type=self.robot_type, peer_type=self.peer_type,
+            skills=robot.describe_skills() if robot else None, ros=self.ros, via=self.via,
+            task_status=robot.task["status"] if robot else None)
+        if self._presence_extra is not None:
+            fields.update(self._presence_extra())
+        return make_presence(self.peer_id, **fields)
+
+    def state(self, seq: int | None = None) -> State | None:
+        """This robot's contract State now (None without a robot). SI units (REP-103).
+
+        Raises:
+            DriverError: the driver cannot observe (e.g. a ROS robot not heard yet).
+        """
+        if self.robot is None:
+            return None
+        obs = self.robot.driver.observe()
+        return State(peer_id=self.peer_id, t=obs.t, joints=obs.joints_dict(), task=self.robot.task,
+                     sim_time=obs.sim_time, seq=seq)
+
+    def _state_answer(self) -> dict[str, Any] | None:
+        st = self.state()
+        return st.model_dump(exclude_none=True) if st else None
+
+    def tick(self) -> None:
+        """Note that this process runs; call it at least every ``peer_timeout / 3`` s.
+
+        A gap longer than ``peer_timeout`` means no presence went out meanwhile (SIGSTOP, a
+        starved process), so every peer dropped this one and told its callers ``peer lost``;
+        commands stamped before now are then refused rather than run behind their callers'
+        backs (a retry must never run twice).
+        """
+        now = time.monotonic()
+        with self._tick_lock:
+            gap, self._last_tick = now - self._last_tick, now
+            if gap <= self._peer_timeout:
+                return
+            self.thawed_at, self._thaw_gap = time.time(), gap
+        log.warning("%s: unresponsive for %.1f s; commands sent meanwhile will be refused", self.peer_id, gap)
+        self.audit.write("unresponsive", time.time(), sync=False, seconds=round(gap, 3))
+
+    # -- commands -----------------------------------------------------------------------
+
+    def handle_command(self, payload: bytes, respond: Callable[[Answer], None], *, broadcast: bool = False) -> None:
+        """Take one command envelope (raw bytes from ``P/{id}/cmd`` or ``P/broadcast``).
+
+        ``respond`` is called exactly once, now or when the call ends, with the answer to
+        send (or :data:`NOTHING` when none is owed). Never raises for bad input: an envelope
+        that is malformed, too big or too deep but names its sender and turn gets an error
+        answer; one that names neither is audited as rejected.
+        """
+        self.stats["commands"] += 1
+        self.tick()  # before anything queued during a freeze is run
+        try:
+            env = decode(CommandEnvelope, payload, MAX_COMMAND_BYTES)
+        except ContractError as exc:
+            self.stats["rejected"] += 1
+            answer = NOTHING
+            if exc.sender_id and exc.turn_id:
+                try:
+                    answer = self._answer(exc.sender_id, None, make_response(self.peer_id, exc.turn_id, error=str(exc)))
+                except (InvalidPeerId, ValueError):
+                    answer = NOTHING
+            if answer is NOTHING:  # nobody to answer: record it where operators look
+                log.warning("%s: rejected command: %s", self.peer_id, exc)
+            self.audit.write("rejected_command", time.time(), sync=False, sender=exc.sender_id,
+                             turn_id=exc.turn_id, error=str(exc), size=len(payload))
+            respond(answer)
+            return
+        if broadcast and env.sender_id == self.peer_id:
+            respond(NOTHING)  # our own broadcast
+            return
+        if self.thawed_at and env.timestamp < self.thawed_at:
+            respond(self._answer(env.sender_id, env.reply_to, make_response(
+                self.peer_id, env.turn_id, status="refused",
+                error=f"sent while {self.peer_id} was unresponsive ({self._thaw_gap:.1f} s, longer than the "
+                      f"peer timeout): its caller was told 'peer lost'; not run")))
+            return
+        dedup = (env.sender_id, env.turn_id)
+        with self._seen_lock:
+            repeat = dedup in self._seen
+            if repeat:
+                self.stats["duplicates"] += 1
+                cached = self._seen[dedup]
+            else:
+                self._seen[dedup] = None
+                if len(self._seen) > DEDUP_WINDOW:
+                    self._seen.popitem(last=False)
+        if repeat:
+            # A repeated turn_id never runs twice: re-send the answer, or let the running
+            # call's answer serve both.
+            respond(Answer(self._answer_key(env.sender_id, env.reply_to, env.turn_id), cached, None, env.sender_id)
+                    if cached is not None else NOTHING)
+            return
+        self.audit.write("command", time.time(), sync=False, sender=env.sender_id, turn_id=env.turn_id,
+                         action=env.command.get("action"))
+        self.dispatcher.dispatch(env, lambda resp: respond(self._finish(env, resp)))
+
+    def _finish(self, env: CommandEnvelope, resp: Response) -> Answer:
+        try:
+            data = resp.to_json()
+        except Exception as exc:  # a result JSON cannot hold (pydantic raises several kinds): still answer
+            resp = make_response(self.peer_id, env.turn_id, error=f"result is not JSON-serialisable: {exc}")
+            data = resp.to_json()
+        with self._seen_lock:
+            if (env.sender_id, env.turn_id) in self._seen:
+                self._seen[(env.sender_id, env.turn_id)] = data if len(data) <= DEDUP_ANSWER_BYTES else (
+                    make_response(self.peer_id, env.turn_id, error=f"repeated turn_id {env.turn_id}: already run; "
+                                                                   f"its {len(data)}-byte answer is not kept").to_json())
+        return Answer(self._answer_key(env.sender_id, env.reply_to, env.turn_id), data, resp, env.sender_id)
+
+    def error_answer(self, sender: str, turn_id: str, error: str) -> Answer:
+        """An error answer to a command the transport refuses before the core sees it (say,
+        one on this robot's topic addressed to another robot).
+
+        Raises:
+            InvalidPeerId, ValueError: ``sender`` or ``turn_id`` cannot name a response key.
+        """
+        return self._answer(sender, None, make_response(self.peer_id, turn_id, error=error))
+
+    def _answer(self, sender: str, reply_to: str | None, resp: Response) -> Answer:
+        return Answer(self._answer_key(sender, reply_to, resp.turn_id), resp.to_json(), resp, sender)
+
+    def _answer_key(self, sender: str, reply_to: str | None, turn_id: str) -> str:
+        key = self.keys.response(sender, self.peer_id, turn_id)
+        if reply_to:
+            if answer_key_allowed(self.keys, reply_to, sender, self.peer_id):
+                return reply_to
+            log.warning("%s: refused reply_to %r of %s; answered on %s", self.peer_id, reply_to[:200], sender, key)
+            self.audit.write("reply_to_refused", time.time(), sync=False, sender=sender, turn_id=turn_id,
+                             reply_to=reply_to[:200])
+        return key
+
+    # -- e-stop -------------------------------------------------------------------------
+
+    def halt(self) -> None:
+        """Halt the actuators, nothing else: the first thing done for anything on the e-stop
+        key, before it is read (fail-safe)."""
+        if self.robot is not None:
+            self.robot.driver.emergency_stop()
+
+    def issue_estop(self, reason: str, expected: list[str]) -> EStop:
+        """Begin an e-stop issued by this peer: halt its own robot first, latch, audit.
+
+        Returns the envelope for the transport to publish (``seq`` = issue time, ns).
+        """
+        self_halted = False
+        if self.robot is not None:
+            self.robot.emergency_stop(self.peer_id, reason)
+            self_halted = True
+        seq = time.time_ns()  # grows across restarts, unlike a counter
+        self._issued.add(seq)
+        env = EStop(peer_id=self.peer_id, t=time.time(), seq=seq, reason=reason)
+        self.audit.write("estop_issued", time.time(), seq=seq, reason=reason, self_halted=self_halted,
+                         expected=sorted(expected))
+        return env
+
+    def estop_received(self, payload: bytes, received: float) -> tuple[Answer, EStop | None]:
+        """Handle an e-stop sample after :meth:`halt`: parse, latch, audit, and say the ack.
+
+        Any payload latches unless the guard proves it a replay superseded by a resume
+        (docs/security.md); an unreadable one latches with issuer ``unknown`` and has nobody
+        to ack. Returns ``(ack, envelope)``: the ack to put (:data:`NOTHING` when none) and
+        the parsed envelope (None when unreadable or this peer's own).
+        """
+        try:
+            env = decode(EStop, payload, SAFETY_MAX_BYTES)
+        except ContractError as exc:
+            if self.robot is not None:  # already halted; an unreadable e-stop is still an e-stop
+                self.robot.emergency_stop("unknown", f"malformed e-stop: {exc}")
+            self.audit.write("estop_malformed", received, error=str(exc), halted=self.robot is not None)
+            return NOTHING, None
+        verdict = self.estop_guard.check(env, received)  # never refuses a stop; see docs/security.md
+        if verdict.replay is not None:
+            self.audit.write("estop_replay", received, issuer=env.peer_id, seq=env.seq, detail=verdict.replay,
+                             latched=verdict.latch)
+        if env.peer_id == self.peer_id and verdict.latch and (
+                env.seq in self._issued or self.robot is None or self.robot.locked_out):
+            return NOTHING, None  # our own; halted, latched and audited by issue_estop()
+        halted = False
+        if self.robot is not None:
+            if verdict.latch:
+                self.robot.emergency_stop(env.peer_id, env.reason)
+            else:  # halted by halt(); an authorised resume came after this envelope: keep it
+                halt_without_latch(self.robot, f"replayed e-stop from {env.peer_id}")
+            halted = True
+        self.audit.write("estop_received", received, issuer=env.peer_id, seq=env.seq, reason=env.reason,
+                         halted=halted)
+        return self.estop_ack(env, halted, verdict.replay or ("" if halted else "no actuators on this peer")), env
+
+    def estop_ack(self, env: EStop, halted: bool, detail: str = "", responder: str | None = None) -> Answer:
+        """The ack of ``env`` by this peer (or by ``responder``, a robot this peer speaks for)."""
+        responder = responder or self.peer_id
+        ack = EStopAck(issuer_id=env.peer_id, responder_id=responder, seq=env.seq, t=time.time(),
+                       halted=halted, detail=detail)
+        return Answer(self.keys.estop_ack(env.peer_id, responder), ack.to_json(), None, env.peer_id)
+
+    def estop_command(self, issuer: str, reason: str) -> dict[str, Any]:
+        """``emergency_stop`` over the command path: halt, latch, audit."""
+        halted = False
+        if self.robot is not None:
+            self.robot.emergency_stop(issuer, reason)
+            halted = True
+        self.audit.write("estop_command", time.time(), issuer=issuer, reason=reason, halted=halted)
+        return {"halted": halted}
+
+    # -- resume -------------------------------------------------------------------------
+
+    def resume_received(self, payload: bytes, received: float) -> tuple[Answer, Resume | None]:
+        """Verify a resume envelope; clear the lockout when authorised. Returns the ack to
+        put (:data:`NOTHING` for this peer's own or one not aimed at it) and the envelope."""
+        try:
+            env = decode(Resume, payload, SAFETY_MAX_BYTES)
+        except ContractError as exc:
+            self.audit.write("resume_malformed", received, error=str(exc))
+            return NOTHING, None
+        if env.peer_id == self.peer_id:
+            return NOTHING, env
+        refusal = self._guard.check(env, self.peer_id, received)
+        if refusal == "not a target":
+            return NOTHING, env
+        self._resumed(refusal, received)
+        self.audit.write("resume_received", received, issuer=env.peer_id, operator=env.operator, seq=env.seq,
+                         accepted=refusal is None, detail=refusal or "")
+        return self.resume_ack(env, refusal is None, refusal or ""), env
+
+    def resume_ack(self, env: Resume, accepted: bool, detail: str = "", responder: str | None = None) -> Answer:
+        """The answer to resume envelope ``env`` by this peer (or by ``responder``)."""
+        import json
+
+        responder = responder or self.peer_id
+        body = json.dumps({"responder_id": responder, "seq": env.seq, "accepted": accepted,
+                           "detail": detail}).encode()
+        return Answer(self.keys.resume_ack(env.peer_id, responder), body, None, env.peer_id)
+
+    def resume_command(self, fields: dict[str, Any], sender: str) -> str | None:
+        """``resume`` over the command path: same signed fields, targets = [this peer].
+        Returns None when resumed, else why not."""
+        try:
+            env = Resume(peer_id=sender, t=fields.get("t", 0.0), seq=fields.get("seq", -1),
+                         operator=fields.get("operator", ""), targets=[self.peer_id], mac=fields.get("mac", ""))
+        except ValueError as exc:
+            return f"bad resume fields: {exc}"
+        refusal = self._guard.check(env, self.peer_id, time.time())
+        self._resumed(refusal, time.time())
+        self.audit.write("resume_command", time.time(), issuer=sender, accepted=refusal is None, detail=refusal or "")
+        return refusal
+
+    def resume_local(self) -> None:
+        """Clear this peer's own lockout (an operator resuming from this very peer)."""
+        self._resumed(None, time.time())
+
+    def _resumed(self, refusal: str | None, at: float) -> None:
+        if refusal is None:
+            if self.robot is not None:
+                self.robot.resume()
+            self.estop_guard.resumed(at)
+
+
+def answer_key_allowed(keys: KeySpace, key: str, sender: str, responder: str) -> bool:
+    """May ``responder`` put its answer to ``sender`` on ``key``?
+
+    Yes for ``P/{sender}/response/{responder}/{turn}`` and for a ``reply_to`` within the
+    sender's own keys ``P/{sender}/...`` (a response key, or a key of its own outside the
+    contract); never onto another peer's keys or the safety keys, where an answer could, say,
+    e-stop the fleet. Concrete keys only (no wildcards). A bridge checks what ROS robots ask
+    it to put with the same rule.
+    """
+    if not all(c and not set(c) & set("$?#*") for c in key.split("/")):
+        return False
+    if not key.startswith(f"{keys.prefix}/{sender}/"):
+        return False
+    try:
+        parsed = keys.parse(key)
+    except ValueError:
+        return True  # the sender's own key outside the contract
+    return parsed.kind == "response" and parsed.responder_id in (None, responder)
