@@ -81,9 +81,14 @@ def fleet_actions(context):
         actions.append(RegisterEventHandler(OnShutdown(
             on_shutdown=[OpaqueFunction(function=lambda _: shutil.rmtree(config_dir, ignore_errors=True))])))
 
+    # The robots join the bridge's fleet: same key prefix (the bridge relays only its own fleet's).
+    bridge = launch_support.bridge_parameters(
+        fleet.mesh, prefix=arg["mesh_prefix"], connect=arg["zenoh_connect"], zenoh_config=arg["zenoh_config"])
     for index, spec in enumerate(fleet.robots):
         robot_args = launch_support.robot_launch_arguments(spec, index, spacing=spacing, config_dir=config_dir)
         robot_args["params_file"] = arg["params_file"]
+        if "prefix" in bridge:
+            robot_args["mesh_prefix"] = bridge["prefix"]
         actions.append(GroupAction(  # scoped: one robot's arguments never reach the next
             [IncludeLaunchDescription(PythonLaunchDescriptionSource(str(ROBOT_LAUNCH)),
                                       launch_arguments=robot_args.items())],
@@ -93,8 +98,6 @@ def fleet_actions(context):
                                    "run them with strands-mesh up, the bridge shows them in ROS"))
 
     if launch_support.parse_bool(arg["use_bridge"], "use_bridge"):
-        bridge = launch_support.bridge_parameters(
-            fleet.mesh, prefix=arg["mesh_prefix"], connect=arg["zenoh_connect"], zenoh_config=arg["zenoh_config"])
         bridge_args = {k: (",".join(v) if isinstance(v, list) else v) for k, v in bridge.items() if k != "listen"}
         actions.append(GroupAction(
             [IncludeLaunchDescription(PythonLaunchDescriptionSource(str(BRIDGE_LAUNCH)),

@@ -45,6 +45,7 @@ ARGUMENTS = (
     ("state_rate", "", "joint_states rate, Hz, 1..500 (empty: params_file, else 20.0)"),
     ("realtime", "", "mujoco: pace physics to the wall clock, true|false (empty: params_file, else true)"),
     ("driver_config", "", "ros_topics: the driver's YAML (plain or fleet form)"),
+    ("mesh_prefix", "", "key prefix of the robot's fleet (empty: $STRANDS_MESH_PREFIX, else strands)"),
     ("use_robot_state_publisher", "true", "start robot_state_publisher (TF of the robot's links)"),
     ("world_frame", "", "if set, publish a static transform <world_frame> -> <robot_id>/<root link>"),
     ("x", "0.0", "with world_frame: the robot's x in it, m"),
@@ -61,6 +62,8 @@ def robot_group(context):
     params_file = arg["params_file"] or None
     plan = launch_support.plan_robot(
         spec, params_file, state_publisher=rsp, driver_config=arg["driver_config"] or None)
+    if arg["mesh_prefix"]:
+        plan.parameters["prefix"] = arg["mesh_prefix"]
 
     actions = [
         PushROSNamespace(plan.robot_id),

@@ -65,7 +65,8 @@ class SafetyPath:
     (:class:`~strands_mesh_ros.robot.peer_core.PeerCore`); this side issues, publishes and
     gathers acks."""
 
-    def emergency_stop(self, reason: str = "", timeout: float = ESTOP_ACK_TIMEOUT) -> EStopReport:
+    def emergency_stop(self, reason: str = "", timeout: float = ESTOP_ACK_TIMEOUT,
+                       settle: float = DISCOVERY_FLOOR) -> EStopReport:
         """Supplementary software e-stop of the whole mesh (docs/safety.md).
 
         Halts this peer's own robot first, publishes the e-stop on the dedicated safety
@@ -79,6 +80,13 @@ class SafetyPath:
         successfully; as without actuators when its ack says so or its ``stop`` answer lists
         nothing stopped (``{"ok": true, "stopped": []}``); otherwise it is named in
         ``not_acked``: NOT known to be stopped (an ``error`` answer to ``stop`` included).
+
+        Args:
+            reason: audited by every receiver.
+            timeout: s; the longest it gathers answers.
+            settle: s; the least it gathers, so peers known only by presence (2 Hz; a
+                strands-robots peer has no liveliness token) are heard and named by a process
+                that has just joined, such as the CLI (which passes 0.6).
         """
         self._require()
         t0 = time.monotonic()
@@ -101,7 +109,8 @@ class SafetyPath:
                 expected = (set(self.peers) | self.table.tokens()) - {self.peer_id}
                 heard = {k for k in collector.snapshot() if not k.startswith("stop:")} | set(answers)
                 left = deadline - time.monotonic()
-                if left <= 0 or (expected <= heard and time.monotonic() - t0 >= DISCOVERY_FLOOR):
+                settled = time.monotonic() - t0 >= min(max(settle, DISCOVERY_FLOOR), timeout)
+                if left <= 0 or (expected <= heard and settled):
                     break
                 collector.wait_change(min(left, DISCOVERY_FLOOR))
         finally:
