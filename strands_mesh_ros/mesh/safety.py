@@ -3,7 +3,9 @@
 This is NOT the hardwired emergency stop of IEC 60204-1 / ISO 13850; see docs/safety.md.
 
 Resume authorisation: operators and robots share a secret key (env ``STRANDS_MESH_RESUME_KEY``
-or a key file, ``STRANDS_MESH_RESUME_KEY_FILE``). A resume envelope carries an HMAC-SHA256
+or a key file, ``STRANDS_MESH_RESUME_KEY_FILE``; ``strands-mesh up`` and ``strands-mesh resume``
+also use the per-user key file :func:`default_resume_key_path`, which ``up`` creates with mode
+0600 when it is missing). A resume envelope carries an HMAC-SHA256
 (RFC 2104, Python's ``hmac``) over its canonical JSON; a receiver accepts it only if the MAC
 matches, the envelope is fresh (|now - t| <= :data:`RESUME_MAX_SKEW`) and its ``seq`` is
 higher than any seen from that issuer (no replay). A peer with no key refuses every remote
@@ -24,6 +26,8 @@ import json
 import math
 import os
 import queue
+import secrets
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -47,22 +51,182 @@ ESTOP_MAX_ISSUERS = 1024
 """How many issuers :class:`EStopGuard` remembers (least recently heard forgotten first)."""
 
 
-def load_resume_key(key: str | bytes | None = None) -> bytes | None:
-    """The resume key: ``key`` if given, else env ``STRANDS_MESH_RESUME_KEY``, else the file
-    named by ``STRANDS_MESH_RESUME_KEY_FILE``; None when there is none.
+RESUME_KEY_ENV = "STRANDS_MESH_RESUME_KEY"
+"""Environment variable holding the resume key itself (wins over every file)."""
+
+RESUME_KEY_FILE_ENV = "STRANDS_MESH_RESUME_KEY_FILE"
+"""Environment variable naming a file that holds the resume key (wins over the per-user file)."""
+
+RESUME_KEY_MIN_BYTES = 16
+"""Shortest acceptable resume key, bytes."""
+
+_KEY_FILE_MAX_BYTES = 4096
+
+
+class ResumeKeyFileError(ValueError):
+    """A resume key file that must not be used: missing where a variable names it, not a
+    regular file, not owned by this user, open to group/others, or holding no usable key.
+    The message is one line naming the path and the fix."""
+
+
+def default_resume_key_path() -> Path:
+    """The per-user resume key file: ``$XDG_CONFIG_HOME/strands_mesh_ros/resume.key``
+    (``XDG_CONFIG_HOME`` only when absolute, as the XDG spec says), else
+    ``~/.config/strands_mesh_ros/resume.key``. Nothing is read or created."""
+    base = os.environ.get("XDG_CONFIG_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "strands_mesh_ros" / "resume.key"
+
+
+def _key_from_bytes(raw: bytes, path: Path) -> bytes:
+    key = raw.strip()
+    if len(key) < RESUME_KEY_MIN_BYTES:
+        raise ResumeKeyFileError(
+            f"resume key file {path} holds no usable key (fewer than {RESUME_KEY_MIN_BYTES} bytes): delete it "
+            f"and run `strands-mesh up` to make a new one, or write the fleet's key into it")
+    return key
+
+
+def read_resume_key_file(path: str | os.PathLike) -> bytes:
+    """Read a per-user resume key file, refusing one that others could read or replace.
+
+    The file must be a regular file (symlinks are followed), owned by the effective user and
+    without any group/other permission bits (mode 0600 or stricter), and hold at least
+    :data:`RESUME_KEY_MIN_BYTES` bytes; surrounding whitespace is stripped.
+
+    Returns:
+        The key, bytes.
 
     Raises:
-        ValueError: a key shorter than 16 bytes (too weak to sign with).
+        FileNotFoundError: no file at ``path``.
+        ResumeKeyFileError: the file exists but must not be used (one line: path and fix).
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ResumeKeyFileError(f"resume key file {path} cannot be read ({exc.strerror}): fix its permissions "
+                                 f"(`chmod 600 {path}`) or delete it and run `strands-mesh up`") from None
+    try:
+        st = os.fstat(fd)  # the file actually opened, not whatever the path names now
+        if not stat.S_ISREG(st.st_mode):
+            raise ResumeKeyFileError(f"resume key file {path} is not a regular file: remove it and run "
+                                     f"`strands-mesh up` to make a new one")
+        me = os.geteuid() if hasattr(os, "geteuid") else None
+        if me is not None and st.st_uid != me:
+            raise ResumeKeyFileError(f"resume key file {path} is owned by uid {st.st_uid}, not by you (uid {me}): "
+                                     f"remove it (`strands-mesh up` makes a new one) or `chown` it to yourself")
+        if me is not None and st.st_mode & 0o077:
+            raise ResumeKeyFileError(f"resume key file {path} has mode {stat.S_IMODE(st.st_mode):04o}, open to "
+                                     f"group/others: run `chmod 600 {path}` (and replace the key if others "
+                                     f"may have read it)")
+        raw = os.read(fd, _KEY_FILE_MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > _KEY_FILE_MAX_BYTES:
+        raise ResumeKeyFileError(f"resume key file {path} is larger than {_KEY_FILE_MAX_BYTES} bytes: "
+                                 f"not a key file; move it away and run `strands-mesh up`")
+    return _key_from_bytes(raw, path)
+
+
+def ensure_resume_key_file(path: str | os.PathLike | None = None) -> tuple[Path, bytes, bool]:
+    """Read the per-user resume key file, creating it first if it does not exist.
+
+    A new file holds 32 random bytes as 64 hex characters (:func:`secrets.token_hex`), has
+    mode 0600 and lives in a directory created with mode 0700. Creation is atomic: the key is
+    written to a temporary file in the same directory and hard-linked into place, so a reader
+    never sees a partial key, and when two processes race, both end up with the one that
+    landed first.
+
+    Args:
+        path: the key file (default :func:`default_resume_key_path`).
+
+    Returns:
+        ``(path, key, created)``.
+
+    Raises:
+        ResumeKeyFileError: an existing file that must not be used (see
+            :func:`read_resume_key_file`), or a key directory that is not yours or is writable
+            by group/others.
+        OSError: the directory or file could not be created.
+    """
+    path = Path(path) if path is not None else default_resume_key_path()
+    try:
+        return path, read_resume_key_file(path), False
+    except FileNotFoundError:
+        pass
+    d = path.parent
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = d.stat()
+    if hasattr(os, "geteuid") and (st.st_uid != os.geteuid() or st.st_mode & 0o022):
+        raise ResumeKeyFileError(f"resume key directory {d} is not yours or is writable by group/others: "
+                                 f"run `chmod 700 {d}` (it must be owned by you)")
+    key = secrets.token_hex(32).encode()
+    tmp = d / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(key + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path, read_resume_key_file(path), False  # another process made it first
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+    try:  # make the new directory entry durable (best effort)
+        dfd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return path, key, True
+
+
+def load_resume_key(key: str | bytes | None = None, *, user_file: bool = False) -> bytes | None:
+    """The resume key, first found of: ``key`` if given; env ``STRANDS_MESH_RESUME_KEY``; the
+    file named by env ``STRANDS_MESH_RESUME_KEY_FILE``; with ``user_file=True``, the per-user
+    key file (:func:`default_resume_key_path`, read with :func:`read_resume_key_file`'s
+    checks). None when there is none. Never creates a file.
+
+    ``user_file`` is off by default so that a peer that is not an operator tool (and every
+    e-stop) never depends on the state of the user's key file; ``strands-mesh up`` and
+    ``strands-mesh resume`` turn it on.
+
+    Raises:
+        ValueError: a key shorter than :data:`RESUME_KEY_MIN_BYTES` bytes (too weak to sign
+            with).
+        ResumeKeyFileError (a ValueError): ``STRANDS_MESH_RESUME_KEY_FILE`` names a file that
+            cannot be read, or the per-user file must not be used.
     """
     if key is None:
-        key = os.environ.get("STRANDS_MESH_RESUME_KEY")
-        if key is None and (path := os.environ.get("STRANDS_MESH_RESUME_KEY_FILE")):
-            key = Path(path).read_text().strip()
+        key = os.environ.get(RESUME_KEY_ENV)
+        if key is None and (name := os.environ.get(RESUME_KEY_FILE_ENV)):
+            try:
+                key = Path(name).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise ResumeKeyFileError(f"{RESUME_KEY_FILE_ENV}={name}: cannot read the resume key file "
+                                         f"({why}): fix the path or unset the variable") from None
+        if key is None and user_file:
+            try:
+                key = read_resume_key_file(default_resume_key_path())
+            except FileNotFoundError:
+                return None
     if key is None:
         return None
     raw = key.encode() if isinstance(key, str) else bytes(key)
-    if len(raw) < 16:
-        raise ValueError("resume key must be at least 16 bytes")
+    if len(raw) < RESUME_KEY_MIN_BYTES:
+        raise ValueError(f"resume key must be at least {RESUME_KEY_MIN_BYTES} bytes")
     return raw
 
 
@@ -91,20 +255,51 @@ class ResumeGuard:
         self._lock = threading.Lock()
 
     def check(self, env: Resume, me: str, now: float) -> str | None:
-        """None if authorised for peer ``me``; else the reason it is refused."""
-        if env.targets is not None and me not in env.targets:
-            return "not a target"
+        """Whether ``env`` authorises peer ``me`` to resume at ``now`` (UNIX s).
+
+        Never raises, whatever the envelope holds (a non-ASCII or non-string ``mac``,
+        non-finite ``t``, odd ``targets``, an object that is not a :class:`Resume` at all):
+        anything that cannot be verified is refused.
+
+        Returns:
+            None if authorised (and the envelope's ``seq`` is then recorded against replay);
+            else the reason it is refused, e.g. ``"not a target"``, ``"bad resume
+            signature"``, ``"stale resume envelope (...)"``, ``"replayed resume envelope
+            (...)"``, ``"malformed resume envelope: ..."``.
+        """
+        try:
+            return self._check(env, me, now)
+        except Exception as exc:  # noqa: BLE001 - hostile input must never end the caller's thread
+            return f"malformed resume envelope: {type(exc).__name__}"
+
+    def _check(self, env: Resume, me: str, now: float) -> str | None:
+        targets = env.targets
+        if targets is not None:
+            if not isinstance(targets, (list, tuple)):
+                return "malformed resume envelope: targets is not a list"
+            if me not in targets:
+                return "not a target"
         if self._key is None:
             return "no resume key configured on this peer (set STRANDS_MESH_RESUME_KEY); resume it locally"
+        mac = env.mac if env.mac is not None else ""
+        if not isinstance(mac, str):
+            return "malformed resume envelope: mac is not a string"
+        if not mac.isascii():
+            return "bad resume signature (mac is not ASCII hex)"
         good = hmac.new(self._key, _canonical(env), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(good, env.mac or ""):
+        if not hmac.compare_digest(good, mac):
             return "bad resume signature"
-        if abs(now - env.t) > RESUME_MAX_SKEW:
-            return f"stale resume envelope ({now - env.t:+.1f} s old)"
+        t, seq, issuer = env.t, env.seq, env.peer_id
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+            return f"malformed resume envelope: t is not a finite time ({t!r:.40})"
+        if isinstance(seq, bool) or not isinstance(seq, int):
+            return "malformed resume envelope: seq is not an integer"
+        if abs(now - t) > RESUME_MAX_SKEW:
+            return f"stale resume envelope ({now - t:+.1f} s old)"
         with self._lock:
-            if env.seq <= self._last_seq.get(env.peer_id, -1):
-                return f"replayed resume envelope (seq {env.seq})"
-            self._last_seq[env.peer_id] = env.seq
+            if seq <= self._last_seq.get(issuer, -1):
+                return f"replayed resume envelope (seq {seq})"
+            self._last_seq[issuer] = seq
         return None
 
 
