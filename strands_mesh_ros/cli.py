@@ -24,6 +24,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
@@ -60,12 +61,12 @@ def _config(connect, listen, config, prefix, namespace):
         raise typer.Exit(Exit.USAGE)
 
 
-def _open(connect, listen, config, prefix, namespace):
+def _open(connect, listen, config, prefix, namespace, resume_key: bytes | None = None):
     from .mesh.mesh import Mesh
 
     cfg = _config(connect, listen, config, prefix, namespace)
     try:
-        return Mesh(_cli_peer_id(), config=cfg, peer_type="agent", robot_type="cli").start()
+        return Mesh(_cli_peer_id(), config=cfg, peer_type="agent", robot_type="cli", resume_key=resume_key).start()
     except (RuntimeError, ValueError) as exc:
         err.print(f"[red]error:[/] could not join the mesh: {exc}")
         raise typer.Exit(Exit.NO_MESH)
@@ -268,12 +269,27 @@ def resume(
     timeout: Timeout = 1.0, discover: Discover = 1.2, as_json: Json = False, connect: Connect = None,
     listen: Listen = None, config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
 ) -> None:
-    """Clear e-stop lockouts with a signed resume (needs STRANDS_MESH_RESUME_KEY)."""
+    """Clear e-stop lockouts with a signed resume.
+
+    The key: STRANDS_MESH_RESUME_KEY, else the file named by STRANDS_MESH_RESUME_KEY_FILE,
+    else the per-user key file that `strands-mesh up` creates (docs/safety.md).
+    """
     from .mesh.mesh import MeshError
+    from .mesh.safety import default_resume_key_path, load_resume_key
 
     for t in target or []:
         _check_peer(t)
-    mesh = _open(connect, listen, config, prefix, namespace)
+    try:
+        key = load_resume_key(user_file=True)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(Exit.USAGE)
+    if key is None:
+        err.print(f"[red]error:[/] no resume key: set STRANDS_MESH_RESUME_KEY (or STRANDS_MESH_RESUME_KEY_FILE) "
+                  f"to the fleet's key, or run `strands-mesh up` on this machine once to create "
+                  f"{escape(str(default_resume_key_path()))}", soft_wrap=True)
+        raise typer.Exit(Exit.USAGE)
+    mesh = _open(connect, listen, config, prefix, namespace, resume_key=key)
     try:
         threading.Event().wait(discover)
         try:
@@ -348,11 +364,17 @@ def up(
     connect: Connect = None, listen: Listen = None, config: ConfigFile = None, prefix: Prefix = None,
     namespace: Namespace = None,
 ) -> None:
-    """Bring up a simulated fleet on the mesh (ROS nodes + bridge when rclpy is importable)."""
+    """Bring up a simulated fleet on the mesh (ROS nodes + bridge when rclpy is importable).
+
+    Mesh settings: these options win over the fleet file's `mesh:` section, which wins over
+    the environment and the defaults. The resume key comes from STRANDS_MESH_RESUME_KEY(_FILE),
+    else the per-user key file, created on first use (docs/safety.md).
+    """
     from .up import run_up
 
-    cfg = _config(connect, listen, config, prefix, namespace)
-    raise typer.Exit(run_up(fleet, cfg, use_ros=not no_ros, headless=headless, duration=duration))
+    cli_mesh = {"connect": connect or None, "listen": listen or None, "config_file": config, "prefix": prefix,
+                "namespace": namespace}
+    raise typer.Exit(run_up(fleet, cli_mesh, use_ros=not no_ros, headless=headless, duration=duration))
 
 
 def main() -> None:

@@ -3,23 +3,93 @@
 With rclpy and this package's generated messages importable (the project's venv), the robots
 run as ROS nodes in their namespaces together with the bridge node, so ROS and non-ROS peers
 share one fleet; ``use_ros=False`` (``--no-ros``) runs the pure-mesh fleet.
+
+Before anything starts, ``up`` checks the whole fleet file (robots, driver options, the
+``mesh:`` section) and makes sure the fleet has a resume key: ``STRANDS_MESH_RESUME_KEY`` or
+``STRANDS_MESH_RESUME_KEY_FILE`` when set, else the per-user key file
+(:func:`~strands_mesh_ros.mesh.safety.default_resume_key_path`), created on first use. Every
+problem is reported as one ``error:`` line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
+from typing import Any, Mapping
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from .mesh.config import MeshConfig
 
 log = logging.getLogger(__name__)
 console = Console()
+err_console = Console(stderr=True)
+
+def error(message: str) -> None:
+    """Print ``error: <message>`` on stderr as a single line (never wrapped, no markup)."""
+    err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+def resolve_mesh_config(fleet_mesh: Mapping[str, Any] | None = None,
+                        cli: Mapping[str, Any] | None = None) -> MeshConfig:
+    """The mesh configuration ``up`` runs with.
+
+    Precedence, lowest to highest: built-in defaults < the environment (``ZENOH_CONFIG``,
+    ``ZENOH_MODE``, ``ZENOH_CONNECT``, ``ZENOH_LISTEN``, ``STRANDS_MESH_PREFIX``,
+    ``STRANDS_MESH_NAMESPACE``) < the fleet file's ``mesh:`` section < command-line options.
+    Each setting is taken whole from the highest source that sets it (``--connect`` replaces
+    the file's ``connect`` list, it does not extend it).
+
+    Args:
+        fleet_mesh: the validated ``mesh:`` section (:attr:`FleetSpec.mesh`).
+        cli: settings from the command line by MeshConfig field name; None or ``[]`` values
+            mean not given.
+
+    Raises:
+        ValueError: an invalid value (e.g. a bad prefix, a missing Zenoh config file).
+    """
+    merged: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in (fleet_mesh or {}).items()}
+    for k, v in (cli or {}).items():
+        if v is not None and v != [] and v != ():
+            merged[k] = tuple(v) if isinstance(v, list) else v
+    return MeshConfig.from_env(**merged)
+
+
+def prepare_resume_key() -> str:
+    """Give this process (its robots, bridge and operator peers) the fleet's resume key.
+
+    ``STRANDS_MESH_RESUME_KEY``, else the file named by ``STRANDS_MESH_RESUME_KEY_FILE``, is
+    used when set (checked for length and readability). Otherwise the per-user key file is
+    read, or created (mode 0600 in a 0700 directory), and ``STRANDS_MESH_RESUME_KEY_FILE`` is
+    set to it in this process's environment, so every peer the process starts loads it.
+
+    Returns:
+        A one-line note saying where the key comes from (never the key itself).
+
+    Raises:
+        ValueError: a key that is too short, an unreadable ``STRANDS_MESH_RESUME_KEY_FILE``,
+            or a per-user file that must not be used (``ResumeKeyFileError``: group/world
+            readable, not yours, ...; the message names the path and the fix).
+        OSError: the key file could not be created.
+    """
+    from .mesh.safety import RESUME_KEY_ENV, RESUME_KEY_FILE_ENV, ensure_resume_key_file, load_resume_key
+
+    if os.environ.get(RESUME_KEY_ENV) is not None:
+        load_resume_key()
+        return f"resume key: from ${RESUME_KEY_ENV}"
+    if os.environ.get(RESUME_KEY_FILE_ENV):
+        load_resume_key()
+        return f"resume key: {os.environ[RESUME_KEY_FILE_ENV]} (from ${RESUME_KEY_FILE_ENV})"
+    path, _, created = ensure_resume_key_file()
+    os.environ[RESUME_KEY_FILE_ENV] = str(path)
+    return (f"resume key: {path} ({'created, ' if created else ''}mode 0600); `strands-mesh resume` on this "
+            f"machine uses it, copy it to other operator machines (docs/safety.md)")
 
 
 def ros_available() -> str | None:
@@ -44,10 +114,54 @@ def _view(fleet, started: float) -> Table:
     return t
 
 
-def run_up(fleet_path: str | None, config: MeshConfig, *, use_ros: bool = True, headless: bool = False,
-           duration: float = 0.0) -> int:
-    """Run the fleet; returns the process exit code (0 on a clean stop)."""
+def run_up(fleet_path: str | None = None, cli_mesh: Mapping[str, Any] | None = None, *, use_ros: bool = True,
+           headless: bool = False, duration: float = 0.0) -> int:
+    """Run the fleet until Ctrl-C, SIGTERM or ``duration``.
+
+    Args:
+        fleet_path: a fleet YAML (:func:`~strands_mesh_ros.fleet_config.load_fleet`), or None
+            for the built-in fleet.
+        cli_mesh: mesh settings given on the command line (``prefix``, ``namespace``,
+            ``connect``, ``listen``, ``config_file``; None = not given); they win over the fleet file's ``mesh:`` section, which wins
+            over the environment and the defaults (:func:`resolve_mesh_config`).
+        use_ros: run ROS robots as ROS nodes with the bridge when rclpy is importable.
+        headless: no live view.
+        duration: stop after this many seconds (0: run until stopped).
+
+    Returns:
+        The exit status: 0 after a clean stop; 1 the robots did not all come up in time; 2
+        an invalid fleet file, mesh setting, driver option or resume key file, or a fleet
+        that could not start (each reported as one ``error:`` line on stderr).
+    """
+    from .fleet_config import check_driver_options, load_fleet
+    from .mesh.safety import RESUME_KEY_FILE_ENV
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        spec = load_fleet(fleet_path)
+        for robot in spec.robots:  # every robot, before any of them starts
+            check_driver_options(robot)
+        config = resolve_mesh_config(spec.mesh, cli_mesh)
+    except (ValueError, OSError) as exc:  # FileNotFoundError is an OSError
+        error(str(exc))
+        return 2
+    saved_key_file = os.environ.get(RESUME_KEY_FILE_ENV)
+    try:
+        try:
+            note = prepare_resume_key()
+        except (ValueError, OSError) as exc:
+            error(str(exc))
+            return 2
+        print(note, flush=True)
+        return _run(spec, config, use_ros=use_ros, headless=headless, duration=duration)
+    finally:
+        if saved_key_file is None:
+            os.environ.pop(RESUME_KEY_FILE_ENV, None)
+        else:
+            os.environ[RESUME_KEY_FILE_ENV] = saved_key_file
+
+
+def _run(spec, config: MeshConfig, *, use_ros: bool, headless: bool, duration: float) -> int:
     stop = threading.Event()
     # Ctrl-C and SIGTERM end the fleet in order. Installed explicitly: a process started in the
     # background inherits SIGINT ignored, and KeyboardInterrupt would then never come.
@@ -58,14 +172,14 @@ def run_up(fleet_path: str | None, config: MeshConfig, *, use_ros: bool = True, 
         if why is None:
             from .ros.up_ros import run_ros_fleet
 
-            return run_ros_fleet(fleet_path, config, stop=stop, headless=headless, duration=duration)
-        console.print(f"[yellow]ROS path unavailable: {why}; running the pure-mesh fleet[/]")
+            return run_ros_fleet(spec, config, stop=stop, headless=headless, duration=duration)
+        console.print(f"[yellow]ROS path unavailable: {escape(why)}; running the pure-mesh fleet[/]")
     from .fleet import Fleet
 
     try:
-        fleet = Fleet(fleet_path, config=config).start()
+        fleet = Fleet(spec, config=config).start()
     except (ValueError, RuntimeError, OSError) as exc:
-        console.print(f"[red]error:[/] could not start the fleet: {exc}")
+        error(f"could not start the fleet: {exc}")
         return 2
     return hold(fleet, stop, headless=headless, duration=duration)
 
@@ -91,7 +205,7 @@ def hold(fleet, stop: threading.Event, *, headless: bool, duration: float) -> in
     except KeyboardInterrupt:
         pass
     except TimeoutError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        error(str(exc))
         fleet.stop()
         return 1
     fleet.stop()

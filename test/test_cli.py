@@ -17,6 +17,15 @@ def cli(net, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture(autouse=True)
+def _no_resume_key(tmp_path, monkeypatch):
+    """No resume key unless a test gives one: neither in the environment nor in a per-user
+    key file (XDG_CONFIG_HOME is the test's own directory)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("STRANDS_MESH_RESUME_KEY", raising=False)
+    monkeypatch.delenv("STRANDS_MESH_RESUME_KEY_FILE", raising=False)
+
+
 @pytest.fixture
 def robot(net):
     # The robot listens on the test's endpoint; every CLI process connects to it.

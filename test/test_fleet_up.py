@@ -16,6 +16,14 @@ from strands_mesh_ros.fleet import Fleet, SkillCallError
 HERE = Path(__file__).resolve().parent
 
 
+@pytest.fixture(autouse=True)
+def _own_config_dir(tmp_path, monkeypatch):
+    """`up` makes its per-user resume key under XDG_CONFIG_HOME: the test's, not the user's."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("STRANDS_MESH_RESUME_KEY", raising=False)
+    monkeypatch.delenv("STRANDS_MESH_RESUME_KEY_FILE", raising=False)
+
+
 def test_fleet_lifecycle_skills_isolation_estop_restart(net):
     robots = [{"id": "a1", "driver": "mock"}, {"id": "a2", "driver": "mock"}]
     with Fleet(robots=robots, config=net.hub()) as fleet:
@@ -94,3 +102,111 @@ def test_up_with_ros_default_fleet(net):
         if listener is not None:
             listener.close()
         p.close()
+
+
+# -- the fleet file's mesh: section and driver options (issue 8) ----------------------------
+
+
+def up_fails(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`strands-mesh up` expected to refuse its input before starting anything."""
+    import os
+
+    return subprocess.run([sys.executable, "-m", "strands_mesh_ros.cli", "up", "--headless", *args],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+def one_error_line(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    return lines[0]
+
+
+def test_up_uses_the_fleet_file_mesh_section(net, tmp_path):
+    # No --prefix / --listen on the command line: the file's mesh: section says where the fleet is.
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(f"robots:\n  - {{id: y1, driver: mock}}\n"
+                     f"mesh:\n  prefix: {net.prefix}\n  listen: [{net.endpoint}]\n  multicast_scouting: false\n")
+    p = Proc([sys.executable, "-m", "strands_mesh_ros.cli", "up", "--headless", "--no-ros", str(fleet)]).ready(60)
+    try:
+        assert "y1" in peers_json(net)
+    finally:
+        p.close()
+
+
+def test_up_mesh_precedence_command_line_over_file_over_environment(tmp_path, monkeypatch):
+    from strands_mesh_ros.fleet_config import load_fleet
+    from strands_mesh_ros.up import resolve_mesh_config
+
+    monkeypatch.setenv("STRANDS_MESH_PREFIX", "fromenv")
+    monkeypatch.setenv("ZENOH_CONNECT", "tcp/10.0.0.9:7447")
+    monkeypatch.delenv("STRANDS_MESH_NAMESPACE", raising=False)
+    spec = load_fleet({"robots": [{"id": "a"}], "mesh": {"prefix": "fromfile", "namespace": "strands",
+                                                          "connect": ["tcp/10.0.0.1:7447"], "lease_ms": 3000}})
+    cfg = resolve_mesh_config(spec.mesh, None)
+    assert (cfg.prefix, cfg.namespace, cfg.connect, cfg.lease_ms) == ("fromfile", "strands", ("tcp/10.0.0.1:7447",), 3000)
+    cfg = resolve_mesh_config(spec.mesh, {"prefix": "fromcli", "connect": ["tcp/10.0.0.2:7447"], "namespace": None,
+                                          "listen": None, "config_file": None})
+    assert (cfg.prefix, cfg.namespace, cfg.connect) == ("fromcli", "strands", ("tcp/10.0.0.2:7447",))
+    cfg = resolve_mesh_config({}, {})
+    assert (cfg.prefix, cfg.connect) == ("fromenv", ("tcp/10.0.0.9:7447",))  # no file, no option: environment
+    monkeypatch.delenv("STRANDS_MESH_PREFIX")
+    assert resolve_mesh_config({}, None).prefix == "strands"  # the default
+
+
+@pytest.mark.parametrize("mesh, key", [
+    ("{prefx: lab}", "mesh.prefx: unknown key; valid keys: prefix,"),
+    ("{prefix: 'bad prefix'}", "mesh.prefix: invalid key prefix 'bad prefix'"),
+    ("{prefix: 'a/*'}", "mesh.prefix: invalid key prefix"),
+    ("{prefix: 42}", "mesh.prefix: Input should be a valid string (got 42)"),
+    ("{connect: tcp/10.0.0.2:7447}", "mesh.connect: Input should be a valid list"),
+    ("{connect: [localhost]}", "mesh.connect: 'localhost' is not a Zenoh endpoint"),
+    ("{mode: mesh}", "mesh.mode: Input should be 'peer', 'client' or 'router'"),
+    ("{multicast_scouting: 'no'}", "mesh.multicast_scouting: Input should be a valid boolean"),
+    ("{lease_ms: -1}", "mesh.lease_ms: Input should be greater than 0"),
+    ("{config_file: /nonexistent/zenoh.json5}", "mesh.config_file: Zenoh config file '/nonexistent/zenoh.json5' does not exist"),
+    ("[prefix, lab]", "mesh: must be a mapping of prefix,"),
+])
+def test_fleet_file_mesh_section_is_validated(tmp_path, mesh, key):
+    from strands_mesh_ros.fleet_config import load_fleet
+
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(f"robots:\n  - {{id: m1, driver: mock}}\nmesh: {mesh}\n")
+    with pytest.raises(ValueError) as exc:
+        load_fleet(fleet)
+    assert key in str(exc.value) and str(fleet) in str(exc.value)
+
+
+def test_up_refuses_an_invalid_mesh_section_in_one_line(tmp_path):
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("robots:\n  - {id: m1, driver: mock}\nmesh:\n  prefix: strands\n  conect: [tcp/10.0.0.2:7447]\n")
+    line = one_error_line(up_fails("--no-ros", str(fleet)))
+    assert str(fleet) in line and "mesh.conect: unknown key" in line
+    assert not (tmp_path / "config").exists()  # refused before anything, the resume key included
+
+
+@pytest.mark.parametrize("ros", [False, True], ids=["no-ros", "ros"])
+def test_up_unknown_driver_option_is_one_line(tmp_path, ros):
+    pytest.importorskip("mujoco", reason="the option is checked against the MuJoCo driver")
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("robots:\n  - {id: arm1, driver: mock}\n  - {id: arm9, driver: mujoco, options: {bogus: 1}}\n")
+    env = None
+    if ros:
+        from ros_helpers import domain_id
+
+        env = {"ROS_DOMAIN_ID": str(domain_id(6) % 230)}
+    line = one_error_line(up_fails(*([] if ros else ["--no-ros"]), str(fleet), env=env))
+    assert "robot 'arm9'" in line and "unknown option 'bogus'" in line
+    assert "valid options: " in line and "timestep" in line and "gripper" in line
+
+
+def test_driver_options_checked_without_building_the_driver():
+    from strands_mesh_ros.fleet_config import DriverOptionError, RobotSpec, check_driver_options
+
+    check_driver_options(RobotSpec(id="m1", driver="mock", options={"gripper": False}))
+    with pytest.raises(DriverOptionError, match=r"robot 'm1': bad options for driver 'mock': unknown option 'wings'; "
+                                                r"valid options: gripper, joints, robot_type$"):
+        check_driver_options(RobotSpec(id="m1", driver="mock", options={"wings": 2}))
+    with pytest.raises(ValueError, match=r"robot 'g1': .*command_interface"):
+        check_driver_options(RobotSpec(id="g1", driver="ros_topics", options={"bogus": 1}))

@@ -85,22 +85,33 @@ class RosFleet:
         self.host = self.bridge = self.mesh_fleet = self._spin = None
 
 
-def run_ros_fleet(fleet_path: str | None, config: MeshConfig, *, stop: threading.Event, headless: bool,
+def run_ros_fleet(fleet: FleetSpec | str | None, config: MeshConfig, *, stop: threading.Event, headless: bool,
                   duration: float) -> int:
-    """Run :class:`RosFleet` until ``stop``/Ctrl-C/``duration``; returns the exit code."""
+    """Run :class:`RosFleet` until ``stop``/Ctrl-C/``duration``.
+
+    Args:
+        fleet: the fleet spec, a fleet YAML path, or None for the built-in fleet.
+        config: the mesh configuration (see :func:`strands_mesh_ros.up.resolve_mesh_config`).
+        stop: set to end the fleet.
+        headless, duration: as for :func:`strands_mesh_ros.up.hold`.
+
+    Returns:
+        The exit status: 0 clean stop, 1 robots not up in time, 2 the fleet could not start
+        (one ``error:`` line on stderr).
+    """
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
-    from ..up import console, hold
+    from ..up import error, hold
 
     # Ctrl-C stays a KeyboardInterrupt in this thread: the fleet is stopped in order below.
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     try:
         try:
-            fleet = RosFleet(fleet_path, config)
+            running = RosFleet(fleet, config)
         except (ValueError, RuntimeError, OSError) as exc:
-            console.print(f"[red]error:[/] could not start the ROS fleet: {exc}")
+            error(f"could not start the ROS fleet: {exc}")
             return 2
-        return hold(fleet, stop, headless=headless, duration=duration)
+        return hold(running, stop, headless=headless, duration=duration)
     finally:
         rclpy.try_shutdown()
