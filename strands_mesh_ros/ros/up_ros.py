@@ -39,7 +39,8 @@ class RosFleet:
         self.host = self.bridge = self.mesh_fleet = self._spin = None
         try:
             if ros_robots:
-                self.host = FleetHost(FleetSpec(robots=ros_robots, mesh=self.spec.mesh), context=context)
+                self.host = FleetHost(FleetSpec(robots=ros_robots, mesh=self.spec.mesh), context=context,
+                                      prefix=config.prefix)
             self.bridge = BridgeNode(mesh_config=config, context=context)
             # The bridge on its own single-threaded executor (see bridge_node.main); the robots
             # on the fleet host's.
