@@ -49,7 +49,7 @@ from ..contract.payloads import validation_summary
 from .diffdrive import parse_base_instruction
 from ..ros import topics
 from .base import BaseDriver, DriverError, JointInfo, Observation, Skill, SkillContext
-from .skills import SETTLE_TIMEOUT, STREAM_RATE_HZ, Gripper, JointSkillsMixin
+from .skills import LINEAR_PEAK_SPEED, SETTLE_TIMEOUT, STREAM_RATE_HZ, Gripper, JointSkillsMixin
 
 log = logging.getLogger(__name__)
 
@@ -540,12 +540,26 @@ class RosTopicsDriver(JointSkillsMixin, BaseDriver):
 
     def _follow(self, ctx: SkillContext, goal: dict[str, float], duration: float,
                 tolerance: float | None) -> dict[str, Any]:
-        """``single`` trajectory mode: one point due at ``duration``; else the streamed default."""
+        """``single`` trajectory mode: one point due at ``duration``; else the streamed default.
+
+        The controller interpolates linearly from the measured state to a positions-only point,
+        so ``duration`` (s) is stretched to at least max |goal - position| / ``max_velocity``
+        per joint (:data:`~.skills.LINEAR_PEAK_SPEED`); the result reports it as the mixin does.
+
+        Raises:
+            ValueError: a goal or the duration is not finite. DriverError: halted.
+            TimeoutError, Preempted: as the mixin's ``_follow``.
+        """
         if self.config.command_interface != "joint_trajectory" or self.config.trajectory_mode != "single":
             return super()._follow(ctx, goal, duration, tolerance)
         ctx.check()
         names = list(goal)
-        end = np.array([goal[n] for n in names])
+        end = np.array([goal[n] for n in names], dtype=float)
+        obs = self.observe()
+        idx = {n: i for i, n in enumerate(obs.names)}
+        start = np.array([obs.position[idx[n]] for n in names], dtype=float)
+        timing = self.limit_duration(names, start, end, duration, LINEAR_PEAK_SPEED)
+        duration = timing.duration
         with self._cmd_lock:
             if self.halted:
                 raise DriverError(f"{self.robot_id} is halted")
@@ -567,7 +581,8 @@ class RosTopicsDriver(JointSkillsMixin, BaseDriver):
             if now >= deadline:
                 raise TimeoutError(f"joints did not reach target within {tolerance} (worst error {worst:.4f}) "
                                    f"{SETTLE_TIMEOUT} s after the trajectory ended")
-        return {"reached": True, "max_error": worst, "positions": dict(zip(names, end.tolist()))}
+        return {"reached": True, "max_error": worst, "positions": dict(zip(names, end.tolist())),
+                **timing.to_result()}
 
     def instruction_to_skill(self, text: str) -> tuple[str, dict[str, Any]]:
         """The base grammar, plus the drive forms of differential bases for ``twist`` robots.

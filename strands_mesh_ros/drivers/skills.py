@@ -10,13 +10,26 @@ and gets ``move_joints`` (lane ``motion``), ``home`` (lane ``motion``), ``move_g
 
 Trajectories are interpolated with a minimum-jerk profile
 s(u) = 10u^3 - 15u^4 + 6u^5 (Flash & Hogan, 1985), streamed at :data:`STREAM_RATE_HZ`.
+
+Trajectory time runs on the robot's clock: simulated time for simulated robots
+(``Observation.sim_time``), else ``time.monotonic()``; one streamed target advances it by at
+most :data:`MAX_STREAM_ADVANCE` stream periods, so a stalled thread or simulation makes the
+motion late, never faster.
+
+Speed limits: a joint moving a distance d (rad or m) in T s along that profile peaks at
+:data:`MIN_JERK_PEAK_SPEED` · d / T (rad/s or m/s). A requested duration too short for some
+joint's advertised ``max_velocity`` is *stretched* to the shortest duration that keeps every
+joint within its limit (:func:`limit_duration`); the skill's result reports the duration
+used, the one requested, whether it was stretched and by which joint. Goals and durations
+must be finite numbers (ValueError otherwise; ``Robot.call_skill`` refuses them earlier).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -25,11 +38,29 @@ from .base import JointInfo, Observation, Skill, SkillContext
 STREAM_RATE_HZ = 100.0
 """Rate at which interpolated position targets are sent, Hz."""
 
+MAX_STREAM_ADVANCE = 1.0
+"""Most trajectory time (in stream periods, 1/STREAM_RATE_HZ s) one streamed target may
+advance. Trajectory time never runs ahead of the robot's clock, and when the streaming thread
+or a simulation stalls the motion runs late instead of jumping ahead: on the robot's clock the
+targets never move faster than the profile. (With a 6 Hz servo such as arm6's, allowing two
+periods let a loaded machine's late targets push the measured joint speed ~20 % over the
+profile's peak; one period kept it within ~6 %.)"""
+
 DEFAULT_TOLERANCE = 0.02
 """Default |position error| (rad or m) under which a target counts as reached."""
 
 SETTLE_TIMEOUT = 3.0
 """Extra time (s) after the trajectory ends for the joints to settle within tolerance."""
+
+MIN_JERK_PEAK_SPEED = 1.875
+"""Peak of ds/du of the minimum-jerk scaling s(u) = 10u^3 - 15u^4 + 6u^5 (Flash & Hogan,
+1985): ds/du = 30u^2(1 - u)^2, largest at u = 1/2, where it is 30/16 = 15/8. A joint moving
+d (rad or m) in T s therefore peaks at 1.875 · d / T (rad/s or m/s)."""
+
+LINEAR_PEAK_SPEED = 1.0
+"""Peak speed factor of a linear (constant-speed) segment: d / T. ros2_control's
+joint_trajectory_controller interpolates linearly between points that carry positions only
+(its documentation, "Trajectory Representation", spline method)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +76,81 @@ def min_jerk(u: float) -> float:
     """Minimum-jerk time scaling for u in [0, 1] (Flash & Hogan, 1985)."""
     u = min(max(u, 0.0), 1.0)
     return u * u * u * (10.0 - 15.0 * u + 6.0 * u * u)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The duration a trajectory actually uses.
+
+    Attributes:
+        duration: s, the duration used (>= ``requested``).
+        requested: s, the duration the caller asked for.
+        limited_by: the joint whose ``max_velocity`` set ``duration`` when it was stretched,
+            else ``None``.
+    """
+
+    duration: float
+    requested: float
+    limited_by: str | None = None
+
+    @property
+    def stretched(self) -> bool:
+        """Whether ``duration`` is longer than ``requested``."""
+        return self.limited_by is not None
+
+    def to_result(self) -> dict[str, Any]:
+        """The fields every joint-motion skill adds to its result:
+        ``{duration, requested_duration, stretched, limited_by}`` (s, s, bool, joint | None)."""
+        return {
+            "duration": self.duration,
+            "requested_duration": self.requested,
+            "stretched": self.stretched,
+            "limited_by": self.limited_by,
+        }
+
+
+def limit_duration(
+    names: Sequence[str],
+    start: Sequence[float],
+    end: Sequence[float],
+    duration: float,
+    max_velocity: Mapping[str, float | None],
+    peak_factor: float = MIN_JERK_PEAK_SPEED,
+) -> Timing:
+    """Shortest duration >= ``duration`` that keeps every joint within its speed limit.
+
+    A joint moving |end - start| along a profile whose peak speed is
+    ``peak_factor`` · distance / T needs T >= ``peak_factor`` · |end - start| / max_velocity.
+
+    Args:
+        names: joint names, shape (n,).
+        start, end: positions, shape (n,), rad or m.
+        duration: requested duration, s (finite, >= 0).
+        max_velocity: limit per joint name, rad/s or m/s; a joint that is missing, ``None``,
+            not positive or not finite has no known limit and constrains nothing.
+        peak_factor: peak speed of the profile in units of distance / duration
+            (:data:`MIN_JERK_PEAK_SPEED` for the streamed minimum-jerk profile).
+
+    Returns:
+        A :class:`Timing`; ``limited_by`` names the joint that needs the longest time when
+        that is longer than ``duration``.
+
+    Raises:
+        ValueError: ``duration``, ``start`` or ``end`` is not finite, or ``duration`` < 0.
+    """
+    if not math.isfinite(duration) or duration < 0:
+        raise ValueError(f"duration {duration!r} s must be a finite number >= 0")
+    need, worst = float(duration), None
+    for n, a, b in zip(names, start, end):
+        if not (math.isfinite(a) and math.isfinite(b)):
+            raise ValueError(f"joint {n!r}: move from {a!r} to {b!r} is not between finite positions")
+        v = max_velocity.get(n)
+        if v is None or not math.isfinite(v) or v <= 0:
+            continue
+        t = peak_factor * abs(float(b) - float(a)) / float(v)
+        if t > need:
+            need, worst = t, n
+    return Timing(need, float(duration), worst)
 
 
 class JointSkillsMixin:
@@ -68,6 +174,14 @@ class JointSkillsMixin:
         """Home pose of :meth:`arm_joints`, rad or m (default: zeros clipped to limits)."""
         return np.array([j.clip(0.0) for j in self.arm_joints()])
 
+    def limit_duration(
+        self, names: Sequence[str], start: Sequence[float], end: Sequence[float], duration: float,
+        peak_factor: float = MIN_JERK_PEAK_SPEED,
+    ) -> Timing:
+        """:func:`limit_duration` with the ``max_velocity`` of this robot's :meth:`joints`."""
+        limits = {j.name: j.max_velocity for j in self.joints()}  # type: ignore[attr-defined]
+        return limit_duration(names, start, end, duration, limits, peak_factor)
+
     # -- the skills --------------------------------------------------------------------
 
     def skills(self) -> list[Skill]:
@@ -77,7 +191,8 @@ class JointSkillsMixin:
                 "move_joints",
                 self._skill_move_joints,
                 lane="motion",
-                description="Move joints to position targets (rad or m) over a duration (s).",
+                description="Move joints to position targets (rad or m) over a duration (s); a duration too "
+                "short for a joint's max_velocity is stretched (the result says so).",
                 params={
                     "type": "object",
                     "properties": {
@@ -104,7 +219,8 @@ class JointSkillsMixin:
                 "home",
                 self._skill_home,
                 lane="motion",
-                description="Move to the home pose.",
+                description="Move to the home pose over a duration (s); a duration too short for a joint's "
+                "max_velocity is stretched (the result says so).",
                 params={
                     "type": "object",
                     "properties": {"duration": {"type": "number", "minimum": 0, "maximum": 600, "default": 2.0}},
@@ -124,7 +240,8 @@ class JointSkillsMixin:
                     "move_gripper",
                     self._skill_move_gripper,
                     lane="gripper",
-                    description="Open (1) or close (0) the gripper, or anything between.",
+                    description="Open (1) or close (0) the gripper, or anything between, over a duration (s); a "
+                    "duration too short for a finger's max_velocity is stretched (the result says so).",
                     params={
                         "type": "object",
                         "properties": {
@@ -155,6 +272,9 @@ class JointSkillsMixin:
             if unknown:
                 raise ValueError(f"unknown joints {unknown}; this robot has {names}")
             goal = dict(targets or {})
+        bad = {n: v for n, v in goal.items() if not math.isfinite(v)}
+        if bad:
+            raise ValueError(f"targets must be finite numbers (rad or m), got {bad}")
         by_name = {j.name: j for j in arm}
         goal = {n: by_name[n].clip(float(v)) for n, v in goal.items()}
         return self._follow(ctx, goal, duration, tolerance)
@@ -179,17 +299,44 @@ class JointSkillsMixin:
     def _follow(
         self, ctx: SkillContext, goal: dict[str, float], duration: float, tolerance: float | None
     ) -> dict[str, Any]:
-        """Stream a min-jerk trajectory to ``goal`` then wait until within ``tolerance``."""
+        """Stream a min-jerk trajectory to ``goal`` then wait until within ``tolerance``.
+
+        Args:
+            goal: joint name -> target, rad or m (finite).
+            duration: requested duration, s; stretched by :meth:`limit_duration` so that no
+                joint exceeds its ``max_velocity``.
+            tolerance: |error| (rad or m) under which the goal counts as reached; ``None``
+                to report without checking.
+
+        Returns:
+            ``{reached, max_error, positions, duration, requested_duration, stretched,
+            limited_by}`` (see :meth:`Timing.to_result`).
+
+        Raises:
+            ValueError: a goal, the duration or the tolerance is not finite (nothing is
+                commanded).
+            TimeoutError: not within ``tolerance`` :data:`SETTLE_TIMEOUT` s after the end.
+            Preempted: a stop or e-stop cancelled the call.
+        """
+        if tolerance is not None and not (math.isfinite(tolerance) and tolerance > 0):
+            raise ValueError(f"tolerance {tolerance!r} (rad or m) must be a finite number > 0")
         names = list(goal)
         obs: Observation = self.observe()  # type: ignore[attr-defined]
         index = {n: i for i, n in enumerate(obs.names)}
-        start = np.array([obs.position[index[n]] for n in names])
-        end = np.array([goal[n] for n in names])
+        start = np.array([obs.position[index[n]] for n in names], dtype=float)
+        end = np.array([goal[n] for n in names], dtype=float)
+        timing = self.limit_duration(names, start, end, duration)
+        duration = timing.duration
         period = 1.0 / STREAM_RATE_HZ
-        t0 = time.monotonic()
+        simulated = obs.sim_time is not None
+        last = obs.sim_time if simulated else time.monotonic()
+        elapsed = 0.0  # trajectory time, s on the robot's clock
         while True:
             ctx.check()
-            u = 1.0 if duration <= 0 else (time.monotonic() - t0) / duration
+            now = self.observe().sim_time if simulated else time.monotonic()  # type: ignore[attr-defined]
+            elapsed += min(max(now - last, 0.0), MAX_STREAM_ADVANCE * period)
+            last = now
+            u = 1.0 if duration <= 0 else elapsed / duration
             self.command_positions(names, start + min_jerk(u) * (end - start))  # type: ignore[attr-defined]
             if u >= 1.0:
                 break
@@ -208,4 +355,5 @@ class JointSkillsMixin:
                 f"joints did not reach target within {tolerance} (worst error {worst:.4f}) "
                 f"{SETTLE_TIMEOUT} s after the trajectory ended"
             )
-        return {"reached": reached, "max_error": worst, "positions": dict(zip(names, end.tolist()))}
+        return {"reached": reached, "max_error": worst, "positions": dict(zip(names, end.tolist())),
+                **timing.to_result()}

@@ -10,6 +10,8 @@ Pure Python: imports neither zenoh nor rclpy.
 
 from __future__ import annotations
 
+import math
+import numbers
 import threading
 import time
 from concurrent.futures import Future
@@ -101,12 +103,50 @@ class Robot:
 
     # -- calls --------------------------------------------------------------------------
 
+    @staticmethod
+    def _non_finite(args: dict[str, Any]) -> tuple[str, str] | None:
+        """The first non-finite number in ``args`` as ``(path, spelling)``, else ``None``.
+
+        ``path`` joins dict keys and list indices with ``/`` (``positions/2``,
+        ``targets/joint3``); ``spelling`` is the JSON literal Python's ``json`` reads
+        (``NaN``, ``Infinity``, ``-Infinity``). Walks only dicts, lists and tuples, without
+        recursion (no depth limit) and visiting each container once (no cycles).
+        """
+        stack: list[tuple[str, Any]] = [("", args)]
+        seen: set[int] = set()
+        while stack:
+            path, value = stack.pop()
+            if isinstance(value, dict):
+                items: Any = value.items()
+            elif isinstance(value, (list, tuple)):
+                items = enumerate(value)
+            else:
+                continue
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            children = []
+            for key, v in items:
+                where = f"{path}/{key}" if path else str(key)
+                if isinstance(v, (dict, list, tuple)):
+                    children.append((where, v))
+                elif isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral) and not math.isfinite(v):
+                    return where, ("NaN" if math.isnan(v) else "Infinity" if v > 0 else "-Infinity")
+            stack.extend(reversed(children))  # a container's own numbers first, then its children in order
+        return None
+
     def call_skill(self, name: str, args: dict[str, Any] | None = None, *, instruction: str | None = None) -> Future[CallOutcome]:
         """Validate and queue one skill call on its lane.
 
+        Every number anywhere in ``args`` must be finite: NaN and ±Infinity (which Python's
+        ``json`` decodes from the literals ``NaN`` / ``Infinity``) are refused before the JSON
+        Schema is checked, with the argument's path in the message, e.g. ``bad args for skill
+        'move_joints' at positions/2: NaN is not a finite number``.
+
         Raises:
             LockedOut: the robot is e-stopped.
-            SkillError: unknown skill, or ``args`` fail its JSON Schema.
+            SkillError: unknown skill, a non-finite number in ``args``, or ``args`` fail its
+                JSON Schema.
         """
         if self._lockout is not None:
             raise LockedOut(f"robot {self.robot_id} is locked out by e-stop ({self._lockout['reason']}); resume first")
@@ -116,6 +156,9 @@ class Robot:
             raise SkillError(f"unknown skill {name!r}; {self.robot_id} offers {sorted(self._skills)}")
         if not isinstance(args, dict):
             raise SkillError(f"skill args must be a JSON object, got {type(args).__name__}")
+        bad = self._non_finite(args)
+        if bad is not None:
+            raise SkillError(f"bad args for skill {name!r} at {bad[0]}: {bad[1]} is not a finite number")
         err = jsonschema.exceptions.best_match(self._validators[name].iter_errors(args))
         if err is not None:
             where = "/".join(str(p) for p in err.absolute_path) or "args"
