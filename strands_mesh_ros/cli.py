@@ -234,15 +234,20 @@ def broadcast(
 @app.command()
 def estop(
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why (audited by every peer).")] = "operator e-stop",
-    timeout: Annotated[float, typer.Option("--timeout", "-t", help="Seconds to gather acks.")] = 0.5,
-    discover: Discover = 1.2, as_json: Json = False, connect: Connect = None, listen: Listen = None,
+    timeout: Annotated[float, typer.Option("--timeout", "-t", help="Most seconds to gather acks and stop answers.")] = 1.5,
+    discover: Annotated[float, typer.Option(
+        "--discover", help="Least seconds to listen after the e-stop went out, so peers known only by their "
+                           "2 Hz presence are heard and named.")] = 0.6,
+    as_json: Json = False, connect: Connect = None, listen: Listen = None,
     config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
 ) -> None:
-    """Software e-stop of every peer (supplementary; NOT a hardwired emergency stop)."""
+    """Software e-stop of every peer (supplementary; NOT a hardwired emergency stop).
+
+    The e-stop goes out the moment the mesh is joined; acks and stop answers are gathered
+    afterwards. Exit 0 when every peer heard of is known to have stopped."""
     mesh = _open(connect, listen, config, prefix, namespace)
     try:
-        threading.Event().wait(discover)  # know the peers, so silent ones can be named
-        report = mesh.emergency_stop(reason, timeout=timeout)
+        report = mesh.emergency_stop(reason, timeout=max(timeout, discover), settle=discover)
         if as_json:
             _print_json(report.to_dict())
         else:
