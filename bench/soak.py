@@ -55,7 +55,7 @@ BUMP = "soak_bump"
 
 def _counting(driver: Any, counts: Counter, lock: threading.Lock) -> None:
     """Add the ``soak_bump(tag)`` skill to ``driver``: counts its executions per tag."""
-    from strands_mesh_ros.drivers.base import Skill
+    from strands_mesh_ros.robot.driver import Skill
 
     def bump(ctx: Any, tag: str) -> dict[str, Any]:
         with lock:
@@ -72,7 +72,7 @@ def _counting(driver: Any, counts: Counter, lock: threading.Lock) -> None:
 
 def host_main(args: argparse.Namespace) -> int:
     """Run ``args.ids`` as robots until SIGTERM, then write the execution counts to ``args.report``."""
-    from strands_mesh_ros.fleet_config import RobotSpec, make_driver
+    from strands_mesh_ros.drivers.fleet_config import RobotSpec, make_driver
     from strands_mesh_ros.mesh.config import MeshConfig
     from strands_mesh_ros.mesh.mesh import Mesh
 

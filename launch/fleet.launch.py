@@ -6,7 +6,7 @@ zenoh-bridge-ros2dds.
     ros2 launch strands_mesh_ros fleet.launch.py fleet_file:=/path/to/fleet.yaml zenoh_connect:=tcp/10.0.0.2:7447
 
 Robots come from ``robots`` (comma-separated ``id[:model[:driver]]``) or, when given, from
-``fleet_file`` (the :mod:`strands_mesh_ros.fleet_config` YAML; it wins over ``robots``; robots
+``fleet_file`` (the :mod:`strands_mesh_ros.drivers.fleet_config` YAML; it wins over ``robots``; robots
 with ``ros: false`` are left to ``strands-mesh up`` and only reported here). Each robot is
 ``robot.launch.py`` in its own scoped group, as nav2's multi-robot bring-up includes one stack per
 robot: ``robot_node`` and ``robot_state_publisher`` in ``/<robot_id>``, with the shared
@@ -54,7 +54,7 @@ ZENOH_BRIDGE = "zenoh-bridge-ros2dds"
 
 ARGUMENTS = (
     ("robots", launch_support.DEFAULT_ROBOTS, "robots as comma-separated id[:model[:driver]]"),
-    ("fleet_file", "", "a fleet YAML (strands_mesh_ros.fleet_config format); wins over robots"),
+    ("fleet_file", "", "a fleet YAML (strands_mesh_ros.drivers.fleet_config format); wins over robots"),
     ("params_file", str(CONFIG / "robot.yaml"), "robot node parameters, shared and re-rooted per robot"),
     ("robot_spacing", str(launch_support.DEFAULT_SPACING), "distance between robots in the world frame, m"),
     ("use_bridge", "true", "start the strands mesh bridge node (ROS robots <-> the Zenoh mesh contract)"),

@@ -280,7 +280,7 @@ def resume(
     else the per-user key file that `strands-mesh up` creates (docs/safety.md).
     """
     from .mesh.mesh import MeshError
-    from .mesh.safety import default_resume_key_path, load_resume_key
+    from .robot.safety import default_resume_key_path, load_resume_key
 
     for t in target or []:
         _check_peer(t)

@@ -20,11 +20,11 @@ import socket
 import uuid
 from typing import Any
 
-from .fleet_config import DEFAULT_FLEET, FleetSpec, RobotSpec, load_fleet, make_driver
+from .drivers.fleet_config import DEFAULT_FLEET, FleetSpec, RobotSpec, load_fleet, make_driver
 from .mesh.config import MeshConfig
 from .mesh.mesh import BroadcastResult, Mesh
 from .mesh.peers import PeerInfo
-from .mesh.safety import EStopReport
+from .robot.safety import EStopReport
 from .contract.payloads import Response
 
 
@@ -147,7 +147,12 @@ class Fleet:
         return self
 
     def _start_robot(self, rs: RobotSpec) -> None:
-        driver = make_driver(rs)
+        if rs.driver == "ros_topics":  # needs rclpy: the ROS layer builds it (a node of its own)
+            from .ros.ros_topics import make_ros_topics_driver
+
+            driver = make_ros_topics_driver(rs)
+        else:
+            driver = make_driver(rs)
         driver.start()
         try:
             mesh = Mesh(rs.id, robot=driver, config=self.config.with_(state_hz=rs.state_rate))

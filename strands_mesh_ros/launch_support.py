@@ -29,14 +29,14 @@ from typing import Any
 
 import yaml
 
-from .fleet_config import FleetSpec, RobotSpec, load_fleet
+from .drivers.fleet_config import FleetSpec, RobotSpec, load_fleet
 from .ros import topics
 
 DRIVERS = ("mock", "mujoco", "ros_topics")
 """Drivers the robot node builds from its ``driver`` parameter."""
 
 DEFAULT_ROBOTS = "arm1:arm6,arm2:arm6,base1:diffbot"
-"""Default of the ``robots`` launch argument (= :data:`~strands_mesh_ros.fleet_config.DEFAULT_FLEET`)."""
+"""Default of the ``robots`` launch argument (= :data:`~strands_mesh_ros.drivers.fleet_config.DEFAULT_FLEET`)."""
 
 WORLD_FRAME = "world"
 """The common fixed frame the fleet is placed in (rviz's Fixed Frame in config/fleet.rviz)."""
@@ -179,13 +179,13 @@ class FleetPlan:
 def fleet_robots(robots: str = DEFAULT_ROBOTS, fleet_file: str | os.PathLike | None = None) -> FleetPlan:
     """The robots of a bring-up.
 
-    ``fleet_file`` (a :func:`~strands_mesh_ros.fleet_config.load_fleet` YAML) wins over
+    ``fleet_file`` (a :func:`~strands_mesh_ros.drivers.fleet_config.load_fleet` YAML) wins over
     ``robots`` when both are given; an empty ``fleet_file`` means none.
 
     Raises:
         FileNotFoundError: ``fleet_file`` does not exist.
         ValueError: a bad ``robots`` string or fleet (see :func:`parse_robots`,
-            :func:`~strands_mesh_ros.fleet_config.load_fleet`), a robot id that cannot be a
+            :func:`~strands_mesh_ros.drivers.fleet_config.load_fleet`), a robot id that cannot be a
             ROS namespace (mesh-only robots too: the bridge mirrors them into ``/<id>``), or a
             fleet without a single ROS robot.
     """
@@ -314,7 +314,7 @@ def robot_parameters(spec: RobotSpec, params_file: str | os.PathLike | None = No
 
 
 def ros_topics_config(spec: RobotSpec, driver_config: str | os.PathLike | None = None) -> Any:
-    """The resolved :class:`~strands_mesh_ros.drivers.ros_topics.RosTopicsConfig` of a
+    """The resolved :class:`~strands_mesh_ros.ros.ros_topics.RosTopicsConfig` of a
     ``ros_topics`` robot: its inline ``options`` (which may name a ``config_file``), else the
     ``driver_config`` file (plain or fleet form).
 
@@ -322,7 +322,7 @@ def ros_topics_config(spec: RobotSpec, driver_config: str | os.PathLike | None =
         ValueError: neither is given, or the config is invalid (names the file and field).
         FileNotFoundError: a named file does not exist.
     """
-    from .drivers.ros_topics import load_ros_topics_config
+    from .drivers.ros_topics_config import load_ros_topics_config
 
     if spec.options:
         return load_ros_topics_config(dict(spec.options), spec.id)
@@ -459,7 +459,7 @@ def robot_urdf(robot_id: str, driver: str = "mujoco", model: str = "arm6", *,
             return sim.robot_description()
         finally:
             sim.close()
-    from .drivers.base import JointInfo
+    from .robot.driver import JointInfo
     from .drivers.mock import urdf_for_joints
 
     cfg = ros_topics_config(RobotSpec(id=robot_id, driver="ros_topics", options=opts), driver_config)

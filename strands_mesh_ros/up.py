@@ -7,7 +7,7 @@ share one fleet; ``use_ros=False`` (``--no-ros``) runs the pure-mesh fleet.
 Before anything starts, ``up`` checks the whole fleet file (robots, driver options, the
 ``mesh:`` section) and makes sure the fleet has a resume key: ``STRANDS_MESH_RESUME_KEY`` or
 ``STRANDS_MESH_RESUME_KEY_FILE`` when set, else the per-user key file
-(:func:`~strands_mesh_ros.mesh.safety.default_resume_key_path`), created on first use. Every
+(:func:`~strands_mesh_ros.robot.safety.default_resume_key_path`), created on first use. Every
 problem is reported as one ``error:`` line on stderr and exit status 2.
 """
 
@@ -25,6 +25,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
+from .drivers.fleet_config import FleetSpec, load_fleet
 from .mesh.config import MeshConfig
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def prepare_resume_key() -> str:
             readable, not yours, ...; the message names the path and the fix).
         OSError: the key file could not be created.
     """
-    from .mesh.safety import RESUME_KEY_ENV, RESUME_KEY_FILE_ENV, ensure_resume_key_file, load_resume_key
+    from .robot.safety import RESUME_KEY_ENV, RESUME_KEY_FILE_ENV, ensure_resume_key_file, load_resume_key
 
     if os.environ.get(RESUME_KEY_ENV) is not None:
         load_resume_key()
@@ -119,7 +120,7 @@ def run_up(fleet_path: str | None = None, cli_mesh: Mapping[str, Any] | None = N
     """Run the fleet until Ctrl-C, SIGTERM or ``duration``.
 
     Args:
-        fleet_path: a fleet YAML (:func:`~strands_mesh_ros.fleet_config.load_fleet`), or None
+        fleet_path: a fleet YAML (:func:`~strands_mesh_ros.drivers.fleet_config.load_fleet`), or None
             for the built-in fleet.
         cli_mesh: mesh settings given on the command line (``prefix``, ``namespace``,
             ``connect``, ``listen``, ``config_file``; None = not given); they win over the fleet file's ``mesh:`` section, which wins
@@ -133,8 +134,8 @@ def run_up(fleet_path: str | None = None, cli_mesh: Mapping[str, Any] | None = N
         an invalid fleet file, mesh setting, driver option or resume key file, or a fleet
         that could not start (each reported as one ``error:`` line on stderr).
     """
-    from .fleet_config import check_driver_options, load_fleet
-    from .mesh.safety import RESUME_KEY_FILE_ENV
+    from .drivers.fleet_config import check_driver_options, load_fleet
+    from .robot.safety import RESUME_KEY_FILE_ENV
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -170,7 +171,6 @@ def _run(spec, config: MeshConfig, *, use_ros: bool, headless: bool, duration: f
     if use_ros:
         why = ros_available()
         if why is None:
-            from .ros.up_ros import run_ros_fleet
 
             return run_ros_fleet(spec, config, stop=stop, headless=headless, duration=duration)
         console.print(f"[yellow]ROS path unavailable: {escape(why)}; running the pure-mesh fleet[/]")
@@ -211,3 +211,104 @@ def hold(fleet, stop: threading.Event, *, headless: bool, duration: float) -> in
     fleet.stop()
     print("fleet stopped", flush=True)
     return 0
+
+
+# -- the ROS path: robots as ROS nodes, the bridge, and mesh-only robots -----------------------
+
+class RosFleet:
+    """The running ROS fleet, with the interface :func:`hold` needs.
+
+    Args:
+        fleet: fleet spec / file / None for the default fleet.
+        config: mesh configuration for the bridge and the mesh-only robots.
+        context: an initialised rclpy context (None: the default one).
+    """
+
+    def __init__(self, fleet: FleetSpec | str | None, config: MeshConfig, *, context: Any = None) -> None:
+        from .fleet import Fleet
+        from .ros.bridge_node import BridgeNode
+        from .ros.fleet_host import FleetHost
+        from .ros.spin import BackgroundSpin
+
+        self.spec = load_fleet(fleet)
+        self.robot_ids = [r.id for r in self.spec.robots]
+        ros_robots = [r for r in self.spec.robots if r.ros]
+        mesh_robots = [r for r in self.spec.robots if not r.ros]
+        self.host = self.bridge = self.mesh_fleet = self._spin = None
+        try:
+            if ros_robots:
+                self.host = FleetHost(FleetSpec(robots=ros_robots, mesh=self.spec.mesh), context=context,
+                                      prefix=config.prefix)
+            self.bridge = BridgeNode(mesh_config=config, context=context)
+            # The bridge on its own single-threaded executor (see bridge_node.main); the robots
+            # on the fleet host's.
+            from rclpy.executors import SingleThreadedExecutor
+
+            self.executor = SingleThreadedExecutor(context=context)
+            self.executor.add_node(self.bridge)
+            self._spin = BackgroundSpin(self.executor, "up-bridge")
+            if self.host is not None:
+                self.host.start()
+            # The mesh-only robots, and an operator peer for the live view.
+            if mesh_robots:
+                self.mesh_fleet = Fleet(FleetSpec(robots=mesh_robots, mesh=self.spec.mesh), config=config).start()
+                self.operator = self.mesh_fleet.operator
+            else:
+                from .mesh.mesh import Mesh
+
+                self.operator = Mesh(f"up-{os.getpid()}", config=config, peer_type="agent", robot_type="fleet").start()
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def peers(self) -> dict:
+        return self.operator.peers
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Every robot, ROS or mesh-only, is a mesh peer. Raises TimeoutError."""
+        for rid in self.robot_ids:
+            self.operator.wait_for_peer(rid, timeout)
+
+    def stop(self) -> None:
+        if self.mesh_fleet is not None:
+            self.mesh_fleet.stop()
+        elif getattr(self, "operator", None) is not None:
+            self.operator.stop()
+        if self._spin is not None:
+            self._spin.stop()
+        if self.bridge is not None:
+            self.bridge.destroy_node()
+        if self.host is not None:
+            self.host.close()
+        self.host = self.bridge = self.mesh_fleet = self._spin = None
+
+
+def run_ros_fleet(fleet: FleetSpec | str | None, config: MeshConfig, *, stop: threading.Event, headless: bool,
+                  duration: float) -> int:
+    """Run :class:`RosFleet` until ``stop``/Ctrl-C/``duration``.
+
+    Args:
+        fleet: the fleet spec, a fleet YAML path, or None for the built-in fleet.
+        config: the mesh configuration (see :func:`resolve_mesh_config`).
+        stop: set to end the fleet.
+        headless, duration: as for :func:`hold`.
+
+    Returns:
+        The exit status: 0 clean stop, 1 robots not up in time, 2 the fleet could not start
+        (one ``error:`` line on stderr).
+    """
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    # Ctrl-C stays a KeyboardInterrupt in this thread: the fleet is stopped in order below.
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        try:
+            running = RosFleet(fleet, config)
+        except (ValueError, RuntimeError, OSError) as exc:
+            error(f"could not start the ROS fleet: {exc}")
+            return 2
+        return hold(running, stop, headless=headless, duration=duration)
+    finally:
+        rclpy.try_shutdown()

@@ -40,7 +40,7 @@ with Fleet(robots=[{"id": i, "driver": "mock"} for i in ids], config=cfg) as fle
 # "python -c COUNTING_PROC prefix mode endpoint id..."; skills bump(tag) and counts().
 COUNTING_PROC = r"""
 import collections, signal, sys, threading
-from strands_mesh_ros.drivers.base import Skill
+from strands_mesh_ros.robot.driver import Skill
 from strands_mesh_ros.drivers.mock import MockDriver
 from strands_mesh_ros.mesh.config import MeshConfig
 from strands_mesh_ros.mesh.mesh import Mesh

@@ -136,7 +136,7 @@ def test_up_uses_the_fleet_file_mesh_section(net, tmp_path):
 
 
 def test_up_mesh_precedence_command_line_over_file_over_environment(tmp_path, monkeypatch):
-    from strands_mesh_ros.fleet_config import load_fleet
+    from strands_mesh_ros.drivers.fleet_config import load_fleet
     from strands_mesh_ros.up import resolve_mesh_config
 
     monkeypatch.setenv("STRANDS_MESH_PREFIX", "fromenv")
@@ -169,7 +169,7 @@ def test_up_mesh_precedence_command_line_over_file_over_environment(tmp_path, mo
     ("[prefix, lab]", "mesh: must be a mapping of prefix,"),
 ])
 def test_fleet_file_mesh_section_is_validated(tmp_path, mesh, key):
-    from strands_mesh_ros.fleet_config import load_fleet
+    from strands_mesh_ros.drivers.fleet_config import load_fleet
 
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text(f"robots:\n  - {{id: m1, driver: mock}}\nmesh: {mesh}\n")
@@ -202,7 +202,7 @@ def test_up_unknown_driver_option_is_one_line(tmp_path, ros):
 
 
 def test_driver_options_checked_without_building_the_driver():
-    from strands_mesh_ros.fleet_config import DriverOptionError, RobotSpec, check_driver_options
+    from strands_mesh_ros.drivers.fleet_config import DriverOptionError, RobotSpec, check_driver_options
 
     check_driver_options(RobotSpec(id="m1", driver="mock", options={"gripper": False}))
     with pytest.raises(DriverOptionError, match=r"robot 'm1': bad options for driver 'mock': unknown option 'wings'; "

@@ -28,7 +28,7 @@ from helpers import Proc, wait_for
 from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, RosEnv, domain_id
 
 from strands_mesh_ros import launch_support as ls
-from strands_mesh_ros.fleet_config import load_fleet
+from strands_mesh_ros.drivers.fleet_config import load_fleet
 from strands_mesh_ros.ros import topics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -174,7 +174,7 @@ def test_robot_launch_arguments(tmp_path):
 
 
 def test_ros_topics_options_become_a_driver_config_file(tmp_path, monkeypatch):
-    from strands_mesh_ros.drivers.ros_topics import load_ros_topics_config
+    from strands_mesh_ros.drivers.ros_topics_config import load_ros_topics_config
 
     monkeypatch.chdir(REPO)
     fleet = load_fleet({"robots": [
@@ -207,7 +207,7 @@ def test_bridge_parameters_launch_arguments_win_over_the_fleet_file():
 
 @pytest.mark.parametrize("driver, model", [("mujoco", "arm6"), ("mujoco", "diffbot"), ("mock", "")])
 def test_robot_urdf_joints_are_the_drivers_joints(driver, model):
-    from strands_mesh_ros.fleet_config import RobotSpec, make_driver
+    from strands_mesh_ros.drivers.fleet_config import RobotSpec, make_driver
 
     urdf = ls.robot_urdf("r1", driver, model or "arm6")
     robot = ET.fromstring(urdf)  # parseable URDF

@@ -11,7 +11,7 @@ import zenoh
 
 from helpers import python_proc, route_replies, wait_for
 from strands_mesh_ros.contract import CommandEnvelope, InvalidPeerId, new_turn_id
-from strands_mesh_ros.drivers.base import Skill
+from strands_mesh_ros.robot.driver import Skill
 from strands_mesh_ros.drivers.mock import MockDriver
 from strands_mesh_ros.mesh.mesh import Mesh
 

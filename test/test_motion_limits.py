@@ -38,7 +38,7 @@ mujoco = pytest.importorskip("mujoco")
 
 from helpers import wait_for  # noqa: E402
 
-from strands_mesh_ros.drivers.base import SkillContext  # noqa: E402
+from strands_mesh_ros.robot.driver import SkillContext  # noqa: E402
 from strands_mesh_ros.drivers.mock import MockDriver  # noqa: E402
 from strands_mesh_ros.drivers.mujoco_sim import MujocoDriver  # noqa: E402
 from strands_mesh_ros.drivers.skills import MIN_JERK_PEAK_SPEED, limit_duration  # noqa: E402

@@ -27,7 +27,7 @@ mujoco = pytest.importorskip("mujoco")
 
 from helpers import wait_for  # noqa: E402
 
-from strands_mesh_ros.drivers.base import DriverError, InstructionError  # noqa: E402
+from strands_mesh_ros.robot.driver import DriverError, InstructionError  # noqa: E402
 from strands_mesh_ros.drivers.models import AUTO_BANDWIDTH_HZ, load_model  # noqa: E402
 from strands_mesh_ros.drivers.mujoco_sim import MujocoDriver, parse_base_instruction  # noqa: E402
 from strands_mesh_ros.drivers.skills import Gripper  # noqa: E402

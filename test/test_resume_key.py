@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from helpers import Proc
 from strands_mesh_ros.contract.payloads import Resume
-from strands_mesh_ros.mesh.safety import (
+from strands_mesh_ros.robot.safety import (
     ResumeGuard,
     ResumeKeyFileError,
     default_resume_key_path,

@@ -252,7 +252,7 @@ def test_signed_resume_clears_lockout_and_bad_one_is_refused(ros):
     from std_msgs.msg import String
 
     from strands_mesh_ros.contract.payloads import Resume
-    from strands_mesh_ros.mesh.safety import sign_resume
+    from strands_mesh_ros.robot.safety import sign_resume
     from strands_mesh_ros.msg import EStop
     from strands_mesh_ros.ros import qos, topics
 
@@ -382,7 +382,7 @@ def test_fleet_host_robots_are_isolated(ros):
 
 @pytest.mark.skipif(not HAVE_MUJOCO, reason="the default fleet is simulated in MuJoCo")
 def test_other_process_sees_every_robot_of_the_default_fleet(ros):
-    from strands_mesh_ros.fleet_config import DEFAULT_FLEET
+    from strands_mesh_ros.drivers.fleet_config import DEFAULT_FLEET
     from strands_mesh_ros.ros import topics
     from strands_mesh_ros.ros.fleet_host import FleetHost
 

@@ -43,7 +43,7 @@ class StandIn:
         from std_msgs.msg import Float64MultiArray
         from trajectory_msgs.msg import JointTrajectory
 
-        from strands_mesh_ros.drivers.ros_topics import DEFAULT_COMMAND_TOPICS
+        from strands_mesh_ros.ros.ros_topics import DEFAULT_COMMAND_TOPICS
 
         self.node, self.joints = node, joints
         self.lock = threading.Lock()
@@ -115,7 +115,7 @@ def arm_config(interface: str, **extra) -> dict:
 
 def setup(ros, interface: str, config: dict, own_node: bool = False):
     """Stand-in + driver (on the probe node, or on its own node) + Robot, state flowing."""
-    from strands_mesh_ros.drivers.ros_topics import RosTopicsDriver
+    from strands_mesh_ros.ros.ros_topics import RosTopicsDriver
     from strands_mesh_ros.robot.runtime import Robot
 
     rid = f"bot_{uuid.uuid4().hex[:8]}"
@@ -255,8 +255,8 @@ def test_robot_node_with_ros_topics_driver(ros):
 def test_config_validation_and_example_file():
     from pathlib import Path
 
-    from strands_mesh_ros.drivers.ros_topics import load_ros_topics_config
-    from strands_mesh_ros.fleet_config import load_fleet
+    from strands_mesh_ros.drivers.ros_topics_config import load_ros_topics_config
+    from strands_mesh_ros.drivers.fleet_config import load_fleet
 
     with pytest.raises(ValueError, match="needs 'joints'"):
         load_ros_topics_config({"command_interface": "joint_trajectory"})
@@ -281,7 +281,7 @@ def test_config_validation_and_example_file():
 
 def test_fleet_config_load_and_make_driver(tmp_path):
     from strands_mesh_ros.drivers.mock import MockDriver
-    from strands_mesh_ros.fleet_config import DEFAULT_FLEET, RobotSpec, load_fleet, make_driver
+    from strands_mesh_ros.drivers.fleet_config import DEFAULT_FLEET, RobotSpec, load_fleet, make_driver
 
     assert [(r.id, r.model) for r in load_fleet(None).robots] == [("arm1", "arm6"), ("arm2", "arm6"),
                                                                    ("base1", "diffbot")]

@@ -33,7 +33,7 @@ from strands_mesh_ros.contract.keys import InvalidPeerId, KeySpace
 from strands_mesh_ros.contract.payloads import EStop, Resume
 from strands_mesh_ros.mesh.config import MeshConfig
 from strands_mesh_ros.mesh.mesh import Mesh
-from strands_mesh_ros.mesh.safety import EStopGuard, EStopVerdict
+from strands_mesh_ros.robot.safety import EStopGuard, EStopVerdict
 from strands_mesh_ros.security import (
     acl_config,
     example_configs,
@@ -188,8 +188,10 @@ def router_barrier(session, sec: Secure) -> None:
     """A liveliness query answered by the router, on ``session``'s link: when it returns, the
     router has handled (routed or denied) everything ``session`` sent before it. The
     operator's own token ``P/op/alive`` guarantees an answer."""
-    replies = list(session.liveliness().get(f"{sec.prefix}/*/alive", timeout=10))
-    assert replies, "router barrier: no liveliness reply (is the operator up?)"
+    # The token itself reaches the router asynchronously after Mesh.start() returns: ask again
+    # until it answers (each query is still ordered after what the session sent before it).
+    wait_for(lambda: list(session.liveliness().get(f"{sec.prefix}/*/alive", timeout=10)), 15, interval=0.05,
+             what="router barrier: a liveliness reply (is the operator up?)")
 
 
 RT = {"priority": zenoh.Priority.REAL_TIME, "express": True, "congestion_control": zenoh.CongestionControl.BLOCK}

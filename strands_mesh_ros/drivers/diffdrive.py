@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .base import InstructionError, Skill
+from ..robot.driver import InstructionError, Skill
 
 
 @dataclass(frozen=True)

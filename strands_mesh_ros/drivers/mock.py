@@ -3,7 +3,7 @@
 In the spirit of ros2_control's ``mock_components/GenericSystem``: the state of each joint
 is the last commanded position, with velocity the finite difference of consecutive commands.
 Use it for tests, dry runs of real fleets, and as the reference implementation of
-:class:`~strands_mesh_ros.drivers.base.Driver`.
+:class:`~strands_mesh_ros.robot.driver.Driver`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .base import BaseDriver, JointInfo, Observation
+from ..robot.driver import BaseDriver, JointInfo, Observation
 from .skills import Gripper, JointSkillsMixin
 
 DEFAULT_ARM = tuple(

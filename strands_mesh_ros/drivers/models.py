@@ -43,7 +43,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import mujoco
 import numpy as np
 
-from .base import DriverError
+from ..robot.driver import DriverError
 from .diffdrive import DiffDrive
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"

@@ -31,7 +31,7 @@ from typing import Any, Iterator, Literal, Mapping, Sequence
 import mujoco
 import numpy as np
 
-from .base import (
+from ..robot.driver import (
     INSTRUCTION_FORMS,
     BaseDriver,
     DriverError,

@@ -2,7 +2,7 @@
 
 A driver mixes in :class:`JointSkillsMixin` and implements two primitives:
 
-* ``observe()`` -> :class:`~strands_mesh_ros.drivers.base.Observation`
+* ``observe()`` -> :class:`~strands_mesh_ros.robot.driver.Observation`
 * ``command_positions(names, positions)`` -- set position targets (rad or m) for joints.
 
 and gets ``move_joints`` (lane ``motion``), ``home`` (lane ``motion``), ``move_gripper``
@@ -33,7 +33,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .base import JointInfo, Observation, Skill, SkillContext
+from ..robot.driver import JointInfo, Observation, Skill, SkillContext
 
 STREAM_RATE_HZ = 100.0
 """Rate at which interpolated position targets are sent, Hz."""

@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..contract.keys import InvalidPeerId, check_peer_id
+from ..contract.keys import check_peer_id
 from ..contract.payloads import (
     MAX_COMMAND_BYTES,
     CommandEnvelope,

@@ -1,7 +1,7 @@
 """``Mesh``: one peer of the strands mesh on Zenoh (CONTRACT.md).
 
 A Mesh with a robot is a robot peer: it answers commands through its
-:class:`~strands_mesh_ros.mesh.dispatcher.Dispatcher`, publishes state, and halts on e-stop.
+:class:`~strands_mesh_ros.robot.dispatcher.Dispatcher`, publishes state, and halts on e-stop.
 A Mesh without one is an agent (or dashboard) peer that commands others.
 
     from strands_mesh_ros import Mesh
@@ -24,13 +24,13 @@ from typing import Any, Callable
 
 from ..contract.keys import check_peer_id
 from ..contract.payloads import ContractError, State, Step, decode, loads, make_response
-from ..drivers.base import Driver
+from ..robot.driver import Driver
 from ..robot.peer_core import NullAudit, PeerCore
 from ..robot.runtime import Robot
 from .commands import INBOX_CAPACITY, BroadcastResult, CommandPath, _Pending  # noqa: F401 (re-exported)
 from .config import MeshConfig
 from .peers import PeerInfo, PeerTable
-from .safety import AuditLog, load_resume_key
+from ..robot.safety import AuditLog, load_resume_key
 from .safety_path import MeshError, SafetyPath, _AckCollector
 from .session import POOL
 
@@ -156,7 +156,7 @@ class Mesh(CommandPath, SafetyPath):
 
     @property
     def dispatcher(self) -> Any:
-        """This peer's :class:`~strands_mesh_ros.mesh.dispatcher.Dispatcher` (after start)."""
+        """This peer's :class:`~strands_mesh_ros.robot.dispatcher.Dispatcher` (after start)."""
         return self.core.dispatcher if self.core is not None else None
 
     def start(self) -> "Mesh":

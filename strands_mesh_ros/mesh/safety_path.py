@@ -14,7 +14,7 @@ from typing import Any
 
 from ..contract.keys import check_peer_id
 from ..contract.payloads import ContractError, EStopAck, Resume, decode, loads
-from .safety import ESTOP_ACK_TIMEOUT, EStopReport, sign_resume
+from ..robot.safety import ESTOP_ACK_TIMEOUT, EStopReport, sign_resume
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..drivers.base import Preempted, Skill, SkillContext
+from .driver import Preempted, Skill, SkillContext
 
 log = logging.getLogger(__name__)
 

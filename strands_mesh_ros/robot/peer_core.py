@@ -43,8 +43,8 @@ from ..contract.payloads import (
     make_presence,
     make_response,
 )
-from ..mesh.dispatcher import Dispatcher
-from ..mesh.safety import AuditLog, EStopGuard, ResumeGuard, halt_without_latch
+from .dispatcher import Dispatcher
+from .safety import AuditLog, EStopGuard, ResumeGuard, halt_without_latch
 from .runtime import Robot
 
 log = logging.getLogger(__name__)

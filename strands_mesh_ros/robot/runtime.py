@@ -19,7 +19,7 @@ from typing import Any
 
 import jsonschema
 
-from ..drivers.base import Driver, InstructionError, Skill
+from .driver import Driver, InstructionError, Skill
 from .lanes import CallOutcome, LaneScheduler
 
 
@@ -35,7 +35,7 @@ class Robot:
     """A driver at run time.
 
     Args:
-        driver: any :class:`~strands_mesh_ros.drivers.base.Driver`.
+        driver: any :class:`~strands_mesh_ros.robot.driver.Driver`.
 
     Attributes:
         robot_id: the driver's id, used for every key, topic and log line of this robot.

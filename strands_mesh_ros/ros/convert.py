@@ -28,7 +28,7 @@ from ..contract.payloads import (
     loads,
     validation_summary,
 )
-from ..drivers.base import Observation
+from ..robot.driver import Observation
 
 
 # -- commands ---------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """``FleetHost``: N robots in one process, each a :class:`~.robot_node.RobotNode` in its own
 namespace ``/<robot_id>``, all spun by one ``MultiThreadedExecutor``.
 
-Built from a fleet file (:mod:`strands_mesh_ros.fleet_config`; default
-:data:`~strands_mesh_ros.fleet_config.DEFAULT_FLEET`: sim arms ``arm1``, ``arm2`` and base
+Built from a fleet file (:mod:`strands_mesh_ros.drivers.fleet_config`; default
+:data:`~strands_mesh_ros.drivers.fleet_config.DEFAULT_FLEET`: sim arms ``arm1``, ``arm2`` and base
 ``base1``). Robots share nothing but the process: each has its own driver, lanes, lockout and
 node, so a command to ``arm1`` never moves ``arm2`` (as in nav2's multi-robot bringup, one
 namespace per robot; per-robot ``tf`` is left to robot_state_publisher in each namespace).
@@ -24,7 +24,7 @@ from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
-from ..fleet_config import FleetSpec, load_fleet
+from ..drivers.fleet_config import FleetSpec, load_fleet
 from .robot_node import CONFIG_ERRORS, RobotNode
 from .spin import BackgroundSpin, run_main
 

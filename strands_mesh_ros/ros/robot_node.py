@@ -1,4 +1,4 @@
-"""``RobotNode``: one robot (any :class:`~strands_mesh_ros.drivers.base.Driver`) as a ROS 2 node.
+"""``RobotNode``: one robot (any :class:`~strands_mesh_ros.robot.driver.Driver`) as a ROS 2 node.
 
 The node lives in namespace ``/<robot_id>`` and speaks the ROS side of the contract
 (CONTRACT.md "ROS side"; names in :mod:`.topics`, QoS in :mod:`.qos`):
@@ -55,11 +55,11 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import String
 
 from ..contract.keys import DEFAULT_PREFIX, KeySpace, check_prefix
-from ..drivers.base import Driver, DriverError
+from ..robot.driver import Driver, DriverError
 from ..drivers.mock import urdf_for_joints
-from ..fleet_config import RobotSpec, make_driver
+from ..drivers.fleet_config import RobotSpec, make_driver
 from ..mesh.config import PEER_TIMEOUT
-from ..mesh.safety import AuditLog, load_resume_key
+from ..robot.safety import AuditLog, load_resume_key
 from ..robot.peer_core import Answer, PeerCore
 from ..robot.runtime import Robot
 from . import convert, qos, topics
@@ -97,7 +97,7 @@ class RobotNode(Node):
         driver: an already-built driver (fleet host, tests); None builds one from the
             ``driver`` / ``model`` / ``realtime`` / ``driver_config`` parameters.
         driver_options: extra arguments of the driver built from parameters (see
-            :func:`strands_mesh_ros.fleet_config.make_driver`).
+            :func:`strands_mesh_ros.drivers.fleet_config.make_driver`).
         context: the rclpy context (None: the default one).
         node_name: ROS node name.
         parameter_overrides: ROS parameters that win over the command line and YAML.
@@ -290,7 +290,11 @@ class RobotNode(Node):
                                  "(a YAML file, see config/ros_topics_example.yaml)")
         spec = RobotSpec(id=self.robot_id, driver=p["driver"], model=p["model"], state_rate=p["state_rate"],
                          realtime=p["realtime"], options=opts)
-        return make_driver(spec, node=self)
+        if spec.driver == "ros_topics":
+            from .ros_topics import make_ros_topics_driver
+
+            return make_ros_topics_driver(spec, node=self)
+        return make_driver(spec)
 
     @classmethod
     def from_spec(cls, spec: RobotSpec, **kwargs: Any) -> "RobotNode":

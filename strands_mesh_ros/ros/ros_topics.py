@@ -6,7 +6,7 @@ driver) or a Gazebo robot bridged with ``ros_gz_bridge`` on the mesh. It reads t
 
 * ``joint_trajectory`` -- ``trajectory_msgs/JointTrajectory`` to a joint_trajectory_controller
   (``<ns>/joint_trajectory_controller/joint_trajectory`` by default). ``trajectory_mode:
-  streamed`` (default) sends the min-jerk profile of :mod:`.skills` as one-point trajectories at
+  streamed`` (default) sends the min-jerk profile of :mod:`strands_mesh_ros.drivers.skills` as one-point trajectories at
   100 Hz, each due ``stream_lead`` s ahead; ``single`` sends one point, the goal, due at the end
   of the move (time_from_start = duration) and lets the controller interpolate.
 * ``position_controller`` -- ``std_msgs/Float64MultiArray`` to a ros2_control
@@ -35,189 +35,20 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..contract.payloads import validation_summary
-from .diffdrive import parse_base_instruction
-from ..ros import topics
-from .base import BaseDriver, DriverError, JointInfo, Observation, Skill, SkillContext
-from .skills import LINEAR_PEAK_SPEED, SETTLE_TIMEOUT, STREAM_RATE_HZ, Gripper, JointSkillsMixin
+from ..drivers.diffdrive import parse_base_instruction
+from ..drivers.ros_topics_config import DEFAULT_COMMAND_TOPICS, RosTopicsConfig, load_ros_topics_config
+from ..drivers.skills import LINEAR_PEAK_SPEED, SETTLE_TIMEOUT, STREAM_RATE_HZ, Gripper, JointSkillsMixin
+from ..robot.driver import BaseDriver, DriverError, JointInfo, Observation, Skill, SkillContext
+from . import topics
 
 log = logging.getLogger(__name__)
-
-CommandInterface = Literal["joint_trajectory", "position_controller", "twist"]
-
-DEFAULT_COMMAND_TOPICS: dict[str, str] = {
-    "joint_trajectory": "joint_trajectory_controller/joint_trajectory",
-    "position_controller": "forward_position_controller/commands",
-    "twist": "cmd_vel",
-}
-"""Command topics (relative to the robot's namespace) of ros2_control's default controller names."""
-
-
-class JointConfig(BaseModel):
-    """One joint: limits in rad | m, rad/s | m/s, N·m | N (None: unknown / unlimited)."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1)
-    kind: Literal["revolute", "prismatic", "continuous"] = "revolute"
-    lower: float | None = None
-    upper: float | None = None
-    max_velocity: float | None = Field(None, gt=0)
-    max_effort: float | None = Field(None, gt=0)
-
-
-class GripperConfig(BaseModel):
-    """Gripper joints (also listed in ``joints``) and their open / closed positions (rad | m)."""
-
-    model_config = ConfigDict(extra="forbid")
-    joints: list[str] = Field(min_length=1)
-    open: list[float]
-    closed: list[float]
-
-
-class TwistConfig(BaseModel):
-    """Limits of the ``drive`` skill and the rate twists are streamed at."""
-
-    model_config = ConfigDict(extra="forbid")
-    max_linear: float = Field(0.5, gt=0, description="m/s")
-    max_angular: float = Field(1.0, gt=0, description="rad/s")
-    rate: float = Field(20.0, ge=1, le=200, description="Hz")
-
-
-class RosTopicsConfig(BaseModel):
-    """Configuration of :class:`RosTopicsDriver` (YAML keys of the same names).
-
-    Attributes:
-        command_interface: ``joint_trajectory`` | ``position_controller`` | ``twist``.
-        namespace: the robot's ROS namespace; relative topic names resolve against it.
-            None means ``/<robot_id>``; ``/`` for a robot at the root.
-        joint_states_topic: where the robot publishes ``sensor_msgs/JointState``.
-        joint_states_reliable: subscribe reliable (default best effort, which matches both
-            reliable and best-effort publishers).
-        command_topic: default :data:`DEFAULT_COMMAND_TOPICS` of the interface.
-        joints: the commanded joints, in controller order (names or :class:`JointConfig`).
-        home: home pose of the non-gripper joints (list in order, or ``{name: value}``);
-            default zeros clipped to the limits.
-        gripper: optional :class:`GripperConfig`.
-        trajectory_mode: ``streamed`` or ``single`` (``joint_trajectory`` only).
-        stream_lead: s ahead each streamed point is due.
-        hold_time: s after which a hold (stop, e-stop) point is due.
-        twist: :class:`TwistConfig` (``twist`` only).
-        urdf_file: URDF published as ``robot_description``; None: a minimal one is generated.
-        provides_robot_description: the robot already publishes ``/<robot_id>/robot_description``.
-        robot_type, peer_type: shown on the mesh.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    command_interface: CommandInterface
-    namespace: str | None = None
-    joint_states_topic: str = "joint_states"
-    joint_states_reliable: bool = False
-    command_topic: str | None = None
-    joints: list[JointConfig | str] = Field(default_factory=list)
-    home: list[float] | dict[str, float] | None = None
-    gripper: GripperConfig | None = None
-    trajectory_mode: Literal["streamed", "single"] = "streamed"
-    stream_lead: float = Field(0.1, gt=0, le=5)
-    hold_time: float = Field(0.05, gt=0, le=5)
-    twist: TwistConfig = Field(default_factory=TwistConfig)
-    urdf_file: str | None = None
-    provides_robot_description: bool = False
-    robot_type: str = "ros_robot"
-    peer_type: Literal["robot", "sim"] = "robot"
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "RosTopicsConfig":
-        self.joints = [JointConfig(name=j) if isinstance(j, str) else j for j in self.joints]
-        names = [j.name for j in self.joints]
-        if len(set(names)) != len(names):
-            raise ValueError(f"duplicate joint names in {names}")
-        if self.command_interface != "twist" and not names:
-            raise ValueError(f"command_interface {self.command_interface!r} needs 'joints' (controller order)")
-        if self.namespace is not None and self.namespace and not self.namespace.startswith("/"):
-            raise ValueError(f"namespace {self.namespace!r} must be absolute (start with '/')")
-        if self.gripper is not None:
-            g = self.gripper
-            if not (len(g.joints) == len(g.open) == len(g.closed)):
-                raise ValueError("gripper joints, open and closed must have the same length")
-            missing = sorted(set(g.joints) - set(names))
-            if missing:
-                raise ValueError(f"gripper joints {missing} are not in joints {names}")
-        arm = [n for n in names if not self.gripper or n not in self.gripper.joints]
-        if isinstance(self.home, list) and len(self.home) != len(arm):
-            raise ValueError(f"home has {len(self.home)} values for {len(arm)} arm joints {arm}")
-        if isinstance(self.home, dict) and (unknown := sorted(set(self.home) - set(arm))):
-            raise ValueError(f"home names unknown joints {unknown}; arm joints are {arm}")
-        return self
-
-
-def load_ros_topics_config(
-    source: str | os.PathLike | Mapping[str, Any] | RosTopicsConfig | None, robot_id: str | None = None
-) -> RosTopicsConfig:
-    """Read a :class:`RosTopicsConfig`.
-
-    Args:
-        source: a YAML path, a mapping or a config. A mapping may name a file in
-            ``config_file`` that its other keys override. A file (or mapping) in fleet form
-            (``robots: [{id, driver: ros_topics, options: {...}}]``) yields the options of
-            ``robot_id``.
-        robot_id: which robot of a fleet-form file.
-
-    Raises:
-        FileNotFoundError: a named file does not exist.
-        ValueError: bad YAML or config (the message names the field and the file).
-    """
-    if isinstance(source, RosTopicsConfig):
-        return source
-    if source is None:
-        raise ValueError("the ros_topics driver needs a config (driver_config file or options)")
-    where = "ros_topics config"
-    if isinstance(source, (str, os.PathLike)):
-        data: Any = _read_yaml(Path(source))
-        where = str(source)
-    else:
-        data = dict(source)
-        if "config_file" in data:
-            path = data.pop("config_file")
-            base = _read_yaml(Path(path))
-            if isinstance(base, Mapping) and "robots" in base:
-                base = _from_fleet(base, robot_id, str(path))
-            data = {**base, **data}
-            where = str(path)
-    if isinstance(data, Mapping) and "robots" in data:
-        data = _from_fleet(data, robot_id, where)
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{where}: must be a mapping, got {type(data).__name__}")
-    try:
-        return RosTopicsConfig.model_validate(dict(data))
-    except ValidationError as exc:
-        raise ValueError(f"{where}: invalid ros_topics config: {validation_summary(exc, 5)}") from None
-
-
-def _read_yaml(path: Path) -> Any:
-    if not path.is_file():
-        raise FileNotFoundError(f"ros_topics config file {str(path)!r} not found")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
-
-
-def _from_fleet(data: Mapping[str, Any], robot_id: str | None, where: str) -> Mapping[str, Any]:
-    robots = [r for r in data.get("robots") or [] if isinstance(r, Mapping)]
-    for r in robots:
-        if r.get("id") == robot_id:
-            return r.get("options") or {}
-    raise ValueError(f"{where}: no robot {robot_id!r} in its robots list ({[r.get('id') for r in robots]})")
 
 
 def _duration(seconds: float) -> Any:
@@ -292,7 +123,7 @@ class RosTopicsDriver(JointSkillsMixin, BaseDriver):
         from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
         from sensor_msgs.msg import JointState
 
-        from ..ros import qos
+        from . import qos
 
         group = MutuallyExclusiveCallbackGroup()
         sub_qos = qos.JOINT_STATES if self.config.joint_states_reliable else qos.SENSOR_IN
@@ -309,7 +140,7 @@ class RosTopicsDriver(JointSkillsMixin, BaseDriver):
 
     def _on_joint_state(self, msg: Any) -> None:
         from ..contract.payloads import ContractError
-        from ..ros.convert import joint_state_entries
+        from .convert import joint_state_entries
 
         try:
             entries = joint_state_entries(msg)
@@ -609,7 +440,7 @@ class RosTopicsDriver(JointSkillsMixin, BaseDriver):
             return
         from rclpy.executors import SingleThreadedExecutor
 
-        from ..ros.spin import BackgroundSpin
+        from .spin import BackgroundSpin
 
         executor = SingleThreadedExecutor(context=self.node.context)
         executor.add_node(self.node)
@@ -630,4 +461,25 @@ class RosTopicsDriver(JointSkillsMixin, BaseDriver):
             self.node.destroy_publisher(self._pub)
 
 
-__all__ = ["RosTopicsDriver", "RosTopicsConfig", "load_ros_topics_config", "DEFAULT_COMMAND_TOPICS"]
+def make_ros_topics_driver(spec: Any, *, node: Any = None, context: Any = None) -> RosTopicsDriver:
+    """Build (not start) the driver of a fleet file's ``ros_topics`` robot.
+
+    Args:
+        spec: a :class:`~strands_mesh_ros.drivers.fleet_config.RobotSpec` whose ``options``
+            are the driver config inline, or ``{config_file: path, overrides...}``.
+        node: the rclpy node the driver uses (e.g. the robot node); None makes the driver
+            create its own node in ``context``.
+        context: without ``node``: the rclpy context (None: the default).
+
+    Raises:
+        ValueError: an invalid config or a missing config file (the message names the robot).
+        DriverError: what the driver raises.
+    """
+    try:
+        config = load_ros_topics_config(dict(spec.options), spec.id)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"robot {spec.id!r}: {exc}") from None
+    return RosTopicsDriver(spec.id, config, node=node, context=context)
+
+
+__all__ = ["RosTopicsDriver", "make_ros_topics_driver", "RosTopicsConfig", "load_ros_topics_config", "DEFAULT_COMMAND_TOPICS"]

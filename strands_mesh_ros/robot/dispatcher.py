@@ -18,9 +18,9 @@ from ..contract.payloads import (
     Response,
     make_response,
 )
-from ..drivers.base import INSTRUCTION_FORMS, InstructionError
-from ..robot.lanes import CallOutcome
-from ..robot.runtime import LockedOut, Robot, SkillError
+from .driver import INSTRUCTION_FORMS, InstructionError
+from .lanes import CallOutcome
+from .runtime import LockedOut, Robot, SkillError
 
 log = logging.getLogger(__name__)
 

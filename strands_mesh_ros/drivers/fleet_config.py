@@ -31,8 +31,8 @@ from typing import Any, Literal, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .contract.keys import check_peer_id, check_prefix
-from .drivers.base import Driver
+from ..contract.keys import check_peer_id, check_prefix
+from ..robot.driver import Driver
 
 DriverKind = Literal["mock", "mujoco", "ros_topics"]
 
@@ -45,7 +45,7 @@ class RobotSpec(BaseModel):
             Robots that live in ROS must also be valid namespace tokens (no ``-``); the ROS
             nodes check that.
         driver: ``mock`` (ideal joints, no physics), ``mujoco`` (simulated) or ``ros_topics``
-            (a robot already in ROS, see :mod:`strands_mesh_ros.drivers.ros_topics`).
+            (a robot already in ROS, see :mod:`strands_mesh_ros.ros.ros_topics`).
         model: the MuJoCo model reference (``mujoco`` only; ignored by the others).
         state_rate: joint-state / state publishing rate, Hz, in [1, 500].
         realtime: pace the simulation to the wall clock (``mujoco`` only).
@@ -281,7 +281,7 @@ def driver_option_names(driver: DriverKind) -> frozenset[str] | None:
     """The keyword options a driver kind takes in ``options`` (read from the driver class's
     signature, so the list never drifts from the code), or None when they are not a fixed
     set of names (``ros_topics``: its config, checked by
-    :func:`~strands_mesh_ros.drivers.ros_topics.load_ros_topics_config`).
+    :func:`~strands_mesh_ros.ros.ros_topics.load_ros_topics_config`).
 
     Imports the driver's module (``mujoco`` for ``mujoco``).
 
@@ -289,9 +289,9 @@ def driver_option_names(driver: DriverKind) -> frozenset[str] | None:
         ImportError: the driver's module cannot be imported here.
     """
     if driver == "mock":
-        from .drivers.mock import MockDriver as cls
+        from .mock import MockDriver as cls
     elif driver == "mujoco":
-        from .drivers.mujoco_sim import MujocoDriver as cls
+        from .mujoco_sim import MujocoDriver as cls
     else:
         return None
     params = inspect.signature(cls).parameters.values()
@@ -318,7 +318,7 @@ def check_driver_options(spec: RobotSpec) -> None:
             message names the robot).
     """
     if spec.driver == "ros_topics":
-        from .drivers.ros_topics import load_ros_topics_config
+        from .ros_topics_config import load_ros_topics_config
 
         try:
             load_ros_topics_config(dict(spec.options), spec.id)
@@ -342,37 +342,36 @@ def check_driver_options(spec: RobotSpec) -> None:
         f"{names}{hint}; valid options: {', '.join(sorted(valid))}")
 
 
-def make_driver(spec: RobotSpec, *, node: Any = None, context: Any = None) -> Driver:
-    """Build (not start) the driver of one robot.
+def make_driver(spec: RobotSpec) -> Driver:
+    """Build (not start) the driver of one ``mock`` or ``mujoco`` robot. A ``ros_topics``
+    robot needs rclpy, so the ROS layer builds it
+    (:func:`strands_mesh_ros.ros.ros_topics.make_ros_topics_driver`): this layer never imports
+    the ones above it.
 
     Args:
         spec: the robot.
-        node: for ``ros_topics``: the rclpy node the driver uses (e.g. the robot node);
-            None makes the driver create its own node in ``context``.
-        context: for ``ros_topics`` without ``node``: the rclpy context (None: the default).
 
     Raises:
         DriverOptionError (a TypeError): ``options`` the driver does not take (the message
             names the robot, the options and the valid ones; see :func:`check_driver_options`).
         TypeError: an option value of a type the driver refuses (named in the message).
-        ValueError, DriverError: what the driver raises for a bad model or config.
+        ValueError, DriverError: what the driver raises for a bad model or config; a
+            ``ros_topics`` spec.
     """
     opts = dict(spec.options)
     if spec.driver != "ros_topics":
         check_driver_options(spec)
     try:
         if spec.driver == "mock":
-            from .drivers.mock import MockDriver
+            from .mock import MockDriver
 
             return MockDriver(spec.id, **opts)
         if spec.driver == "mujoco":
-            from .drivers.mujoco_sim import MujocoDriver
+            from .mujoco_sim import MujocoDriver
 
             return MujocoDriver(spec.id, spec.model, realtime=spec.realtime, **opts)
-        from .drivers.ros_topics import RosTopicsDriver, load_ros_topics_config
-
-        config = load_ros_topics_config(opts, spec.id)  # inline, or {config_file: path, overrides...}
-        return RosTopicsDriver(spec.id, config, node=node, context=context)
+        raise ValueError(f"robot {spec.id!r}: driver ros_topics is built in the ROS layer "
+                         "(strands_mesh_ros.ros.ros_topics.make_ros_topics_driver; RobotNode and FleetHost do it)")
     except DriverOptionError:
         raise
     except TypeError as exc:
