@@ -70,3 +70,50 @@ def threads(pid: int) -> int:
             if line.startswith("Threads:"):
                 return int(line.split()[1])
     return -1
+
+
+def _say(line: str) -> None:
+    """One stdout line in one write(2): a print() writes the text and the newline apart, and
+    rcutils' log lines (stderr, the same pipe) can land in between."""
+    os.write(1, (line + "\n").encode())
+
+
+def halt_clock(driver_cls):
+    """``driver_cls`` (MockDriver, MujocoDriver, ...) that prints ``HALTED <id> <unix time>`` the
+    moment its ``emergency_stop()`` has halted the actuators (first call after a resume only),
+    and ``RESUMED <id> <unix time>`` after ``resume()``: the halt observed at the driver, for
+    bench/bench_halt.py. The timestamp is taken after the driver's own halt returned."""
+    import threading as _threading
+
+    class HaltClock(driver_cls):
+        def __init__(self, *a, **kw) -> None:
+            super().__init__(*a, **kw)
+            self._clock_lock = _threading.Lock()
+            self._clock_halted = False
+
+        def emergency_stop(self) -> None:
+            super().emergency_stop()
+            t = time.time()
+            with self._clock_lock:
+                first, self._clock_halted = not self._clock_halted, True
+            if first:
+                _say(f"HALTED {self.robot_id} {t:.6f}")
+
+        def resume(self) -> None:
+            super().resume()
+            with self._clock_lock:
+                self._clock_halted = False
+            _say(f"RESUMED {self.robot_id} {time.time():.6f}")
+
+    HaltClock.__name__ = f"HaltClock{driver_cls.__name__}"
+    return HaltClock
+
+
+def make_driver(kind: str, robot_id: str, halt: bool = False):
+    """A bench robot's driver: ``mock`` (MockDriver) or ``mujoco`` (MujocoDriver arm6, real time);
+    wrapped by :func:`halt_clock` when ``halt``."""
+    if kind == "mujoco":
+        from strands_mesh_ros.drivers.mujoco_sim import MujocoDriver as cls
+    else:
+        from strands_mesh_ros.drivers.mock import MockDriver as cls
+    return (halt_clock(cls) if halt else cls)(robot_id)

@@ -3,18 +3,29 @@
 One process, one private rclpy Context on ``--domain``; any of:
 
 * ``--nodes ID [ID ...]``: a RobotNode per id (MockDriver; ``--counting`` makes joint1's
-  position the joint_states sequence number 0, 1, 2, ... so loss is countable), spun by one
+  position the joint_states sequence number 0, 1, 2, ... so loss is countable; ``--driver
+  mujoco`` a real-time MuJoCo arm6 instead; ``--halt-clock`` makes the driver print
+  ``HALTED <id> <unix time>`` when its ``emergency_stop()`` has halted it and ``RESUMED ...``
+  after a resume, for bench/bench_halt.py; ``--resume-key`` for signed resumes), in the fleet
+  of ``--prefix`` (a robot node serves only the bridge of its own key prefix), spun by one
   MultiThreadedExecutor sized as FleetHost sizes it (2 threads per robot, at least 4);
 * ``--stub N``: a light stand-in for N robots: one plain rclpy node publishing
   ``/<id>/joint_states`` (7 joints, joint1 position = sequence number) for ids
   ``<stub-prefix>0..N-1`` at ``--rate`` Hz, and their Presence on ``/mesh/presence`` at 2 Hz
   (so a bridge proxies them); single-threaded executor;
 * ``--bridge``: a BridgeNode joined to the mesh ``--prefix`` / ``--connect``, spun by its own
-  MultiThreadedExecutor(4) as ``bridge_node.main`` does.
+  MultiThreadedExecutor(4) as ``bridge_node.main`` does; ``--trace-estop`` makes it print
+  ``BRIDGE_ESTOP <unix time>`` as each mesh e-stop sample reaches it (taken on entry to its
+  raw e-stop hook, printed after the sample went into ROS: bench/bench_halt.py's breakdown).
 
-``--executor single`` swaps both MultiThreadedExecutors for SingleThreadedExecutors: not how
-the package runs (the bridge's /mesh/send_command service blocks), only to show what the rclpy
-executor itself costs.
+``--executor single`` swaps both MultiThreadedExecutors for SingleThreadedExecutors;
+``--bridge-executor`` sets the bridge's alone: ``--bridge-executor single`` (robots on a
+MultiThreadedExecutor, the bridge on a SingleThreadedExecutor) is how ``strands-mesh up`` and
+``bridge_node`` run them.
+
+``--profile FILE``: cProfile every Python thread of this process (executor spin threads, Mesh
+intake and lane threads; not Zenoh's native callback threads) and write the merged stats to FILE
+on exit (wall-clock time per function, so waits show too). A diagnostic: it slows the process.
 
 Prints ``READY`` once everything is up, then runs until SIGTERM; the bridge prints
 ``PROXY_CLOSED <id> <why>`` whenever it drops a ROS robot's proxy; on exit the stub prints
@@ -27,6 +38,7 @@ Prints ``READY`` once everything is up, then runs until SIGTERM; the bridge prin
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -34,8 +46,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import rclpy
+from _common import make_driver
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
@@ -104,26 +118,67 @@ def stub_node(context, ids: list[str], rate: float):
     return node, counts
 
 
+def profile_threads() -> list:
+    """Run every thread started from now on under its own cProfile.Profile (cProfile hooks one
+    thread only); returns the list the finished threads' profilers are appended to."""
+    import cProfile
+
+    done: list = []
+    run = threading.Thread.run
+
+    def profiled_run(self) -> None:
+        p = cProfile.Profile()
+        p.enable()
+        try:
+            run(self)
+        finally:
+            p.disable()
+            done.append((self.name, p))
+
+    threading.Thread.run = profiled_run
+    return done
+
+
+def dump_profiles(profilers: list, path: str) -> None:
+    import pstats
+
+    if not profilers:
+        return
+    stats = pstats.Stats(profilers[0][1])
+    for _, p in profilers[1:]:
+        stats.add(p)
+    stats.dump_stats(path)
+    print(f"PROFILE {path} threads: {', '.join(sorted(n for n, _ in profilers))[:800]}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--domain", type=int, required=True)
     ap.add_argument("--nodes", nargs="*", default=[], metavar="ID")
     ap.add_argument("--counting", action="store_true")
+    ap.add_argument("--driver", choices=("mock", "mujoco"), default="mock", help="robot nodes' driver")
+    ap.add_argument("--halt-clock", action="store_true", help="robot drivers print HALTED/RESUMED times")
+    ap.add_argument("--resume-key", help="robot nodes' resume key")
     ap.add_argument("--state-rate", type=float, default=20.0)
     ap.add_argument("--stub", type=int, default=0, metavar="N")
     ap.add_argument("--stub-prefix", default="r")
     ap.add_argument("--rate", type=float, default=50.0)
     ap.add_argument("--bridge", action="store_true")
     ap.add_argument("--bridge-id", default="bridge_bench")
+    ap.add_argument("--trace-estop", action="store_true", help="bridge prints BRIDGE_ESTOP <time> per mesh e-stop")
     ap.add_argument("--prefix")
     ap.add_argument("--connect")
     ap.add_argument("--executor", choices=("multi", "single"), default="multi",
                     help="multi: MultiThreadedExecutor as fleet_host / bridge_node main use (default); "
                          "single: SingleThreadedExecutor (diagnostic: the rclpy executor's own cost)")
+    ap.add_argument("--bridge-executor", choices=("multi", "single"),
+                    help="the bridge's executor alone (default: --executor); single = as bridge_node / up run it")
+    ap.add_argument("--profile", metavar="FILE", help="cProfile every Python thread; merged stats to FILE on exit")
     args = ap.parse_args()
+    profilers = profile_threads() if args.profile else None
 
-    def executor(threads: int):
-        if args.executor == "single":
+    def executor(threads: int, kind: str | None = None):
+        if (kind or args.executor) == "single":
             return SingleThreadedExecutor(context=ctx)
         return MultiThreadedExecutor(num_threads=threads, context=ctx)
 
@@ -140,9 +195,10 @@ def main() -> None:
 
             ex = executor(max(4, 2 * len(args.nodes)))
             for rid in args.nodes:
-                drv = CountingMock(rid) if args.counting else MockDriver(rid)
+                drv = CountingMock(rid) if args.counting else make_driver(args.driver, rid, args.halt_clock)
                 n = RobotNode(rid, driver=drv, context=ctx, close_driver=True, node_name=f"robot_{rid}",
-                              parameter_overrides=[Parameter("state_rate", value=float(args.state_rate))])
+                              parameter_overrides=[Parameter("state_rate", value=float(args.state_rate))],
+                              prefix=args.prefix, resume_key=args.resume_key)
                 nodes.append(n)
                 ex.add_node(n)
             spinners.append(BackgroundSpin(ex, "robots"))
@@ -161,15 +217,24 @@ def main() -> None:
             close = bridge_node._RosRobotProxy.close
 
             def logged_close(proxy, why: str) -> None:  # the bench counts proxies dropped while running
-                print("PROXY_CLOSED", proxy.robot_id, why, flush=True)
+                os.write(1, f"PROXY_CLOSED {proxy.robot_id} {why}\n".encode())  # one write: no log line inside
                 close(proxy, why)
 
             bridge_node._RosRobotProxy.close = logged_close
+            if args.trace_estop:
+                raw = BridgeNode._on_mesh_estop_raw
+
+                def traced(bridge, payload: bytes) -> None:  # Zenoh's thread, before anything parses
+                    t = time.time()
+                    raw(bridge, payload)
+                    os.write(1, f"BRIDGE_ESTOP {t:.6f}\n".encode())  # one write: no log line lands inside
+
+                BridgeNode._on_mesh_estop_raw = traced
 
             cfg = MeshConfig(prefix=args.prefix, connect=(args.connect,), multicast_scouting=False)
             br = BridgeNode(mesh_config=cfg, bridge_id=args.bridge_id, context=ctx, node_name="bench_bridge")
             nodes.append(br)
-            ex = executor(4)
+            ex = executor(4, args.bridge_executor)
             ex.add_node(br)
             spinners.append(BackgroundSpin(ex, "bridge"))
         print("READY", flush=True)
@@ -183,6 +248,8 @@ def main() -> None:
         for n in reversed(nodes):
             n.destroy_node()
         rclpy.try_shutdown(context=ctx)
+        if profilers is not None:
+            dump_profiles(profilers, args.profile)
 
 
 if __name__ == "__main__":

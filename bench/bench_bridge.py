@@ -21,9 +21,24 @@ utime+stime over the window in % of ONE core (200 % = both cores of a 2-core box
 a row report proxies the bridge dropped (a robot whose /mesh/presence it did not process for
 1.5 s "left ROS") and a bridge spin thread that died. The answer is the largest N with 0 gaps,
 no robot silent or dropped; a step that cannot even bring every robot onto the mesh ends the run.
+``flood`` offers ``--flood-rate`` status commands per second for ``--flood-duration`` s at one robot, from
+``--senders`` Mesh agents in processes of their own (``bench/_flood_sender.py``, each paced to a
+schedule), while this process sends ``--legit`` status commands spread evenly over the window;
+every command may wait ``--timeout`` s, so queueing behind back-pressure is not loss. Once for a
+mesh-native robot (``bench/_mesh_robot.py``, the baseline) and once for a ROS robot node (its
+own process, MultiThreadedExecutor as the fleet host) behind a bridge (its own process,
+SingleThreadedExecutor as ``bridge_node`` ships), so the bridge's CPU is its own. Prints the
+offered rate (what the senders put), the answer rate (answers / time to the last answer), flood
+and legitimate commands answered (the goal: 0 unanswered), the legitimate commands' latency,
+and each process's CPU over the run in % of one core; lines under a row report the bridge
+dropping the robot's proxy and calls that failed while warming up (50 one at a time, before the
+flood). ``--robot-executor single`` (robot node) and ``--bridge-executor multi`` are diagnostics;
+``--profile PATH`` cProfiles both ROS processes (every Python thread) into PATH.robot / .bridge.
 
     python bench/bench_bridge.py rtt [--n 1000] [--executors multi,single]
     python bench/bench_bridge.py fanin [--ns 10,25,50,75,100] [--duration 10] [--rate 50] [--executor multi|single]
+    python bench/bench_bridge.py flood [--flood-rate 1000] [--flood-duration 10] [--senders 2] [--legit 50]
+                                       [--kinds mesh,bridged] [--robot-executor multi|single] [--profile PATH]
     python bench/bench_bridge.py all
 """
 
@@ -41,12 +56,17 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import itertools
+import shutil
+import signal
+import tempfile
 
 from _common import Net, cpu_seconds, load, machine, pct, python_proc, threads, wait_for
 
 from strands_mesh_ros.mesh.mesh import Mesh
 
 ROS_SIDE = str(BENCH / "_ros_side.py")
+MESH_ROBOT = str(BENCH / "_mesh_robot.py")
+FLOOD_SENDER = str(BENCH / "_flood_sender.py")
 
 
 
@@ -233,9 +253,147 @@ def bench_fanin(ns: list[int], duration: float, rate: float, domain: int, warmup
           "(goal >= 50)")
 
 
+# -- flood -----------------------------------------------------------------------------------
+
+def flood_run(kind: str, rate: float, duration: float, senders: int, legit: int, domain: int,
+              timeout: float, profile: str | None, robot_executor: str = "multi",
+              bridge_executor: str = "single") -> dict:
+    """One flood at one robot of ``kind`` (mesh | bridged); returns the figures."""
+    net = Net()
+    rid = "arm_flood"
+    audit = tempfile.mkdtemp(prefix="bench_flood_audit_")
+    env = {"STRANDS_MESH_AUDIT_DIR": audit}
+    procs: dict[str, object] = {}
+    flooders = []
+    with Mesh("op", config=net.hub(), audit_dir=audit) as op:
+        try:
+            if kind == "mesh":
+                procs["robot"] = python_proc(MESH_ROBOT, rid, "--prefix", net.prefix, "--connect", net.endpoint,
+                                             env=env).ready(60)
+            else:
+                prof = (lambda who: ["--profile", f"{profile}.{who}"]) if profile else (lambda who: [])
+                procs["robot"] = python_proc(ROS_SIDE, "--domain", str(domain), "--nodes", rid, "--executor", robot_executor,
+                                             "--prefix", net.prefix, *prof("robot"), env=env).ready(60)
+                procs["bridge"] = python_proc(ROS_SIDE, "--domain", str(domain), "--bridge", "--bridge-id", "bridge_flood",
+                                              "--bridge-executor", bridge_executor, "--prefix", net.prefix,
+                                              "--connect", net.endpoint, *prof("bridge"), env=env).ready(60)
+            op.wait_for_peer(rid, 30)  # the bridge settles for one peer timeout, then proxies
+            warm_bad = []
+            for _ in range(50):  # one at a time: no load yet
+                r = op.send(rid, {"action": "status"}, timeout=10)
+                if not r.ok:
+                    warm_bad.append(f"{r.status}: {r.error}")
+                    op.wait_for_peer(rid, 30)
+            per = rate / senders
+            flooders = [python_proc(FLOOD_SENDER, f"flood{i}", rid, "--prefix", net.prefix, "--connect", net.endpoint,
+                                    "--rate", str(per), "--duration", str(duration), "--timeout", str(timeout))
+                        for i in range(senders)]
+            for f in flooders:
+                f.ready(90)
+            pids = {name: p.p.pid for name, p in procs.items()}
+            pids.update({f"sender{i}": f.p.pid for i, f in enumerate(flooders)})
+            cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            c_self0 = time.process_time()
+            t0 = time.monotonic()
+            for f in flooders:
+                f.signal(signal.SIGUSR1)
+            legit_lat: list[float] = []
+            legit_bad: list[str] = []
+            legit_lock = threading.Lock()
+
+            def legit_done(t_sent: float, fut) -> None:
+                r = fut.result()
+                with legit_lock:
+                    if r.ok:
+                        legit_lat.append(time.monotonic() - t_sent)
+                    else:
+                        legit_bad.append(f"{r.status}: {r.error}")
+
+            legit_futs = []
+            for i in range(legit):
+                due = t0 + (i + 0.5) * duration / legit
+                threading.Event().wait(max(0.0, due - time.monotonic()))
+                t_sent = time.monotonic()
+                fut = op.send_async(rid, {"action": "status"}, timeout=timeout)
+                fut.add_done_callback(lambda f, t_sent=t_sent: legit_done(t_sent, f))
+                legit_futs.append(fut)
+            results = []
+            for f in flooders:
+                line = f.wait_line("RESULT ", timeout=timeout + duration + 60)
+                results.append(json.loads(line.split(" ", 1)[1]))
+            for fut in legit_futs:
+                fut.result()
+            t_end = time.monotonic()
+            wall = t_end - t0
+            cpu = {name: 100 * (cpu_seconds(pid) - cpu0[name]) / wall
+                   for name, pid in pids.items() if not name.startswith("sender")}
+            cpu["senders"] = sum(100 * r["cpu_s"] / wall for r in results)  # they exit once done: self-reported
+            cpu["this"] = 100 * (time.process_time() - c_self0) / wall
+        finally:
+            for f in flooders:
+                f.close()
+            for p in reversed(list(procs.values())):
+                p.close()
+    shutil.rmtree(audit, ignore_errors=True)
+    drops = [ln.split(" ", 2)[2] for ln in procs["bridge"].lines
+             if ln.startswith("PROXY_CLOSED") and not ln.endswith("bridge shut down")] if "bridge" in procs else []
+    sent = sum(r["sent"] for r in results)
+    ok = sum(r["answered_ok"] for r in results)
+    statuses: dict[str, int] = {}
+    for r in results:
+        for k, v in r["statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+    put_s = max(r["put_s"] for r in results)
+    drain = max(r["drain_s"] for r in results)
+    return {"kind": kind, "sent": sent, "offered": sent / put_s, "put_s": put_s, "ok": ok, "statuses": statuses,
+            "answer_rate": ok / drain if drain > 0 else float("nan"), "drain": drain,
+            "flood_lat": (*pct([x for r in results for x in r["lat"]], 50, 99), max(r["lat_max"] for r in results)),
+            "legit_sent": legit, "legit_ok": len(legit_lat), "legit_bad": legit_bad,
+            "legit_lat": (*pct(legit_lat, 50, 99), max(legit_lat) if legit_lat else float("nan")),
+            "cpu": cpu, "errors": sorted({e for r in results for e in r["errors"]})[:3], "drops": drops,
+            "warm_bad": warm_bad}
+
+
+def bench_flood(rate: float, duration: float, senders: int, legit: int, domain: int, timeout: float,
+                kinds: list[str], profile: str | None, robot_executor: str = "multi",
+                bridge_executor: str = "single") -> None:
+    print(f"\n## flood: {rate:g} status cmd/s offered for {duration:g} s at one robot from {senders} sender "
+          f"process(es), + {legit} legitimate status commands from another peer spread over the window; "
+          f"every command may wait {timeout:g} s")
+    rows = {}
+    for kind in kinds:
+        r = rows[kind] = flood_run(kind, rate, duration, senders, legit, domain, timeout,
+                                   profile if kind == "bridged" else None, robot_executor, bridge_executor)
+        label = "mesh-native robot" if kind == "mesh" else (
+            "ROS robot node via bridge" + ("" if (robot_executor, bridge_executor) == ("multi", "single") else
+                                           f" (diagnostic: robot node on {robot_executor}, bridge on "
+                                           f"{bridge_executor} executor)"))
+        fl = r["flood_lat"]
+        ll = r["legit_lat"]
+        cpu = "  ".join(f"{k} {v:.0f} %" for k, v in r["cpu"].items())
+        print(f"{label}:\n"
+              f"  offered {r['offered']:7.0f} cmd/s ({r['sent']} commands put in {r['put_s']:.1f} s)  "
+              f"answered {r['answer_rate']:7.0f} cmd/s (last answer {r['drain']:.1f} s after the start)\n"
+              f"  flood answered {r['ok']}/{r['sent']} ok"
+              f"{'; NOT OK: ' + str(r['statuses']) + ' ' + str(r['errors']) if r['ok'] < r['sent'] else ''}; "
+              f"latency p50/p99/max {fl[0] * 1e3:.0f}/{fl[1] * 1e3:.0f}/{fl[2] * 1e3:.0f} ms\n"
+              f"  legitimate answered {r['legit_ok']}/{r['legit_sent']} ok"
+              f"{' NOT OK: ' + str(r['legit_bad'][:3]) if r['legit_bad'] else ''}; "
+              f"latency p50/p99/max {ll[0] * 1e3:.1f}/{ll[1] * 1e3:.1f}/{ll[2] * 1e3:.1f} ms\n"
+              f"  CPU over the run (% of one core): {cpu}"
+              + (f"\n  WARM-UP (50 status calls one at a time, before the flood): {len(r['warm_bad'])} failed: "
+                 f"{r['warm_bad'][0]}" if r["warm_bad"] else "")
+              + (f"\n  THE BRIDGE DROPPED THE ROBOT'S PROXY {len(r['drops'])} time(s): {r['drops'][0]} "
+                 f"(its callers were told 'peer lost')" if r["drops"] else ""), flush=True)
+    if "mesh" in rows and "bridged" in rows:
+        m, b = rows["mesh"], rows["bridged"]
+        print(f"ratio bridged / mesh-native: answer rate {b['answer_rate'] / m['answer_rate']:.2f}x, legitimate "
+              f"latency p50 {b['legit_lat'][0] / m['legit_lat'][0]:.1f}x p99 {b['legit_lat'][1] / m['legit_lat'][1]:.1f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", default="all", choices=("rtt", "fanin", "all"))
+    ap.add_argument("what", nargs="?", default="all", choices=("rtt", "fanin", "flood", "all"))
     ap.add_argument("--n", type=int, default=1000, help="rtt: round trips per path")
     ap.add_argument("--executors", default="multi,single",
                     help="rtt: executor kinds of the ROS side to compare (single = as the bridge ships, multi = earlier)")
@@ -245,6 +403,19 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=50.0, help="fanin: joint_states Hz per robot")
     ap.add_argument("--executor", choices=("multi", "single"), default="single",
                     help="fanin: the bridge's executor (single = as shipped, multi = the earlier bridge)")
+    ap.add_argument("--flood-rate", type=float, default=1000.0, help="flood: status commands per second offered")
+    ap.add_argument("--flood-duration", type=float, default=10.0, help="flood: s")
+    ap.add_argument("--senders", type=int, default=2, help="flood: sender processes")
+    ap.add_argument("--legit", type=int, default=50, help="flood: legitimate commands spread over the window")
+    ap.add_argument("--timeout", type=float, default=300.0, help="flood: per-command timeout, s")
+    ap.add_argument("--kinds", default="mesh,bridged", help="flood: robot kinds (mesh = the baseline)")
+    ap.add_argument("--profile", metavar="PATH",
+                    help="flood: cProfile the bridged robot's and the bridge's processes into PATH.robot / PATH.bridge "
+                         "(a diagnostic: it slows them)")
+    ap.add_argument("--robot-executor", choices=("multi", "single"), default="multi",
+                    help="flood: the ROS robot node's executor (multi = as the fleet host runs it; others: diagnostic)")
+    ap.add_argument("--bridge-executor", choices=("multi", "single"), default="single",
+                    help="flood: the bridge's executor (single = as bridge_node runs it; others: diagnostic)")
     ap.add_argument("--domain", type=int, default=default_domain(), help="ROS domain id of the ROS side")
     args = ap.parse_args()
     print(f"machine: {machine()}")
@@ -254,6 +425,9 @@ def main() -> None:
     if args.what in ("fanin", "all"):
         bench_fanin([int(x) for x in args.ns.split(",")], args.duration, args.rate, args.domain, args.warmup,
                     args.executor)
+    if args.what in ("flood", "all"):
+        bench_flood(args.flood_rate, args.flood_duration, args.senders, args.legit, args.domain, args.timeout,
+                    args.kinds.split(","), args.profile, args.robot_executor, args.bridge_executor)
     print(f"\nend: {load()}")
 
 
