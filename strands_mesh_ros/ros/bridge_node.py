@@ -107,7 +107,7 @@ class _RosEndpoints:
         from sensor_msgs.msg import JointState
 
         self.proxy: _RosRobotProxy | None = None
-        self.last_heard = 0.0  # monotonic time of the last joint_states: evidence of life
+        self.last_heard = 0.0  # monotonic time of the last joint_states or answer: evidence of life
         self.cmd_pub = bridge.create_publisher(convert_msg("Command"), topics.robot_topic(robot_id, topics.MESH_COMMAND),
                                                qos.COMMAND)
         log = bridge.get_logger()
@@ -121,6 +121,7 @@ class _RosEndpoints:
         ]
 
     def _on_response(self, msg: Any) -> None:
+        self.last_heard = time.monotonic()  # an answer is evidence of life too (a flood can delay presence)
         if (proxy := self.proxy) is not None:
             proxy._on_response(msg)
 

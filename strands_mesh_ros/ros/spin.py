@@ -61,6 +61,10 @@ class BackgroundSpin:
     def running(self) -> bool:
         return self._thread.is_alive()
 
+    def join(self) -> None:
+        """Wait until spinning ends (:meth:`stop`, or the context shut down by Ctrl-C)."""
+        self._thread.join()
+
     def stop(self, timeout: float = 5.0) -> None:
         """End the loop, join the thread, then shut the executor down. Idempotent."""
         if not self._stop.done():
@@ -99,11 +103,14 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
     built = None
     try:
         built = build(argv)
-        executor = getattr(built, "executor", None)
-        if executor is None:
+        from rclpy.node import Node
+
+        if not isinstance(built, Node):
+            built.spin()  # the fleet host spins its robots itself
+        else:
             executor = SingleThreadedExecutor() if single_threaded else MultiThreadedExecutor(num_threads=num_threads)
             executor.add_node(built)
-        executor.spin()
+            executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except errors as exc:
