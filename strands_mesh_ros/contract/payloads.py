@@ -271,13 +271,32 @@ class Step(_Model):
     policy: str | None = None
 
 
+ESTOP_ID_PATTERN = r"^[0-9a-f]{32}$"
+"""strands-robots 0.5.3's ``estop_id``: 32 lowercase hex, the receivers' lockout epoch."""
+
+
 class EStop(_Model):
-    """E-stop envelope on ``P/safety/estop``. ``seq`` grows per issuer."""
+    """E-stop envelope on ``P/safety/estop``.
+
+    ``seq`` grows per issuer (the issue time in ns); strands-robots 0.5.3 sends none, so a
+    missing ``seq`` is taken from ``t`` (``int(t * 1e9)``), which keeps the replay rules of
+    docs/security.md working on their envelopes too. ``estop_id`` (32 lowercase hex) names the
+    e-stop fleet-wide and becomes every receiver's lockout epoch; 0.5.3 also binds
+    ``source_zid`` to the sample's Zenoh SourceInfo (CONTRACT.md, strands-robots 0.5.3, item 3).
+    """
 
     peer_id: PeerId
     t: float
-    seq: int
+    seq: int | None = None
     reason: str = ""
+    estop_id: Annotated[str, StringConstraints(pattern=ESTOP_ID_PATTERN)] | None = None
+    source_zid: str | None = None
+
+    @model_validator(mode="after")
+    def _seq_from_t(self) -> "EStop":
+        if self.seq is None:
+            self.seq = int(self.t * 1e9)  # raises on a non-finite t: an unreadable e-stop (still halts)
+        return self
 
 
 class EStopAck(_Model):

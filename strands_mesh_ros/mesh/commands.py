@@ -103,7 +103,7 @@ class CommandPath:
         with self._pending_lock:
             self._pending[env.turn_id] = p
         self._session.put(self.keys.cmd(target) if target else self.keys.broadcast, data,
-                          congestion_control=self._zenoh.CongestionControl.BLOCK)
+                          congestion_control=self._zenoh.CongestionControl.BLOCK, source_info=self.source_info())
         return fut
 
     def _finish(self, p: _Pending, resp: Response | None, turn: str | None = None) -> None:
@@ -204,7 +204,8 @@ class CommandPath:
         if answer.key is None:
             return
         try:
-            self._session.put(answer.key, answer.data, congestion_control=self._zenoh.CongestionControl.BLOCK)
+            self._session.put(answer.key, answer.data, congestion_control=self._zenoh.CongestionControl.BLOCK,
+                              source_info=self.source_info())
         except Exception as exc:  # the session closed under us during shutdown
             log.debug("%s: answer not sent: %s", self.peer_id, exc)
 

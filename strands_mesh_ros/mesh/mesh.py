@@ -129,6 +129,7 @@ class Mesh(CommandPath, SafetyPath):
         self._estop_waits: dict[int, _AckCollector] = {}
         self._resume_waits: dict[int, _AckCollector] = {}
         self._step = itertools.count()
+        self._source_sn = itertools.count(1)
         self._state_seq = itertools.count()
         self._stop_evt = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -229,6 +230,13 @@ class Mesh(CommandPath, SafetyPath):
         self.audit.write("start", time.time(), peer_type=self.peer_type, robot_type=self.robot_type)
         return self
 
+    def source_info(self) -> Any:
+        """A Zenoh SourceInfo naming this peer's presence publisher (its session's zid) and the
+        next sequence number. Presence, answers and commands carry it: strands-robots 0.5.3
+        binds a peer id to the zid its presence came with and drops answers from any other
+        (CONTRACT.md, strands-robots 0.5.3, item 1)."""
+        return self._zenoh.SourceInfo(self._presence_pub.id, next(self._source_sn))
+
     def _spawn(self, fn: Callable[[], None], name: str) -> None:
         t = threading.Thread(target=fn, name=f"{self.peer_id}-{name}", daemon=True)
         t.start()
@@ -316,7 +324,7 @@ class Mesh(CommandPath, SafetyPath):
 
     def _publish_presence(self) -> None:
         pr = self.core.presence()
-        self._presence_pub.put(pr.to_json())
+        self._presence_pub.put(pr.to_json(), source_info=self.source_info())
         self.table.heard(pr)
 
     def _heartbeat_loop(self) -> None:
@@ -365,7 +373,8 @@ class Mesh(CommandPath, SafetyPath):
             MeshError: not started.
         """
         self._require()
-        self._session.put(key, payload, congestion_control=self._zenoh.CongestionControl.BLOCK)
+        self._session.put(key, payload, congestion_control=self._zenoh.CongestionControl.BLOCK,
+                          source_info=self.source_info())
 
     def publish_state(self, state: State) -> None:
         """Publish a State this peer did not compute itself (a bridge relaying ROS joint_states)."""

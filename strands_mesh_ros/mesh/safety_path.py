@@ -90,11 +90,13 @@ class SafetyPath:
         """
         self._require()
         t0 = time.monotonic()
-        env = self.core.issue_estop(reason, sorted(self.peers))
+        env = self.core.issue_estop(reason, sorted(self.peers), source_zid=str(self._estop_pub.id.zid))
         collector = _AckCollector(set())
         self._estop_waits[env.seq] = collector
         try:
-            self._estop_pub.put(env.to_json())
+            # SourceInfo with the zid the body names: strands-robots 0.5.3 then takes estop_id
+            # as its lockout epoch (both or neither, else it refuses the envelope).
+            self._estop_pub.put(env.to_json(), source_info=self._zenoh.SourceInfo(self._estop_pub.id, 1))
             self._call_hook("estop_issued", env)
             answers: dict[str, Any] = {}
 

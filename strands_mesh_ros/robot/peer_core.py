@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -298,20 +299,29 @@ class PeerCore:
         if self.robot is not None:
             self.robot.driver.emergency_stop()
 
-    def issue_estop(self, reason: str, expected: list[str]) -> EStop:
+    def issue_estop(self, reason: str, expected: list[str], source_zid: str | None = None) -> EStop:
         """Begin an e-stop issued by this peer: halt its own robot first, latch, audit.
 
-        Returns the envelope for the transport to publish (``seq`` = issue time, ns).
+        Args:
+            reason: audited by every receiver.
+            expected: the peers known now (audited).
+            source_zid: the Zenoh id the transport will attach as SourceInfo (strands-robots
+                0.5.3 requires body and SourceInfo to agree), or None for neither.
+
+        Returns the envelope for the transport to publish: ``seq`` = issue time (ns), a fresh
+        ``estop_id`` (32 lowercase hex) that is the lockout epoch here and at every receiver.
         """
+        estop_id = uuid.uuid4().hex
         self_halted = False
         if self.robot is not None:
-            self.robot.emergency_stop(self.peer_id, reason)
+            self.robot.emergency_stop(self.peer_id, reason, epoch=estop_id)
             self_halted = True
         seq = time.time_ns()  # grows across restarts, unlike a counter
         self._issued.add(seq)
-        env = EStop(peer_id=self.peer_id, t=time.time(), seq=seq, reason=reason)
-        self.audit.write("estop_issued", time.time(), seq=seq, reason=reason, self_halted=self_halted,
-                         expected=sorted(expected))
+        env = EStop(peer_id=self.peer_id, t=time.time(), seq=seq, reason=reason, estop_id=estop_id,
+                    source_zid=source_zid)
+        self.audit.write("estop_issued", time.time(), seq=seq, estop_id=estop_id, reason=reason,
+                         self_halted=self_halted, expected=sorted(expected))
         return env
 
     def estop_received(self, payload: bytes, received: float) -> tuple[Answer, EStop | None]:
@@ -339,12 +349,12 @@ class PeerCore:
         halted = False
         if self.robot is not None:
             if verdict.latch:
-                self.robot.emergency_stop(env.peer_id, env.reason)
+                self.robot.emergency_stop(env.peer_id, env.reason, epoch=env.estop_id)
             else:  # halted by halt(); an authorised resume came after this envelope: keep it
                 halt_without_latch(self.robot, f"replayed e-stop from {env.peer_id}")
             halted = True
-        self.audit.write("estop_received", received, issuer=env.peer_id, seq=env.seq, reason=env.reason,
-                         halted=halted)
+        self.audit.write("estop_received", received, issuer=env.peer_id, seq=env.seq, estop_id=env.estop_id,
+                         reason=env.reason, halted=halted)
         return self.estop_ack(env, halted, verdict.replay or ("" if halted else "no actuators on this peer")), env
 
     def estop_ack(self, env: EStop, halted: bool, detail: str = "", responder: str | None = None) -> Answer:

@@ -199,15 +199,21 @@ class Robot:
         self.driver.stop()
         return n
 
-    def emergency_stop(self, issuer: str, reason: str = "") -> int:
+    def emergency_stop(self, issuer: str, reason: str = "", epoch: str | None = None) -> int:
         """Halt actuators first, then latch the lockout and preempt every call.
 
-        Returns how many calls were preempted. Idempotent.
+        Args:
+            issuer, reason: who stopped the robot, and why (shown in ``status``).
+            epoch: the e-stop's ``estop_id``, kept as the lockout's epoch (what a signed
+                strands-robots resume names).
+
+        Returns how many calls were preempted. Idempotent: a later e-stop keeps the first
+        lockout.
         """
         self.driver.emergency_stop()  # actuators first: nothing may come before this
         with self._lock:
             if self._lockout is None:
-                self._lockout = {"issuer": issuer, "reason": reason, "t": time.time()}
+                self._lockout = {"issuer": issuer, "reason": reason, "t": time.time(), "epoch": epoch}
         return self.lanes.preempt_all(f"e-stop by {issuer}: {reason}".rstrip(": "))
 
     def resume(self) -> bool:
