@@ -14,6 +14,9 @@
 #   3. `pip install -e .[test]` (the source tree stays live);
 #   4. the package's msg/ and srv/ built with CMake (STRANDS_INTERFACES_ONLY=ON) and installed
 #      into the venv, so `from strands_mesh_ros.msg import Presence` works with rclpy.
+#   `test` also makes ./.venv-interop (scripts/interop_venv.sh: the real strands-robots 0.5.3 on a
+#   Python >= 3.12) and exports STRANDS_INTEROP_PYTHON, or STRANDS_INTEROP_SKIP with the reason
+#   when there is no Python >= 3.12 (fatal under CI=true for any other failure).
 # See docs/architecture.md, "Build arrangement".
 set -euo pipefail
 
@@ -245,6 +248,33 @@ setup_all() {
   exec 9>&-
 }
 
+setup_interop() {
+  # The REAL strands-robots 0.5.3 in its own venv (.venv-interop, Python >= 3.12) for
+  # test/test_interop.py. Exit 3 of interop_venv.sh = no Python >= 3.12 here: those tests skip
+  # with the reason. Any other failure is fatal under CI=true (the interop tests must run in CI),
+  # else they skip with the reason.
+  local out rc=0 line
+  unset STRANDS_INTEROP_SKIP
+  log "interop venv (scripts/interop_venv.sh)"
+  out="$(bash "$ROOT/scripts/interop_venv.sh")" || rc=$?
+  line="$(printf '%s\n' "$out" | tail -n 1)"
+  if [[ "$rc" -eq 0 && -x "$line" ]]; then
+    export STRANDS_INTEROP_PYTHON="$line"
+    unset STRANDS_INTEROP_SKIP
+    log "  interop python: $line"
+    return
+  fi
+  unset STRANDS_INTEROP_PYTHON
+  if [[ "$rc" -eq 3 ]]; then
+    export STRANDS_INTEROP_SKIP="${line:-no Python >= 3.12 on this machine}"
+  elif [[ "${CI:-}" == "true" ]]; then
+    die "interop venv failed (exit $rc): ${line:-no reason given}"
+  else
+    export STRANDS_INTEROP_SKIP="interop venv failed (exit $rc): ${line:-no reason given}"
+  fi
+  log "  interop tests will skip: $STRANDS_INTEROP_SKIP"
+}
+
 enter_venv() {
   export VIRTUAL_ENV="$VENV"
   export PATH="$VENV/bin:$PATH"
@@ -259,6 +289,7 @@ case "$cmd" in
   test)
     shift
     setup_all
+    setup_interop
     enter_venv
     cd "$ROOT"
     log "python -m pytest $*"

@@ -9,6 +9,7 @@ a response is accepted only from the peer the command went to.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -28,6 +29,25 @@ from ..contract.payloads import (
 log = logging.getLogger(__name__)
 
 DISCOVERY_GRACE = 2.0
+
+#: Least gap (s) between two commands this process puts to strands-robots peers. Their
+#: sessions downsample ``**/cmd`` to 20 Hz per Zenoh link (all of a process's sessions reach
+#: them over one link when they are its clients), silently dropping a second command within
+#: 50 ms (docs/interop-notes.md (g)); their own senders pace at 1/20 s + 10 ms too.
+FOREIGN_CMD_GAP = 0.06
+_foreign_pace_lock = threading.Lock()
+_foreign_last_put = 0.0
+
+
+def _pace_foreign_command() -> None:
+    """Block until :data:`FOREIGN_CMD_GAP` has passed since the previous command of this
+    process to a strands-robots peer, then claim the slot."""
+    global _foreign_last_put
+    with _foreign_pace_lock:
+        wait = _foreign_last_put + FOREIGN_CMD_GAP - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        _foreign_last_put = time.monotonic()
 """How long (s) a command waits for an unknown target to appear before failing."""
 
 INBOX_CAPACITY = 65536
@@ -102,6 +122,10 @@ class CommandPath:
         p = _Pending(target, fut, time.monotonic() + timeout, expected=expected, on_response=on_response)
         with self._pending_lock:
             self._pending[env.turn_id] = p
+        if target is not None:
+            info = self.table.snapshot().get(target)
+            if info is not None and info.presence.schema_ is None:  # a strands-robots peer: no `schema`
+                _pace_foreign_command()
         self._session.put(self.keys.cmd(target) if target else self.keys.broadcast, data,
                           congestion_control=self._zenoh.CongestionControl.BLOCK, source_info=self.source_info())
         return fut
