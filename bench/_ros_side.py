@@ -7,8 +7,10 @@ One process, one private rclpy Context on ``--domain``; any of:
   mujoco`` a real-time MuJoCo arm6 instead; ``--halt-clock`` makes the driver print
   ``HALTED <id> <unix time>`` when its ``emergency_stop()`` has halted it and ``RESUMED ...``
   after a resume, for bench/bench_halt.py; ``--resume-key`` for signed resumes), in the fleet
-  of ``--prefix`` (a robot node serves only the bridge of its own key prefix), spun by one
-  MultiThreadedExecutor sized as FleetHost sizes it (2 threads per robot, at least 4);
+  of ``--prefix`` (a robot node serves only the bridge of its own key prefix), each spun by a
+  SingleThreadedExecutor of its own as FleetHost spins them (``--executor multi``: all of them by
+  one MultiThreadedExecutor, 2 threads per robot, at least 4, as the fleet host did before
+  543b08b; a diagnostic / baseline);
 * ``--stub N``: a light stand-in for N robots: one plain rclpy node publishing
   ``/<id>/joint_states`` (7 joints, joint1 position = sequence number) for ids
   ``<stub-prefix>0..N-1`` at ``--rate`` Hz, and their Presence on ``/mesh/presence`` at 2 Hz
@@ -18,10 +20,11 @@ One process, one private rclpy Context on ``--domain``; any of:
   ``BRIDGE_ESTOP <unix time>`` as each mesh e-stop sample reaches it (taken on entry to its
   raw e-stop hook, printed after the sample went into ROS: bench/bench_halt.py's breakdown).
 
-``--executor single`` swaps both MultiThreadedExecutors for SingleThreadedExecutors;
-``--bridge-executor`` sets the bridge's alone: ``--bridge-executor single`` (robots on a
-MultiThreadedExecutor, the bridge on a SingleThreadedExecutor) is how ``strands-mesh up`` and
-``bridge_node`` run them.
+``--executor`` (default ``single``) sets the robots' and the bridge's executors;
+``--bridge-executor`` sets the bridge's alone: ``--executor single --bridge-executor single``
+(every robot node on a SingleThreadedExecutor of its own, the bridge on a SingleThreadedExecutor)
+is how ``strands-mesh up``, ``robot_node`` and ``bridge_node`` run them; ``multi`` is the earlier
+MultiThreadedExecutor, kept as a diagnostic / baseline.
 
 ``--profile FILE``: cProfile every Python thread of this process (executor spin threads, Mesh
 intake and lane threads; not Zenoh's native callback threads) and write the merged stats to FILE
@@ -168,9 +171,10 @@ def main() -> None:
     ap.add_argument("--trace-estop", action="store_true", help="bridge prints BRIDGE_ESTOP <time> per mesh e-stop")
     ap.add_argument("--prefix")
     ap.add_argument("--connect")
-    ap.add_argument("--executor", choices=("multi", "single"), default="multi",
-                    help="multi: MultiThreadedExecutor as fleet_host / bridge_node main use (default); "
-                         "single: SingleThreadedExecutor (diagnostic: the rclpy executor's own cost)")
+    ap.add_argument("--executor", choices=("multi", "single"), default="single",
+                    help="single: a SingleThreadedExecutor per robot node (as FleetHost / robot_node run them) and "
+                         "one for the bridge (as bridge_node runs it; default); multi: MultiThreadedExecutor "
+                         "(the earlier fleet host; diagnostic / baseline)")
     ap.add_argument("--bridge-executor", choices=("multi", "single"),
                     help="the bridge's executor alone (default: --executor); single = as bridge_node / up run it")
     ap.add_argument("--profile", metavar="FILE", help="cProfile every Python thread; merged stats to FILE on exit")
@@ -193,15 +197,21 @@ def main() -> None:
         if args.nodes:
             from strands_mesh_ros.ros.robot_node import RobotNode
 
-            ex = executor(max(4, 2 * len(args.nodes)))
+            shared = executor(max(4, 2 * len(args.nodes))) if args.executor == "multi" else None
             for rid in args.nodes:
                 drv = CountingMock(rid) if args.counting else make_driver(args.driver, rid, args.halt_clock)
                 n = RobotNode(rid, driver=drv, context=ctx, close_driver=True, node_name=f"robot_{rid}",
                               parameter_overrides=[Parameter("state_rate", value=float(args.state_rate))],
                               prefix=args.prefix, resume_key=args.resume_key)
                 nodes.append(n)
-                ex.add_node(n)
-            spinners.append(BackgroundSpin(ex, "robots"))
+                if shared is not None:
+                    shared.add_node(n)
+                else:  # as FleetHost: one SingleThreadedExecutor per robot node, on a thread of its own
+                    ex = SingleThreadedExecutor(context=ctx)
+                    ex.add_node(n)
+                    spinners.append(BackgroundSpin(ex, f"robot-{rid}"))
+            if shared is not None:
+                spinners.append(BackgroundSpin(shared, "robots"))
         if args.stub:
             stub_ids = [f"{args.stub_prefix}{i}" for i in range(args.stub)]
             node, stub_counts = stub_node(ctx, stub_ids, args.rate)

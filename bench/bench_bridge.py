@@ -8,8 +8,8 @@ and to a ROS RobotNode (MockDriver) reached through a BridgeNode (robot + bridge
 ``bench/_ros_side.py`` subprocess); it prints p50/p90/p99 of each and the ratio
 bridged/direct (goal <= 3x). The bridged path adds two ROS hops (bridge -> /<id>/mesh/command
 -> robot node -> /<id>/mesh/response -> bridge); it is measured with the rclpy
-MultiThreadedExecutors the package ships and, as a diagnostic, with SingleThreadedExecutors,
-so the executor's own share of the cost is visible. ``fanin`` runs, for each N, a stand-in
+SingleThreadedExecutors the package ships (one per robot node, one for the bridge) and, as the
+earlier baseline, with MultiThreadedExecutors, so the executor's own share of the cost is visible. ``fanin`` runs, for each N, a stand-in
 publisher of N robots' ``/<id>/joint_states`` at 50 Hz (sequence number in joint1's position)
 plus their Presence on /mesh/presence at 2 Hz (``_ros_side.py --stub N``), and a bridge in its
 own process; a Mesh subscriber here counts the relayed mesh states per robot over the window.
@@ -26,19 +26,20 @@ no robot silent or dropped; a step that cannot even bring every robot onto the m
 schedule), while this process sends ``--legit`` status commands spread evenly over the window;
 every command may wait ``--timeout`` s, so queueing behind back-pressure is not loss. Once for a
 mesh-native robot (``bench/_mesh_robot.py``, the baseline) and once for a ROS robot node (its
-own process, MultiThreadedExecutor as the fleet host) behind a bridge (its own process,
-SingleThreadedExecutor as ``bridge_node`` ships), so the bridge's CPU is its own. Prints the
+own process, a SingleThreadedExecutor of its own as the fleet host and ``robot_node`` run it)
+behind a bridge (its own process, SingleThreadedExecutor as ``bridge_node`` ships), so the bridge's CPU is its own. Prints the
 offered rate (what the senders put), the answer rate (answers / time to the last answer), flood
 and legitimate commands answered (the goal: 0 unanswered), the legitimate commands' latency,
 and each process's CPU over the run in % of one core; lines under a row report the bridge
 dropping the robot's proxy and calls that failed while warming up (50 one at a time, before the
-flood). ``--robot-executor single`` (robot node) and ``--bridge-executor multi`` are diagnostics;
+flood). ``--robot-executor multi`` (the robot node on the MultiThreadedExecutor the fleet host
+used before 543b08b: the baseline) and ``--bridge-executor multi`` are diagnostics;
 ``--profile PATH`` cProfiles both ROS processes (every Python thread) into PATH.robot / .bridge.
 
     python bench/bench_bridge.py rtt [--n 1000] [--executors multi,single]
     python bench/bench_bridge.py fanin [--ns 10,25,50,75,100] [--duration 10] [--rate 50] [--executor multi|single]
     python bench/bench_bridge.py flood [--flood-rate 1000] [--flood-duration 10] [--senders 2] [--legit 50]
-                                       [--kinds mesh,bridged] [--robot-executor multi|single] [--profile PATH]
+                                       [--kinds mesh,bridged] [--robot-executor single|multi] [--profile PATH]
     python bench/bench_bridge.py all
 """
 
@@ -120,7 +121,7 @@ def bench_rtt(n: int, domain: int, executors: list[str]) -> None:
                   f"({wall:.1f} s)")
             rows = [("direct mesh peer", d)]
             for ex, rid in ros_ids.items():
-                label = "ROS robot via bridge" + (" (MultiThreadedExecutor, the earlier bridge)" if ex == "multi"
+                label = "ROS robot via bridge" + (" (MultiThreadedExecutors, the earlier executors)" if ex == "multi"
                                                   else " (SingleThreadedExecutor, as the bridge ships)")
                 rows.append((label, pct(lat[rid], 50, 90, 99)))
             for name, (p50, p90, p99) in rows:
@@ -256,7 +257,7 @@ def bench_fanin(ns: list[int], duration: float, rate: float, domain: int, warmup
 # -- flood -----------------------------------------------------------------------------------
 
 def flood_run(kind: str, rate: float, duration: float, senders: int, legit: int, domain: int,
-              timeout: float, profile: str | None, robot_executor: str = "multi",
+              timeout: float, profile: str | None, robot_executor: str = "single",
               bridge_executor: str = "single") -> dict:
     """One flood at one robot of ``kind`` (mesh | bridged); returns the figures."""
     net = Net()
@@ -355,7 +356,7 @@ def flood_run(kind: str, rate: float, duration: float, senders: int, legit: int,
 
 
 def bench_flood(rate: float, duration: float, senders: int, legit: int, domain: int, timeout: float,
-                kinds: list[str], profile: str | None, robot_executor: str = "multi",
+                kinds: list[str], profile: str | None, robot_executor: str = "single",
                 bridge_executor: str = "single") -> None:
     print(f"\n## flood: {rate:g} status cmd/s offered for {duration:g} s at one robot from {senders} sender "
           f"process(es), + {legit} legitimate status commands from another peer spread over the window; "
@@ -365,7 +366,7 @@ def bench_flood(rate: float, duration: float, senders: int, legit: int, domain: 
         r = rows[kind] = flood_run(kind, rate, duration, senders, legit, domain, timeout,
                                    profile if kind == "bridged" else None, robot_executor, bridge_executor)
         label = "mesh-native robot" if kind == "mesh" else (
-            "ROS robot node via bridge" + ("" if (robot_executor, bridge_executor) == ("multi", "single") else
+            "ROS robot node via bridge" + (" (as shipped: single-threaded executors)" if (robot_executor, bridge_executor) == ("single", "single") else
                                            f" (diagnostic: robot node on {robot_executor}, bridge on "
                                            f"{bridge_executor} executor)"))
         fl = r["flood_lat"]
@@ -396,7 +397,7 @@ def main() -> None:
     ap.add_argument("what", nargs="?", default="all", choices=("rtt", "fanin", "flood", "all"))
     ap.add_argument("--n", type=int, default=1000, help="rtt: round trips per path")
     ap.add_argument("--executors", default="multi,single",
-                    help="rtt: executor kinds of the ROS side to compare (single = as the bridge ships, multi = earlier)")
+                    help="rtt: executor kinds of the ROS side to compare (single = as robot nodes and bridge ship, multi = earlier)")
     ap.add_argument("--ns", default="10,25,50,75,100", help="fanin: robot counts")
     ap.add_argument("--duration", type=float, default=10.0, help="fanin: window per N, s")
     ap.add_argument("--warmup", type=float, default=2.0, help="fanin: s after every robot is flowing")
@@ -412,8 +413,9 @@ def main() -> None:
     ap.add_argument("--profile", metavar="PATH",
                     help="flood: cProfile the bridged robot's and the bridge's processes into PATH.robot / PATH.bridge "
                          "(a diagnostic: it slows them)")
-    ap.add_argument("--robot-executor", choices=("multi", "single"), default="multi",
-                    help="flood: the ROS robot node's executor (multi = as the fleet host runs it; others: diagnostic)")
+    ap.add_argument("--robot-executor", choices=("multi", "single"), default="single",
+                    help="flood: the ROS robot node's executor (single = as the fleet host and robot_node run it; "
+                         "multi = the earlier shared MultiThreadedExecutor: baseline / diagnostic)")
     ap.add_argument("--bridge-executor", choices=("multi", "single"), default="single",
                     help="flood: the bridge's executor (single = as bridge_node runs it; others: diagnostic)")
     ap.add_argument("--domain", type=int, default=default_domain(), help="ROS domain id of the ROS side")

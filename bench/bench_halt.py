@@ -8,8 +8,10 @@ e-stop hits one robot and both processes idle alike while the other is measured:
   (``bench/_mesh_robot.py``);
 * **bridged**: a ROS :class:`~strands_mesh_ros.ros.robot_node.RobotNode` behind a
   :class:`~strands_mesh_ros.ros.bridge_node.BridgeNode`, in one ``bench/_ros_side.py`` process
-  on its own ROS domain, run as ``strands-mesh up`` runs them (robots on a
-  MultiThreadedExecutor, the bridge on a SingleThreadedExecutor).
+  on its own ROS domain, run as ``strands-mesh up`` runs them (each robot node on a
+  SingleThreadedExecutor of its own, the bridge on a SingleThreadedExecutor;
+  ``--robot-executor multi`` puts the robot node on the MultiThreadedExecutor the fleet host used
+  before 543b08b: the baseline / diagnostic).
 
 This process holds one operator Mesh per private mesh (the hub of each) and, in a shuffled
 order, puts on the e-stop key either a **valid** envelope (a fresh ``EStop`` from ``op``) or
@@ -21,7 +23,7 @@ here (one machine, one wall clock). After each trial the robot's ``status`` must
 lockout latched, then a signed resume (``Mesh.resume``, shared ``resume_key``) clears it before
 the next trial. Reports p50/p99/max per kind and payload, and the ratio bridged / mesh-native.
 
-    python bench/bench_halt.py [--n 200] [--driver mock|mujoco] [--domain D]
+    python bench/bench_halt.py [--n 200] [--driver mock|mujoco] [--robot-executor single|multi] [--domain D]
 """
 
 from __future__ import annotations
@@ -83,8 +85,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="trials per kind and payload")
     ap.add_argument("--warmup", type=int, default=5, help="uncounted trials per kind and payload first")
     ap.add_argument("--driver", choices=("mock", "mujoco"), default="mock")
-    ap.add_argument("--robot-executor", choices=("multi", "single"), default="multi",
-                    help="the ROS robot node's executor: multi = as the fleet host runs it (default); single = diagnostic")
+    ap.add_argument("--robot-executor", choices=("multi", "single"), default="single",
+                    help="the ROS robot node's executor: single = as the fleet host and robot_node run it (default); "
+                         "multi = the earlier shared MultiThreadedExecutor (baseline / diagnostic)")
     ap.add_argument("--domain", type=int, default=default_domain(), help="ROS domain id of the bridged robot")
     args = ap.parse_args()
     print(f"machine: {machine()}")
@@ -173,7 +176,7 @@ def main() -> None:
 
         print(f"\n## time to halt: put on P/safety/estop -> driver emergency_stop() returned, n={args.n} per row, "
               f"interleaved, shuffled ({wall:.0f} s); ROS robot node on a "
-              f"{'MultiThreadedExecutor (as the fleet host runs it)' if args.robot_executor == 'multi' else 'SingleThreadedExecutor (diagnostic)'}"
+              f"{'SingleThreadedExecutor of its own (as the fleet host runs it)' if args.robot_executor == 'single' else 'MultiThreadedExecutor (the earlier fleet host; baseline / diagnostic)'}"
               f", bridge on a SingleThreadedExecutor")
         print(f"{'robot':38s} {'e-stop':8s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}  "
               f"> 20 ms  > 100 ms  halted   latched")
