@@ -113,13 +113,16 @@ def _peers_table(peers: dict) -> Table:
 
 
 def _show_response(resp, as_json: bool) -> None:
+    failure = resp.failure()  # also a "done" answer whose result says ok: false / error
     if as_json:
         _print_json(resp.model_dump(exclude_none=True))
-    elif resp.ok:
+    elif failure is None:
         out.print_json(data=resp.result) if resp.result is not None else out.print("[green]done[/]")
+    elif resp.ok:
+        err.print(f"[red]failed[/] at {resp.responder_id}: {failure}")
     else:
         err.print(f"[red]{resp.status}[/] from {resp.responder_id}: {resp.error}")
-    if not resp.ok:
+    if failure is not None:
         raise typer.Exit(Exit.FAILED)
 
 
@@ -170,6 +173,9 @@ def peers(
 def tell(
     peer: Annotated[str, typer.Argument(help="Target peer id.")],
     text: Annotated[str, typer.Argument(help='Instruction, e.g. "home" or "open gripper".')],
+    policy_provider: Annotated[Optional[str], typer.Option(
+        "--policy-provider", help="Policy a strands-robots peer runs it with (they require one, e.g. mock); "
+                                  "default $STRANDS_MESH_POLICY_PROVIDER.")] = None,
     timeout: Timeout = 60.0, discover: Discover = 3.0, as_json: Json = False, connect: Connect = None,
     listen: Listen = None, config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
 ) -> None:
@@ -178,7 +184,12 @@ def tell(
     mesh = _open(connect, listen, config, prefix, namespace)
     try:
         _wait_peer(mesh, peer, discover)
-        _show_response(mesh.tell(peer, text, timeout=timeout), as_json)
+        try:
+            resp = mesh.tell(peer, text, timeout=timeout, policy_provider=policy_provider)
+        except ValueError as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(Exit.USAGE) from None
+        _show_response(resp, as_json)
     finally:
         mesh.stop()
 
@@ -225,7 +236,7 @@ def broadcast(
             for pid in res.missing:
                 t.add_row(pid, "[red]no answer[/]", "")
             out.print(t)
-        if res.missing or not all(r.ok for r in res.responses.values()):
+        if res.missing or any(r.failure() is not None for r in res.responses.values()):
             raise typer.Exit(Exit.FAILED)
     finally:
         mesh.stop()

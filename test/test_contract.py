@@ -70,6 +70,34 @@ def test_presence_accepts_strands_robots_form():
         decode(Presence, json.dumps({**raw, "peer_id": "other"}).encode())
 
 
+def test_presence_wire_form_puts_the_kind_in_robot_type_and_keeps_the_model():
+    pr = make_presence("arm1", robot_type="arm6", peer_type="sim")
+    doc = json.loads(pr.to_json())
+    # strands-robots 0.5.3 shows robot_type as the peer's type: the kind goes there, the model in `model`
+    assert (doc["robot_type"], doc["model"], doc["peer_type"]) == ("sim", "arm6", "sim")
+    back = decode(Presence, pr.to_json())
+    assert (back.robot_type, back.peer_type) == ("arm6", "sim")
+    # theirs: no peer_type, robot_type is the kind
+    theirs = decode(Presence, json.dumps({"robot_id": "srop", "robot_type": "agent", "hostname": "h",
+                                          "timestamp": 1.0}).encode())
+    assert (theirs.peer_type, theirs.robot_type) == ("agent", "agent")
+    # an older peer of ours: robot_type is the model, peer_type given
+    older = decode(Presence, json.dumps({"robot_id": "b1", "peer_id": "b1", "robot_type": "diffbot",
+                                         "peer_type": "sim", "timestamp": 1.0}).encode())
+    assert (older.peer_type, older.robot_type) == ("sim", "diffbot")
+
+
+@pytest.mark.parametrize("result, failed", [
+    ({"ok": True, "stopped": []}, False), ({"skill": "home", "result": {}}, False), (None, False),
+    ({"ok": False, "error": "stop_task failed"}, True), ({"error": "motion gate closed"}, True),
+    ({"status": "error", "content": [{"text": "nope"}]}, True),
+])
+def test_a_done_answer_whose_result_reports_a_failure_is_a_failure(result, failed):
+    resp = Response(responder_id="sr", turn_id="t1", result=result)
+    assert resp.ok and (resp.failure() is not None) == failed
+    assert Response(responder_id="sr", turn_id="t1", type="error", status="refused", error="locked").failure() == "locked"
+
+
 def test_presence_freshness_window():
     pr = make_presence("a", robot_type="x", peer_type="sim")
     assert pr.is_fresh()

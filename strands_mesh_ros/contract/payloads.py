@@ -78,11 +78,22 @@ class RosInfo(_Model):
     node: str = ""
 
 
+PEER_KINDS = ("robot", "sim", "bridge", "agent", "dashboard")
+"""The contract's peer types."""
+
+
 class Presence(_Model):
     """Presence heartbeat, 2 Hz, on ``P/{peer_id}/presence``.
 
     ``robot_id`` is what strands-robots reads; ``peer_id`` is the seed's name. Either may be
     missing on receipt; both are sent.
+
+    On the wire, ``robot_type`` carries the peer *kind* (``robot``, ``sim``, ``agent``, ...),
+    which is what strands-robots 0.5.3 shows as the peer's type, and **(ext)** ``model`` carries
+    the robot's model (``arm6``, ``panda``). In this object ``robot_type`` is the model, as
+    before: :meth:`to_json` and the validator translate. A presence without ``model`` is
+    read as sent (``robot_type`` is the model), and one without ``peer_type`` whose
+    ``robot_type`` is a kind (theirs) takes its ``peer_type`` from it.
     """
 
     robot_id: PeerId | None = None
@@ -96,6 +107,24 @@ class Presence(_Model):
     ros: RosInfo | None = None
     via: PeerId | None = None
     task_status: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_wire(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if isinstance(data.get("model"), str):  # ours: robot_type is the kind, model the model
+            data = {**data, "peer_type": data.get("peer_type", data.get("robot_type")), "robot_type": data["model"]}
+            data.pop("model")
+        elif "peer_type" not in data and data.get("robot_type") in PEER_KINDS:  # strands-robots 0.5.3
+            data = {**data, "peer_type": data["robot_type"]}
+        return data
+
+    def to_json(self) -> bytes:
+        """The wire form: ``robot_type`` = the peer kind, ``model`` = the model (see above)."""
+        d = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        d["model"], d["robot_type"] = d["robot_type"], d["peer_type"]
+        return json.dumps(d, separators=(",", ":")).encode()
 
     @model_validator(mode="after")
     def _one_id(self) -> "Presence":
@@ -225,7 +254,22 @@ class Response(_Model):
 
     @property
     def ok(self) -> bool:
+        """The responder ran the command (``status`` ``done``); see also :meth:`failure`."""
         return self.status == "done"
+
+    def failure(self) -> str | None:
+        """Why this answer reports a failure, or None when it reports success.
+
+        A failure is a ``status`` other than ``done``, or a ``done`` answer whose result says
+        ``ok: false``, carries an ``error``, or has ``status: "error"``: strands-robots 0.5.3
+        answers refusals that way, as ``type: "response"`` (CONTRACT.md, stop accounting).
+        """
+        if self.status != "done":
+            return self.error or self.status
+        r = self.result if isinstance(self.result, dict) else {}
+        if r.get("ok") is False or r.get("error") or r.get("status") == "error":
+            return str(r.get("error") or r.get("content") or "the result reports a failure")
+        return None
 
 
 def make_response(responder: str, turn_id: str, *, result: Any = None, error: str | None = None,

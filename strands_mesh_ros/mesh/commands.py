@@ -9,6 +9,7 @@ a response is accepted only from the peer the command went to.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -28,13 +29,17 @@ from ..contract.payloads import (
 
 log = logging.getLogger(__name__)
 
-DISCOVERY_GRACE = 2.0
+POLICY_PROVIDER_ENV = "STRANDS_MESH_POLICY_PROVIDER"
+"""Environment variable naming the default ``policy_provider`` of ``execute`` (:meth:`CommandPath.tell`)."""
 
-#: Least gap (s) between two commands this process puts to strands-robots peers. Their
-#: sessions downsample ``**/cmd`` to 20 Hz per Zenoh link (all of a process's sessions reach
-#: them over one link when they are its clients), silently dropping a second command within
-#: 50 ms (docs/interop-notes.md (g)); their own senders pace at 1/20 s + 10 ms too.
+DISCOVERY_GRACE = 2.0
+"""How long (s) a command waits for an unknown target to appear before failing."""
+
 FOREIGN_CMD_GAP = 0.06
+"""Least gap (s) between two commands this process puts to strands-robots peers. Their sessions
+downsample ``**/cmd`` to 20 Hz per Zenoh link (all of a process's sessions reach them over one
+link when they are its clients), silently dropping a second command within 50 ms
+(docs/interop-notes.md (g)); their own senders pace at 1/20 s + 10 ms too."""
 _foreign_pace_lock = threading.Lock()
 _foreign_last_put = 0.0
 
@@ -48,10 +53,11 @@ def _pace_foreign_command() -> None:
         if wait > 0:
             time.sleep(wait)
         _foreign_last_put = time.monotonic()
-"""How long (s) a command waits for an unknown target to appear before failing."""
+
 
 INBOX_CAPACITY = 65536
 """Commands buffered per key before Zenoh applies back-pressure to senders."""
+
 
 @dataclass
 class _Pending:
@@ -97,9 +103,29 @@ class CommandPath:
         """Blocking :meth:`send_async`."""
         return self.send_async(peer_id, command, timeout).result()
 
-    def tell(self, peer_id: str, instruction: str, timeout: float = 60.0) -> Response:
-        """``execute`` an instruction on ``peer_id`` and wait for it to finish."""
-        return self.send(peer_id, {"action": "execute", "instruction": instruction}, timeout)
+    def tell(self, peer_id: str, instruction: str, timeout: float = 60.0,
+             policy_provider: str | None = None) -> Response:
+        """``execute`` an instruction on ``peer_id`` and wait for it to finish.
+
+        Args:
+            policy_provider: the policy a strands-robots peer runs the instruction with (0.5.3
+                refuses ``execute`` without one, e.g. ``mock``; CONTRACT.md item 6). Default
+                ``$STRANDS_MESH_POLICY_PROVIDER``; sent when set (our peers ignore it).
+
+        Raises:
+            ValueError: the target is a strands-robots peer and no policy provider is set
+                (the message names both ways to set one); as :meth:`send_async` otherwise.
+        """
+        provider = policy_provider or os.environ.get(POLICY_PROVIDER_ENV) or None
+        command: dict[str, Any] = {"action": "execute", "instruction": instruction}
+        if provider:
+            command["policy_provider"] = provider
+        else:
+            info = self.table.snapshot().get(peer_id)
+            if info is not None and info.presence.schema_ is None:
+                raise ValueError(f"{peer_id} is a strands-robots peer: execute needs a policy provider "
+                                 f"(tell(..., policy_provider='mock'), --policy-provider, or ${POLICY_PROVIDER_ENV})")
+        return self.send(peer_id, command, timeout)
 
     def broadcast(self, command: dict[str, Any], timeout: float = 2.0) -> BroadcastResult:
         """Send ``command`` to every peer; returns when all known peers answered or at ``timeout``."""
