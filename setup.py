@@ -39,7 +39,9 @@ setup(
     extras_require={
         # pybullet and dm_control only ship third-party robot models (pybullet_data's Kuka iiwa,
         # Unitree A1, Franka Panda URDFs; dm_control's Jaco MJCF) that the MuJoCo tests load.
-        "test": ["pytest", "pytest-timeout", "hypothesis", "cryptography", "pybullet", "dm_control", "ruff", "json5"],
+        # pytest < 8.4: launch_testing 3.7.1 / launch_pytest (ROS 2 launch, installed by
+        # scripts/bootstrap.sh from ../shared/vendor/ros2_launch) break on newer pytest (ros2/launch#979).
+        "test": ["pytest>=7.4,<8.4", "pytest-timeout>=2.1", "hypothesis", "cryptography", "pybullet", "dm_control", "ruff", "json5"],
     },
     entry_points={
         "console_scripts": [

@@ -13,7 +13,15 @@
 #      build tooling);
 #   3. `pip install -e .[test]` (the source tree stays live);
 #   4. the package's msg/ and srv/ built with CMake (STRANDS_INTERFACES_ONLY=ON) and installed
-#      into the venv, so `from strands_mesh_ros.msg import Presence` works with rclpy.
+#      into the venv, so `from strands_mesh_ros.msg import Presence` works with rclpy;
+#   5. ROS 2 launch, launch_xml, launch_yaml, launch_testing, launch_pytest and launch_ros
+#      (pure Python, not on PyPI) from ../shared/vendor/ros2_launch when that folder exists
+#      (pip --no-deps, plus osrf-pycommon), and its composition_interfaces built with CMake into
+#      the venv like msg/; without the folder the launch tests skip with the reason;
+#   6. the venv made a launchable ROS prefix: lib/strands_mesh_ros/{robot_node,bridge_node,
+#      fleet_host} and share/strands_mesh_ros/{launch,config} (symlinks into the source tree),
+#      next to the ament index entry and package.xml of step 4; so `launch.LaunchService`
+#      (python -m strands_mesh_ros.ros_launch) runs launch/*.launch.py as on a colcon install.
 #   `test` also makes ./.venv-interop (scripts/interop_venv.sh: the real strands-robots 0.5.3 on a
 #   Python >= 3.12) and exports STRANDS_INTEROP_PYTHON, or STRANDS_INTEROP_SKIP with the reason
 #   when there is no Python >= 3.12 (fatal under CI=true for any other failure).
@@ -24,6 +32,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 STAMPS="$VENV/.bootstrap"
 BUILD_DIR="$VENV/.bootstrap/build-interfaces"
+# ROS 2 launch sources (see its README.md); CI runs a fresh clone with shared/ beside it.
+LAUNCH_VENDOR="$ROOT/../shared/vendor/ros2_launch"
+LAUNCH_PACKAGES=(launch/launch launch/launch_xml launch/launch_yaml launch/launch_testing
+  launch/launch_pytest launch_ros/launch_ros)
+LAUNCH_PYPI=(osrf-pycommon)
 
 ROS_REQUIREMENTS=(
   "ros-rclpy[fastrtps]==9.1.2"
@@ -176,7 +189,7 @@ ensure_build_tools() {
 
 ensure_interfaces() {
   local h
-  local inputs=("$ROOT/package.xml" "$ROOT/CMakeLists.txt")
+  local inputs=("$ROOT/package.xml" "$ROOT/CMakeLists.txt" "$ROOT/cmake/strands_drop_missing_include_dirs.cmake")
   inputs+=("$ROOT"/msg/*.msg "$ROOT"/srv/*.srv)
   h="$(hash_of "py$PYVER" "$(cat "$STAMPS/ros-wheels")" -- "${inputs[@]}")"
   if stamp_ok interfaces "$h"; then
@@ -185,29 +198,126 @@ ensure_interfaces() {
   ensure_build_tools
   log "building msg/ and srv/ into the venv (cmake, STRANDS_INTERFACES_ONLY=ON)"
   STEP_START=$SECONDS
-  # Remove what a previous build installed, so renamed or deleted interfaces do not linger.
-  if [[ -f "$BUILD_DIR/install_manifest.txt" ]]; then
-    xargs -d '\n' rm -f <"$BUILD_DIR/install_manifest.txt"
-  fi
-  mkdir -p "$BUILD_DIR"
   local blog="$STAMPS/interfaces-build.log"
-  if ! (
-    # The venv is its own ROS prefix; keep a sourced ROS install (if any) out of this build.
-    unset CMAKE_PREFIX_PATH AMENT_CURRENT_PREFIX COLCON_PREFIX_PATH PYTHONPATH
-    export VIRTUAL_ENV="$VENV" AMENT_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
-    cmake -S "$ROOT" -B "$BUILD_DIR" \
-      -DSTRANDS_INTERFACES_ONLY=ON -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
-      -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \
-      -DPython3_EXECUTABLE="$VENV/bin/python" &&
-      cmake --build "$BUILD_DIR" -j"$(nproc 2>/dev/null || echo 2)" &&
-      cmake --install "$BUILD_DIR"
-  ) >"$blog" 2>&1; then
+  if ! cmake_into_venv "$ROOT" "$BUILD_DIR" "$blog" -DSTRANDS_INTERFACES_ONLY=ON; then
     tail -n 40 "$blog" >&2
     die "interface build failed (full log: $blog)"
   fi
   stamp_set interfaces "$h"
   step_done
   CHANGED=1
+}
+
+cmake_into_venv() {  # cmake_into_venv SOURCE_DIR BUILD_DIR LOG [cmake -D args...]
+  local src="$1" build="$2" blog="$3"
+  shift 3
+  # Remove what a previous build installed, so renamed or deleted files do not linger.
+  if [[ -f "$build/install_manifest.txt" ]]; then
+    xargs -d '\n' rm -f <"$build/install_manifest.txt"
+  fi
+  mkdir -p "$build"
+  (
+    # The venv is its own ROS prefix; keep a sourced ROS install (if any) out of this build.
+    unset CMAKE_PREFIX_PATH AMENT_CURRENT_PREFIX COLCON_PREFIX_PATH PYTHONPATH
+    export VIRTUAL_ENV="$VENV" AMENT_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
+    cmake -S "$src" -B "$build" "$@" -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \
+      -DPython3_EXECUTABLE="$VENV/bin/python" &&
+      cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" &&
+      cmake --install "$build"
+  ) >"$blog" 2>&1
+}
+
+launch_importable() {
+  # `import launch` alone is not enough: from the repository root it finds launch/ (the launch
+  # files) as a namespace package.
+  (cd / && "$VENV/bin/python" -c 'import launch, launch_ros, launch_pytest; launch.LaunchService' \
+    >/dev/null 2>&1)
+}
+
+ensure_launch() {
+  # ROS 2 launch & co. from ../shared/vendor/ros2_launch (their README: pip --no-deps, pytest
+  # < 8.4, composition_interfaces built like msg/). Without the folder: the launch tests skip.
+  unset STRANDS_LAUNCH_SKIP
+  if [[ ! -d "$LAUNCH_VENDOR" ]]; then
+    if ! launch_importable; then
+      export STRANDS_LAUNCH_SKIP="ROS 2 launch/launch_ros/launch_pytest are not installed: they are not on PyPI \
+and $LAUNCH_VENDOR does not exist (put the vendored sources there and re-run bootstrap, or source a ROS install)"
+      log "launch tests will skip: $STRANDS_LAUNCH_SKIP"
+    fi
+    return
+  fi
+  local vendor h
+  vendor="$(cd "$LAUNCH_VENDOR" && pwd)"
+  # the vendored tree's content (file list and bytes), the pins, and the ROS wheels it builds on
+  h="$(cd "$vendor" && find . -type f -not -name '*.pyc' -print0 | LC_ALL=C sort -z \
+    | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+  h="$(hash_of "py$PYVER" "$h" "$(cat "$STAMPS/ros-wheels")" "${LAUNCH_PACKAGES[@]}" "${LAUNCH_PYPI[@]}" \
+    -- "$ROOT/cmake/strands_drop_missing_include_dirs.cmake")"
+  if stamp_ok launch "$h" && launch_importable; then
+    return
+  fi
+  log "installing ROS 2 launch, launch_ros, launch_testing, launch_pytest from $vendor"
+  STEP_START=$SECONDS
+  # pip builds in the source folder (egg-info): work on a writable copy of the read-only vendor tree
+  local src="$STAMPS/vendor-ros2_launch"
+  rm -rf "$src"
+  mkdir -p "$STAMPS"
+  cp -r "$vendor" "$src"
+  chmod -R u+w "$src"
+  local extra=()
+  "$VENV/bin/python" -c 'import lark' >/dev/null 2>&1 || extra+=(lark)
+  "$VENV/bin/python" -c 'import yaml' >/dev/null 2>&1 || extra+=(pyyaml)
+  "$VENV/bin/python" -m pip install -q "${LAUNCH_PYPI[@]}" "${extra[@]}" \
+    || die "pip install ${LAUNCH_PYPI[*]} ${extra[*]} failed"
+  local pkg dirs=()
+  for pkg in "${LAUNCH_PACKAGES[@]}"; do dirs+=("$src/$pkg"); done
+  local plog="$STAMPS/launch-pip.log"
+  if ! "$VENV/bin/python" -m pip install -q --no-deps "${dirs[@]}" >"$plog" 2>&1; then
+    tail -n 40 "$plog" >&2
+    die "pip install --no-deps of the vendored launch packages failed (full log: $plog)"
+  fi
+  ensure_build_tools
+  log "building composition_interfaces into the venv (cmake)"
+  local blog="$STAMPS/composition_interfaces-build.log"
+  if ! cmake_into_venv "$src/rcl_interfaces/composition_interfaces" "$STAMPS/build-composition_interfaces" \
+    "$blog" -DCMAKE_PROJECT_INCLUDE="$ROOT/cmake/strands_drop_missing_include_dirs.cmake" \
+    -DSTRANDS_DROP_MISSING_INCLUDE_DIRS_DEFER=ON; then
+    tail -n 40 "$blog" >&2
+    die "composition_interfaces build failed (full log: $blog)"
+  fi
+  launch_importable || die "launch, launch_ros or launch_pytest is not importable after installing them; try:
+    cd / && $VENV/bin/python -c 'import launch_ros, launch_pytest'"
+  stamp_set launch "$h"
+  step_done
+  CHANGED=1
+}
+
+ensure_prefix() {
+  # The venv as a ROS prefix for launch_ros (ament_index_python with AMENT_PREFIX_PATH=$VENV):
+  # the node executables in lib/<pkg>/ and the launch files and configs in share/<pkg>/ (the
+  # ament index entry and share/<pkg>/package.xml come from the interfaces build). Symlinks: the
+  # source tree stays live. Cheap and idempotent, so checked on every run.
+  local pkg=strands_mesh_ros name target link
+  local marker="$VENV/share/ament_index/resource_index/packages/$pkg"
+  mkdir -p "$VENV/lib/$pkg" "$VENV/share/$pkg" "$(dirname "$marker")"
+  [[ -e "$marker" ]] || : >"$marker"
+  [[ -e "$VENV/share/$pkg/package.xml" ]] || cp "$ROOT/package.xml" "$VENV/share/$pkg/package.xml"
+  for name in robot_node bridge_node fleet_host; do
+    # pip's console script (shebang: the venv's python), as colcon puts ament_python's there
+    target="$VENV/bin/$name"
+    [[ -x "$target" ]] || die "$target is missing: pip install -e . did not install the console scripts"
+    link="$VENV/lib/$pkg/$name"
+    [[ "$(readlink "$link" 2>/dev/null)" == "$target" ]] || ln -sfn "$target" "$link"
+  done
+  for name in launch config; do
+    target="$ROOT/$name"
+    link="$VENV/share/$pkg/$name"
+    if [[ "$(readlink "$link" 2>/dev/null)" != "$target" ]]; then
+      rm -rf "$link"
+      ln -s "$target" "$link"
+    fi
+  done
 }
 
 check_imports() {
@@ -241,6 +351,8 @@ setup_all() {
   ensure_ros_wheels
   ensure_project
   ensure_interfaces
+  ensure_launch
+  ensure_prefix
   if [[ "$CHANGED" -eq 1 ]]; then
     check_imports
     log "environment ready: $VENV"
