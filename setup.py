@@ -35,6 +35,7 @@ setup(
         "typer>=0.12",
         "rich>=13",
         "mujoco>=3.2",
+        "cryptography>=42",  # Ed25519 resume assertions (strands-robots 0.5.3 interop)
     ],
     extras_require={
         # pybullet and dm_control only ship third-party robot models (pybullet_data's Kuka iiwa,

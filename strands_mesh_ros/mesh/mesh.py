@@ -62,6 +62,9 @@ class Mesh(CommandPath, SafetyPath):
         peer_type: ``robot``/``sim`` (default from the driver) or ``agent``/``dashboard``/``bridge``.
         robot_type: shown as the peer's kind; default from the driver, else the peer type.
         resume_key: shared key for signed resumes (default from the environment).
+        resume_signing_key: an Ed25519 private key (``cryptography``) to sign strands-robots
+            0.5.3 resume assertions with (default: env ``STRANDS_MESH_RESUME_PRIVATE_KEY_FILE``,
+            read at the first :meth:`resume`); see docs/safety.md.
         audit_dir: directory of the JSON-lines audit log (default docs/safety.md).
         ros: ``{"namespace", "node"}`` advertised in presence when the robot lives in ROS.
         via: peer id of the bridge relaying this peer, if any.
@@ -96,6 +99,7 @@ class Mesh(CommandPath, SafetyPath):
         peer_type: str | None = None,
         robot_type: str | None = None,
         resume_key: str | bytes | None = None,
+        resume_signing_key: Any = None,
         audit_dir: str | None = None,
         ros: dict[str, str] | None = None,
         via: str | None = None,
@@ -118,6 +122,7 @@ class Mesh(CommandPath, SafetyPath):
         self.peer_type = peer_type or (robot.driver.peer_type if robot else "agent")
         self.robot_type = robot_type or (robot.driver.robot_type if robot else self.peer_type)
         self._resume_key = load_resume_key(resume_key)
+        self._resume_signing_key = resume_signing_key  # Ed25519; None: env, read at the first resume
         self._audit_dir = audit_dir
         self._ros = ros
         self._via = via

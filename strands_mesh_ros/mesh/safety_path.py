@@ -14,6 +14,7 @@ from typing import Any
 
 from ..contract.keys import check_peer_id
 from ..contract.payloads import ContractError, EStopAck, Resume, decode, loads
+from ..robot import resume_ed25519 as ed
 from ..robot.safety import ESTOP_ACK_TIMEOUT, EStopReport, sign_resume
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,31 @@ DISCOVERY_FLOOR = 0.05
 """Least time (s) an e-stop keeps listening after issue: a process that has only just joined
 (the CLI) learns the live liveliness tokens of the mesh within a few ms of opening its
 session; this floor lets those arrive before "every known peer acked" can be true."""
+
+
+SAFETY_SPACING = 0.5
+"""Least time (s) between two safety messages (e-stop, resume) this process puts: strands-robots
+0.5.3 downsamples ``**/safety/**`` to 2 Hz per Zenoh link on ingress and silently drops the
+second message inside one period (docs/interop-notes.md (g)). An e-stop never waits for it; a
+resume waits."""
+
+_safety_clock = {"last": float("-inf")}
+_safety_clock_lock = threading.Lock()
+
+
+def _safety_sent() -> None:
+    with _safety_clock_lock:
+        _safety_clock["last"] = time.monotonic()
+
+
+def _space_safety(wait: bool = True) -> None:
+    """Wait (when ``wait``) until :data:`SAFETY_SPACING` has passed since this process's last
+    safety put; then note this put."""
+    with _safety_clock_lock:
+        left = _safety_clock["last"] + SAFETY_SPACING - time.monotonic()
+        if wait and left > 0:
+            time.sleep(left)  # product pacing against their rate limit, not test synchronisation
+        _safety_clock["last"] = time.monotonic()
 
 
 class _AckCollector:
@@ -97,6 +123,7 @@ class SafetyPath:
             # SourceInfo with the zid the body names: strands-robots 0.5.3 then takes estop_id
             # as its lockout epoch (both or neither, else it refuses the envelope).
             self._estop_pub.put(env.to_json(), source_info=self._zenoh.SourceInfo(self._estop_pub.id, 1))
+            _safety_sent()
             self._call_hook("estop_issued", env)
             answers: dict[str, Any] = {}
 
@@ -200,24 +227,63 @@ class SafetyPath:
         if collector is not None:
             collector.add(ack.responder_id, ack)
 
-    def resume(self, targets: list[str] | None = None, operator: str = "", timeout: float = 1.0) -> dict[str, dict[str, Any]]:
-        """Ask peers to clear their e-stop lockout with a signed resume envelope.
+    def resume(self, targets: list[str] | None = None, operator: str = "", timeout: float = 1.0, *,
+               epoch: str | None = None, scheme: str = "auto") -> dict[str, dict[str, Any]]:
+        """Ask peers to clear their e-stop lockout with a signed resume (docs/safety.md).
+
+        Two signatures: ours, an HMAC envelope with the shared resume key (``hmac``), and
+        strands-robots 0.5.3's Ed25519 assertion for one lockout epoch (``ed25519``; the
+        signing key from ``resume_signing_key`` or env ``STRANDS_MESH_RESUME_PRIVATE_KEY_FILE``,
+        :mod:`~strands_mesh_ros.robot.resume_ed25519`). ``auto``: the assertion when a signing
+        key is configured, then, when a resume key is configured too, the HMAC envelope to the
+        targets that did not accept the assertion; the HMAC envelope alone otherwise.
 
         Args:
             targets: peer ids to resume; None for every peer.
             operator: who resumes (audited by receivers).
-            timeout: how long to gather answers (s).
+            timeout: how long to gather answers (s), per envelope.
+            epoch: the lockout epoch (an ``estop_id``) the assertion clears; default the epoch
+                of the latest e-stop this peer issued or received.
+            scheme: ``auto``, ``hmac`` or ``ed25519``.
 
         Returns:
-            ``{peer: {"accepted": bool, "detail": str}}`` for peers that answered, plus
+            ``{peer: {"accepted": bool, "detail": str}}`` for peers that answered (our resume
+            ack, or a strands-robots peer's ``remote_resume_applied`` safety event), plus
             ``{"accepted": False, "detail": "no answer"}`` for silent targets.
 
         Raises:
-            MeshError: this peer has no resume key (docs/safety.md).
+            MeshError: no key for the scheme, no epoch for an assertion, or a bad signing key.
         """
         self._require()
+        if scheme not in ("auto", "hmac", "ed25519"):
+            raise MeshError(f"unknown resume scheme {scheme!r}: auto, hmac or ed25519")
+        signing = self._signing_key() if scheme in ("auto", "ed25519") else None
+        if scheme == "ed25519" or (scheme == "auto" and signing is not None):
+            if signing is None:
+                raise MeshError(f"no Ed25519 resume signing key: set {ed.PRIVATE_KEY_FILE_ENV} (docs/safety.md)")
+            out = self._resume_assertion(signing, targets, epoch, timeout)
+            rest = [p for p, a in out.items() if not a["accepted"]]
+            if scheme == "ed25519" or self._resume_key is None or not rest:
+                return out
+            for p, a in self._resume_hmac(rest, operator, timeout).items():
+                if a["accepted"] or out.get(p, {}).get("detail") == "no answer":
+                    out[p] = a
+            return out
+        return self._resume_hmac(targets, operator, timeout)
+
+    def _signing_key(self) -> Any:
+        if self._resume_signing_key is None:
+            try:
+                self._resume_signing_key = ed.load_signing_key()
+            except ed.ResumeSigningKeyError as exc:
+                raise MeshError(str(exc)) from None
+        return self._resume_signing_key
+
+    def _resume_hmac(self, targets: list[str] | None, operator: str, timeout: float) -> dict[str, dict[str, Any]]:
         if self._resume_key is None:
             raise MeshError("no resume key: set STRANDS_MESH_RESUME_KEY (or _FILE) to the fleet's resume key")
+        # pace only when a strands-robots peer (no `schema` in its presence) may receive it
+        _space_safety(any(i.presence.schema_ is None for i in self.table.snapshot().values()))
         seq = time.time_ns()
         env = sign_resume(Resume(peer_id=self.peer_id, t=time.time(), seq=seq, operator=operator,
                                  targets=targets), self._resume_key)
@@ -236,6 +302,87 @@ class SafetyPath:
                for p, (a, _) in collector.snapshot().items()}
         for p in expected - set(out) - {self.peer_id}:
             out[p] = {"accepted": False, "detail": "no answer"}
+        return out
+
+    def _resume_assertion(self, key: Any, targets: list[str] | None, epoch: str | None,
+                          timeout: float) -> dict[str, dict[str, Any]]:
+        """Sign 0.5.3's assertion and publish their envelope with a SourceInfo whose zid is the
+        body's ``source_zid``; gather our peers' acks and their peers' safety events."""
+        core = self.core
+        epoch = epoch or core.last_epoch
+        if epoch is None:
+            raise MeshError("no lockout epoch to resume: this peer saw no e-stop with an estop_id; "
+                            "pass the epoch (`strands-mesh resume --epoch`, or ask a robot's status)")
+        if targets is None:
+            names = (set(self.peers) | self.table.tokens()) - {self.peer_id}
+            if core.robot is not None:
+                names.add(self.peer_id)
+        else:
+            names = set(targets)
+        if not names:
+            raise MeshError("no peers to resume")
+        try:
+            assertion = ed.sign_assertion(key, epoch, sorted(names))
+        except ValueError as exc:
+            raise MeshError(f"cannot sign the resume: {exc}") from None
+        expected = names - {self.peer_id}
+        out: dict[str, dict[str, Any]] = {}
+        if self.peer_id in names:
+            ok, detail = core.check_assertion(assertion, time.time())
+            out[self.peer_id] = {"accepted": ok, "detail": "" if detail == "resumed" else detail}
+        collector = _AckCollector(expected)
+        elapsed = time.monotonic() - core.last_epoch_at if epoch == core.last_epoch else 0.0
+
+        def on_event(key_: str, ev: Any) -> None:  # a strands-robots peer's safety event
+            if not isinstance(ev, dict) or ev.get("peer_id") not in expected:
+                return
+            payload = ev.get("payload") if isinstance(ev.get("payload"), dict) else {}
+            kind = ev.get("type")
+            if kind in ("remote_resume_applied", "remote_resume_redundant") and (
+                    payload.get("issuer") != self.peer_id or payload.get("issuer_t") != t):
+                return
+            verdict = {"remote_resume_applied": (True, ""),
+                       "remote_resume_redundant": (True, "not locked out: nothing to clear"),
+                       "resume_denied": (False, "refused (their reason is in their audit log)")}.get(kind)
+            if verdict is not None:
+                collector.add(ev["peer_id"], {"accepted": verdict[0], "detail": verdict[1]})
+
+        t: float | None = None
+        seq = -1
+        events = self.subscribe(f"{self.keys.prefix}/*/safety/event", on_event)
+        try:
+            _space_safety()
+            t = time.time()
+            seq = int(t * 1e9)  # what our receivers name in their ack (ed.parse_envelope)
+            self._resume_waits[seq] = collector
+            pub = self._resume_pub
+            data = ed.make_envelope(self.peer_id, assertion, elapsed, source_zid=str(pub.id.zid), t=t)
+            pub.put(data, source_info=self._zenoh.SourceInfo(pub.id, next(self._source_sn)))
+            self.audit.write("resume_issued", time.time(), scheme="ed25519", seq=seq, epoch=epoch,
+                             nonce=assertion["nonce"], targets=assertion["targets"])
+            collector.wait(timeout)
+        finally:
+            self._resume_waits.pop(seq, None)
+            self.unsubscribe(events)
+        for p, (a, _) in collector.snapshot().items():
+            out[p] = {"accepted": bool(a.get("accepted")), "detail": a.get("detail", "")}
+        for p in expected - set(out):
+            out[p] = {"accepted": False, "detail": "no answer"}
+        return out
+
+    def lockout_epochs(self, targets: list[str] | None = None, timeout: float = 1.0) -> dict[str, str | None]:
+        """Ask peers (``targets``, default every peer) for ``status`` and return
+        ``{peer: its lockout epoch}``; None for a peer that is not locked out, names no epoch
+        (a strands-robots peer's ``status`` does not) or did not answer."""
+        res = self.broadcast({"action": "status"}, timeout=timeout)
+        names = set(targets) if targets is not None else (set(res.responses) | set(res.missing))
+        out: dict[str, str | None] = {}
+        for p in sorted(names - {self.peer_id}):
+            r = res.responses.get(p)
+            result = r.result if r is not None and isinstance(r.result, dict) else {}
+            lock = result.get("lockout") if isinstance(result.get("lockout"), dict) else {}
+            epoch = lock.get("epoch")
+            out[p] = epoch if isinstance(epoch, str) else None
         return out
 
     def _on_resume(self, sample: Any) -> None:

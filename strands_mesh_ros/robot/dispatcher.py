@@ -158,4 +158,5 @@ class Dispatcher:
         reason = self._resume(action.model_dump(), env.sender_id)
         if reason is not None:
             return make_response(self.peer_id, env.turn_id, status="refused", error=f"resume refused: {reason}")
-        return make_response(self.peer_id, env.turn_id, result={"resumed": True})
+        # {"status": "ok"} is what strands-robots 0.5.3 reads as a successful resume
+        return make_response(self.peer_id, env.turn_id, result={"status": "ok", "resumed": True})

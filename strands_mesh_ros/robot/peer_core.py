@@ -41,9 +41,11 @@ from ..contract.payloads import (
     Response,
     State,
     decode,
+    loads,
     make_presence,
     make_response,
 )
+from . import resume_ed25519 as ed
 from .dispatcher import Dispatcher
 from .safety import AuditLog, EStopGuard, ResumeGuard, halt_without_latch
 from .runtime import Robot
@@ -109,7 +111,10 @@ class PeerCore:
         robot: the :class:`Robot` behind this peer; None for agents, bridges, dashboards.
         keys: the fleet's key space (prefix).
         peer_type, robot_type: advertised in presence (default from the driver).
-        resume_key: the shared resume key (None: every remote resume is refused).
+        resume_key: the shared resume key (None: every remote HMAC resume is refused).
+        resume_public_keys: Ed25519 keys trusted for strands-robots 0.5.3 resume assertions
+            (default from env ``STRANDS_MESH_RESUME_PUBLIC_KEY``; none: every assertion is
+            refused); see :mod:`.resume_ed25519`.
         audit: the peer's audit log (one line per event).
         peers: returns the ``peers`` action's answer (transports that see the mesh).
         ros, via: presence fields for robots that live in ROS / peers relayed by a bridge.
@@ -124,7 +129,8 @@ class PeerCore:
 
     def __init__(self, peer_id: str, robot: Robot | None, keys: KeySpace, *, audit: AuditLog,
                  peer_type: str | None = None, robot_type: str | None = None,
-                 resume_key: bytes | None = None, peers: Callable[[], Any] = lambda: [],
+                 resume_key: bytes | None = None, resume_public_keys: list[Any] | None = None,
+                 peers: Callable[[], Any] = lambda: [],
                  ros: dict[str, str] | None = None, via: str | None = None,
                  presence_extra: Callable[[], dict[str, Any]] | None = None,
                  peer_timeout: float = 1.5) -> None:
@@ -140,6 +146,10 @@ class PeerCore:
         self.ros, self.via = ros, via
         self._presence_extra = presence_extra
         self._guard = ResumeGuard(resume_key)
+        self._assertions = ed.AssertionGuard(ed.load_public_keys() if resume_public_keys is None
+                                             else resume_public_keys)
+        self.last_epoch: str | None = None  # estop_id of the latest e-stop issued or received here
+        self.last_epoch_at = 0.0  # when it was issued or received (monotonic s)
         self.estop_guard = EStopGuard()
         self._issued: set[int] = set()  # seqs of e-stops this peer issued (skip them on receipt)
         self._seen: OrderedDict[tuple[str, str], bytes | None] = OrderedDict()  # answer JSON, once sent
@@ -312,6 +322,7 @@ class PeerCore:
         ``estop_id`` (32 lowercase hex) that is the lockout epoch here and at every receiver.
         """
         estop_id = uuid.uuid4().hex
+        self._note_epoch(estop_id)
         self_halted = False
         if self.robot is not None:
             self.robot.emergency_stop(self.peer_id, reason, epoch=estop_id)
@@ -340,6 +351,8 @@ class PeerCore:
             self.audit.write("estop_malformed", received, error=str(exc), halted=self.robot is not None)
             return NOTHING, None
         verdict = self.estop_guard.check(env, received)  # never refuses a stop; see docs/security.md
+        if env.estop_id is not None and verdict.latch:
+            self._note_epoch(env.estop_id)
         if verdict.replay is not None:
             self.audit.write("estop_replay", received, issuer=env.peer_id, seq=env.seq, detail=verdict.replay,
                              latched=verdict.latch)
@@ -373,11 +386,23 @@ class PeerCore:
         self.audit.write("estop_command", time.time(), issuer=issuer, reason=reason, halted=halted)
         return {"halted": halted}
 
+    def _note_epoch(self, epoch: str) -> None:
+        self.last_epoch, self.last_epoch_at = epoch, time.monotonic()
+
     # -- resume -------------------------------------------------------------------------
 
-    def resume_received(self, payload: bytes, received: float) -> tuple[Answer, Resume | None]:
-        """Verify a resume envelope; clear the lockout when authorised. Returns the ack to
-        put (:data:`NOTHING` for this peer's own or one not aimed at it) and the envelope."""
+    def resume_received(self, payload: bytes, received: float) -> tuple[Answer, Resume | ed.AssertionEnvelope | None]:
+        """Verify a resume envelope, ours (HMAC) or strands-robots 0.5.3's (an Ed25519
+        assertion, :mod:`.resume_ed25519`); clear the lockout when authorised. Returns the ack
+        to put (:data:`NOTHING` for this peer's own or one not aimed at it) and the envelope.
+        Never raises on what the payload holds: every refusal is audited with its reason."""
+        try:
+            data = loads(payload, SAFETY_MAX_BYTES, "resume envelope")
+        except ContractError as exc:
+            self.audit.write("resume_malformed", received, error=str(exc))
+            return NOTHING, None
+        if ed.is_assertion_form(data):
+            return self._assertion_received(data, received)
         try:
             env = decode(Resume, payload, SAFETY_MAX_BYTES)
         except ContractError as exc:
@@ -393,7 +418,56 @@ class PeerCore:
                          accepted=refusal is None, detail=refusal or "")
         return self.resume_ack(env, refusal is None, refusal or ""), env
 
-    def resume_ack(self, env: Resume, accepted: bool, detail: str = "", responder: str | None = None) -> Answer:
+    def _assertion_received(self, data: dict[str, Any], received: float) -> tuple[Answer, ed.AssertionEnvelope | None]:
+        env = ed.parse_envelope(data)
+        if isinstance(env, str):
+            self.audit.write("resume_malformed", received, scheme="ed25519", error=env)
+            return NOTHING, None
+        if env.peer_id == self.peer_id:
+            return NOTHING, env
+        accepted, detail = self.check_assertion(env.assertion, received)
+        a = env.assertion if isinstance(env.assertion, dict) else {}
+        self.audit.write("resume_received", received, sync=detail != "not a target", scheme="ed25519",
+                         issuer=env.peer_id, epoch=str(a.get("epoch"))[:64], nonce=str(a.get("nonce"))[:64],
+                         accepted=accepted, detail=detail)
+        if detail == "not a target":
+            return NOTHING, env
+        return self.resume_ack(env, accepted, "" if accepted and detail == "resumed" else detail), env
+
+    def check_assertion(self, assertion: Any, now: float) -> tuple[bool, str]:
+        """Check a strands-robots 0.5.3 resume assertion for this peer and clear the lockout
+        when it may: exact fields, v 1, a signature by a trusted key, this peer a target, the
+        lockout's epoch, ``t`` within 60 s back / 5 s ahead, a nonce never used here.
+
+        Returns ``(accepted, detail)``: ``(True, "resumed")`` when the lockout was cleared;
+        ``(True, why)`` for a valid assertion with nothing to clear (no robot, or not locked
+        out); else ``(False, why not)``. Never raises."""
+        try:
+            robot = self.robot
+            lock = robot.lockout if robot is not None else None
+            if lock is None:  # nothing to clear: say whether the assertion would have been good
+                refusal = self._assertions.check(assertion, self.peer_id, None, now, use=False)
+                if refusal is not None:
+                    return False, refusal
+                return True, "no actuators on this peer" if robot is None else "not locked out: nothing to clear"
+            epoch = lock.get("epoch")
+            if epoch is None:
+                refusal = self._assertions.check(assertion, self.peer_id, None, now, use=False)
+                return False, refusal or ("this lockout has no epoch (an e-stop without estop_id): resume it "
+                                          "with the HMAC resume or locally")
+            refusal = self._assertions.check(assertion, self.peer_id, epoch, now)
+            if refusal is not None:
+                return False, refusal
+            if not robot.resume_epoch(epoch):
+                return False, "the lockout changed while the assertion was checked (a new e-stop): not resumed"
+            self.estop_guard.resumed(now)
+            return True, "resumed"
+        except Exception as exc:  # noqa: BLE001 - hostile input must never end the caller's thread
+            log.exception("%s: checking a resume assertion failed", self.peer_id)
+            return False, f"malformed resume assertion: {type(exc).__name__}"
+
+    def resume_ack(self, env: Resume | ed.AssertionEnvelope, accepted: bool, detail: str = "",
+                   responder: str | None = None) -> Answer:
         """The answer to resume envelope ``env`` by this peer (or by ``responder``)."""
         import json
 
@@ -403,8 +477,16 @@ class PeerCore:
         return Answer(self.keys.resume_ack(env.peer_id, responder), body, None, env.peer_id)
 
     def resume_command(self, fields: dict[str, Any], sender: str) -> str | None:
-        """``resume`` over the command path: same signed fields, targets = [this peer].
+        """``resume`` over the command path: same signed fields, targets = [this peer]; or
+        strands-robots 0.5.3's ``{"action": "resume", "assertion": {...}}``.
         Returns None when resumed, else why not."""
+        if "assertion" in fields:
+            now = time.time()
+            accepted, detail = self.check_assertion(fields["assertion"], now)
+            a = fields["assertion"] if isinstance(fields["assertion"], dict) else {}
+            self.audit.write("resume_command", now, scheme="ed25519", issuer=sender, epoch=str(a.get("epoch"))[:64],
+                             nonce=str(a.get("nonce"))[:64], accepted=accepted, detail=detail)
+            return None if accepted else detail
         try:
             env = Resume(peer_id=sender, t=fields.get("t", 0.0), seq=fields.get("seq", -1),
                          operator=fields.get("operator", ""), targets=[self.peer_id], mac=fields.get("mac", ""))

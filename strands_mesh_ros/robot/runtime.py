@@ -224,6 +224,17 @@ class Robot:
         self.driver.resume()
         return was
 
+    def resume_epoch(self, epoch: str) -> bool:
+        """Clear the lockout only if its epoch is ``epoch`` (checked and cleared under the lock
+        an e-stop latches under, so an assertion for one lockout never clears the next).
+        Returns whether it was cleared."""
+        with self._lock:
+            if self._lockout is None or self._lockout.get("epoch") != epoch:
+                return False
+            self._lockout = None
+        self.driver.resume()
+        return True
+
     def close(self) -> None:
         self.lanes.close()
         self.driver.close()
