@@ -12,6 +12,8 @@ with ``ros: false`` are left to ``strands-mesh up`` and only reported here). Eac
 robot: ``robot_node`` and ``robot_state_publisher`` in ``/<robot_id>``, with the shared
 ``params_file`` re-rooted to that robot (its ``/**``, ``robot_node`` and ``/<id>/robot_node``
 sections; the robot's own driver / model / state_rate / realtime win).
+``use_robot_state_publisher:=false`` leaves out every robot's robot_state_publisher and world
+placement (where robot_state_publisher / tf2_ros are not installed, e.g. the pip-only venv).
 
 TF: every robot_state_publisher uses ``frame_prefix`` ``<robot_id>/`` on the global ``/tf`` and
 ``/tf_static`` (not remapped into the namespace), and a static transform places each robot's
@@ -19,8 +21,10 @@ root frame in ``world``, ``robot_spacing`` m apart along +y. One rviz (``config/
 Fixed Frame ``world``) therefore shows the whole fleet in one TF tree.
 
 Everything is validated before any process starts (:mod:`strands_mesh_ros.launch_support`):
-an id like ``arm-1`` (ROS names have no ``-``), an unknown driver, a duplicate id, or fleet-file
-options that the robot node cannot take stop the launch with a message that names them.
+an id like ``arm-1`` (ROS names have no ``-``), an unknown driver, a duplicate id, a model that
+does not load, fleet-file options that the robot node cannot take, or a missing executable
+(robot_state_publisher, tf2_ros, rviz2, zenoh-bridge-ros2dds, our own nodes) stop the launch
+with a message that names the robot or the argument, and no process is started.
 """
 
 import shutil
@@ -37,7 +41,6 @@ from launch.actions import (
     OpaqueFunction,
     RegisterEventHandler,
 )
-from launch.conditions import IfCondition
 from launch.event_handlers import OnShutdown
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
@@ -51,6 +54,7 @@ CONFIG = SHARE / "config"
 ROBOT_LAUNCH = LAUNCH_DIR / "robot.launch.py"
 BRIDGE_LAUNCH = LAUNCH_DIR / "bridge.launch.py"
 ZENOH_BRIDGE = "zenoh-bridge-ros2dds"
+PACKAGE = "strands_mesh_ros"
 
 ARGUMENTS = (
     ("robots", launch_support.DEFAULT_ROBOTS, "robots as comma-separated id[:model[:driver]]"),
@@ -61,6 +65,8 @@ ARGUMENTS = (
     ("mesh_prefix", "", "contract key prefix (empty: fleet file mesh.prefix, $STRANDS_MESH_PREFIX, strands)"),
     ("zenoh_connect", "", "Zenoh endpoints, comma-separated (empty: fleet file mesh.connect, $ZENOH_CONNECT)"),
     ("zenoh_config", "", "Zenoh json5 config of the bridge, e.g. " + str(CONFIG / "zenoh.json5")),
+    ("use_robot_state_publisher", "true",
+     "start each robot's robot_state_publisher and world placement (false where they are not installed)"),
     ("use_rviz", "false", "start rviz2 with rviz_config"),
     ("rviz_config", str(CONFIG / "fleet.rviz"), "rviz2 config"),
     ("use_zenoh_bridge", "false", "also start zenoh-bridge-ros2dds (ROS topics as CDR on Zenoh; not the contract)"),
@@ -69,26 +75,60 @@ ARGUMENTS = (
 
 
 def fleet_actions(context):
-    """Robots, bridge and zenoh-bridge-ros2dds, built once the launch arguments are known."""
+    """Robots, bridge, zenoh-bridge-ros2dds and rviz, built once the launch arguments are known.
+
+    Every robot is planned (:func:`launch_support.plan_robot_launch`, as its robot.launch.py
+    will) and every executable looked up before the first action is returned: a bad second
+    robot or a missing rviz2 fails the launch with nothing started."""
     arg = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     fleet = launch_support.fleet_robots(arg["robots"], arg["fleet_file"] or None)
-    spacing = float(arg["robot_spacing"])
-    actions = []
+    try:
+        spacing = float(arg["robot_spacing"])
+    except ValueError:
+        raise ValueError(f"robot_spacing {arg['robot_spacing']!r} is not a number (m)") from None
+    use_rsp = launch_support.parse_bool(arg["use_robot_state_publisher"], "use_robot_state_publisher")
+    use_bridge = launch_support.parse_bool(arg["use_bridge"], "use_bridge")
+    use_rviz = launch_support.parse_bool(arg["use_rviz"], "use_rviz")
+    use_zenoh_bridge = launch_support.parse_bool(arg["use_zenoh_bridge"], "use_zenoh_bridge")
     config_dir = None
     if any(spec.driver == "ros_topics" and spec.options for spec in fleet.robots):
         # the robot node takes a ros_topics config as a file: write the fleet file's inline ones
         config_dir = tempfile.mkdtemp(prefix="strands_mesh_launch_")
+    try:
+        # The robots join the bridge's fleet: same key prefix (the bridge relays only its own fleet's).
+        bridge = launch_support.bridge_parameters(
+            fleet.mesh, prefix=arg["mesh_prefix"], connect=arg["zenoh_connect"], zenoh_config=arg["zenoh_config"])
+        robots = []
+        needed = []
+        for index, spec in enumerate(fleet.robots):
+            robot_args = launch_support.robot_launch_arguments(spec, index, spacing=spacing, config_dir=config_dir)
+            robot_args["params_file"] = arg["params_file"]
+            robot_args["use_robot_state_publisher"] = str(use_rsp).lower()
+            if "prefix" in bridge:
+                robot_args["mesh_prefix"] = bridge["prefix"]
+            plan = launch_support.plan_robot_launch(robot_args, where=f"robots entry {index + 1}")
+            needed += launch_support.robot_launch_executables(plan, world_frame=robot_args["world_frame"])
+            robots.append(robot_args)
+        if use_bridge:
+            needed.append((PACKAGE, "bridge_node", "use_bridge:=true"))
+        if use_rviz:
+            needed.append(("rviz2", "rviz2", "use_rviz:=true (or launch with use_rviz:=false)"))
+            if not Path(arg["rviz_config"]).is_file():
+                raise ValueError(f"rviz_config {arg['rviz_config']!r} does not exist")
+        launch_support.check_executables(needed)
+        if use_zenoh_bridge and shutil.which(ZENOH_BRIDGE) is None:
+            raise LookupError(f"use_zenoh_bridge:=true but {ZENOH_BRIDGE} is not on PATH; install it from the "
+                              "eclipse-zenoh releases or apt (see docs/ros.md), or launch with use_zenoh_bridge:=false")
+    except Exception:
+        if config_dir is not None:
+            shutil.rmtree(config_dir, ignore_errors=True)
+        raise
+
+    actions = []
+    if config_dir is not None:
         actions.append(RegisterEventHandler(OnShutdown(
             on_shutdown=[OpaqueFunction(function=lambda _: shutil.rmtree(config_dir, ignore_errors=True))])))
-
-    # The robots join the bridge's fleet: same key prefix (the bridge relays only its own fleet's).
-    bridge = launch_support.bridge_parameters(
-        fleet.mesh, prefix=arg["mesh_prefix"], connect=arg["zenoh_connect"], zenoh_config=arg["zenoh_config"])
-    for index, spec in enumerate(fleet.robots):
-        robot_args = launch_support.robot_launch_arguments(spec, index, spacing=spacing, config_dir=config_dir)
-        robot_args["params_file"] = arg["params_file"]
-        if "prefix" in bridge:
-            robot_args["mesh_prefix"] = bridge["prefix"]
+    for robot_args in robots:
         actions.append(GroupAction(  # scoped: one robot's arguments never reach the next
             [IncludeLaunchDescription(PythonLaunchDescriptionSource(str(ROBOT_LAUNCH)),
                                       launch_arguments=robot_args.items())],
@@ -96,37 +136,30 @@ def fleet_actions(context):
     if fleet.mesh_only:
         actions.append(LogInfo(msg=f"mesh-only robots (ros: false) not started here: {', '.join(fleet.mesh_only)}; "
                                    "run them with strands-mesh up, the bridge shows them in ROS"))
-
-    if launch_support.parse_bool(arg["use_bridge"], "use_bridge"):
+    if use_bridge:
         bridge_args = {k: (",".join(v) if isinstance(v, list) else v) for k, v in bridge.items() if k != "listen"}
         actions.append(GroupAction(
             [IncludeLaunchDescription(PythonLaunchDescriptionSource(str(BRIDGE_LAUNCH)),
                                       launch_arguments=bridge_args.items())],
         ))
-
-    if launch_support.parse_bool(arg["use_zenoh_bridge"], "use_zenoh_bridge"):
-        if shutil.which(ZENOH_BRIDGE) is None:
-            raise RuntimeError(f"use_zenoh_bridge:=true but {ZENOH_BRIDGE} is not on PATH; install it from the "
-                               "eclipse-zenoh releases or apt (see docs/ros.md), or launch with use_zenoh_bridge:=false")
+    if use_zenoh_bridge:
         cmd = [ZENOH_BRIDGE, "-c", arg["zenoh_bridge_config"]]
         for endpoint in launch_support.split_list(arg["zenoh_connect"]):
             cmd += ["-e", endpoint]
         actions.append(ExecuteProcess(cmd=cmd, name=ZENOH_BRIDGE, output="screen"))
+    if use_rviz:
+        actions.append(Node(
+            package="rviz2",
+            executable="rviz2",
+            name="rviz2",
+            arguments=["-d", arg["rviz_config"]],
+            output="log",
+        ))
     return actions
 
 
 def generate_launch_description():
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=text) for name, default, text in ARGUMENTS]
-        + [
-            OpaqueFunction(function=fleet_actions),
-            Node(
-                package="rviz2",
-                executable="rviz2",
-                name="rviz2",
-                arguments=["-d", LaunchConfiguration("rviz_config")],
-                condition=IfCondition(LaunchConfiguration("use_rviz")),
-                output="log",
-            ),
-        ]
+        + [OpaqueFunction(function=fleet_actions)]
     )

@@ -16,8 +16,10 @@ Started in ``/<robot_id>`` (``PushROSNamespace``):
   at (``x``, ``y``), so several robots share one fixed frame in rviz.
 
 Empty ``driver`` / ``model`` / ``state_rate`` / ``realtime`` leave the value to ``params_file``
-(then to the node's defaults). Bad values are refused before anything starts
-(:mod:`strands_mesh_ros.launch_support`).
+(then to the node's defaults). Bad values, a model that does not load, and a missing executable
+(robot_state_publisher, tf2_ros) are refused before anything starts, with a message naming the
+robot (:mod:`strands_mesh_ros.launch_support`). Where robot_state_publisher is not installed
+(e.g. the pip-only venv), launch with ``use_robot_state_publisher:=false``.
 """
 
 from pathlib import Path
@@ -54,16 +56,12 @@ ARGUMENTS = (
 
 
 def robot_group(context):
-    """The robot's namespaced group, built once the launch arguments are known."""
+    """The robot's namespaced group, built once the launch arguments are known. Everything is
+    checked first (the arguments, the model, and that every executable exists), so a bad
+    argument starts no process at all."""
     arg = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
-    spec = launch_support.make_spec(arg["robot_id"], driver=arg["driver"], model=arg["model"],
-                                    state_rate=arg["state_rate"], realtime=arg["realtime"])
-    rsp = launch_support.parse_bool(arg["use_robot_state_publisher"], "use_robot_state_publisher")
-    params_file = arg["params_file"] or None
-    plan = launch_support.plan_robot(
-        spec, params_file, state_publisher=rsp, driver_config=arg["driver_config"] or None)
-    if arg["mesh_prefix"]:
-        plan.parameters["prefix"] = arg["mesh_prefix"]
+    plan = launch_support.plan_robot_launch(arg)
+    launch_support.check_executables(launch_support.robot_launch_executables(plan, world_frame=arg["world_frame"]))
 
     actions = [
         PushROSNamespace(plan.robot_id),

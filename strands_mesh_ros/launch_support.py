@@ -499,20 +499,117 @@ def plan_robot(spec: RobotSpec, params_file: str | os.PathLike | None = None, *,
     ``state_publisher`` is False or the robot already publishes its own description
     (``ros_topics`` with ``provides_robot_description``), the URDF for robot_state_publisher.
 
+    The URDF is built even when no robot_state_publisher is wanted: building it loads the
+    robot's model (not stepped), so an unknown model or driver option is refused here, before
+    any process starts, rather than by the robot node after others have started.
+
     Raises:
-        ValueError, FileNotFoundError, DriverError: from the functions above.
+        ValueError, FileNotFoundError: from the functions above; a model or driver that does not
+            load is a ValueError naming the robot (``robot 'x2' (mujoco, model 'nosuchmodel'): ...``).
     """
     effective, params = robot_parameters(spec, params_file, driver_config=driver_config)
     driver_config = params.get("driver_config") or None
     if effective.driver == "ros_topics":
         cfg = ros_topics_config(effective, driver_config)
         if cfg.provides_robot_description:
-            state_publisher = False
+            return RobotPlan(effective, params)
+    try:
+        urdf = robot_urdf(effective.id, effective.driver, effective.model, options=effective.options,
+                          driver_config=driver_config)
+    except Exception as exc:  # DriverError, ValueError, OSError: all mean "this robot cannot start"
+        what = effective.driver if effective.driver != "mujoco" else f"mujoco, model {effective.model!r}"
+        raise ValueError(f"robot {effective.id!r} ({what}): {exc}") from exc
     if not state_publisher:
         return RobotPlan(effective, params)
-    urdf = robot_urdf(effective.id, effective.driver, effective.model, options=effective.options,
-                      driver_config=driver_config)
     return RobotPlan(effective, params, urdf, root_link(urdf))
+
+
+def plan_robot_launch(arguments: Mapping[str, str], where: str = "") -> RobotPlan:
+    """What ``robot.launch.py`` makes of its launch arguments (strings; a missing one counts as
+    empty, ``use_robot_state_publisher`` defaults to true): :func:`make_spec` of ``robot_id``,
+    ``driver``, ``model``, ``state_rate``, ``realtime``, then :func:`plan_robot` with
+    ``params_file`` and ``driver_config``; ``mesh_prefix`` becomes the node's ``prefix``
+    parameter. ``fleet.launch.py`` calls it for every robot before it starts anything.
+
+    Raises:
+        ValueError, FileNotFoundError: see :func:`make_spec` and :func:`plan_robot`; ``x`` /
+            ``y`` not numbers. ``where`` prefixes make_spec's messages.
+    """
+    arg = {k: ("" if v is None else str(v)) for k, v in arguments.items()}
+    robot_id = arg.get("robot_id", "")
+    spec = make_spec(robot_id, driver=arg.get("driver", ""), model=arg.get("model", ""),
+                     state_rate=arg.get("state_rate", ""), realtime=arg.get("realtime", ""), where=where)
+    rsp = parse_bool(arg.get("use_robot_state_publisher") or "true", "use_robot_state_publisher")
+    for name in ("x", "y"):
+        try:
+            float(arg.get(name) or 0.0)
+        except ValueError:
+            raise ValueError(f"robot {robot_id!r}: {name} {arg[name]!r} is not a number (m)") from None
+    plan = plan_robot(spec, arg.get("params_file") or None, state_publisher=rsp,
+                      driver_config=arg.get("driver_config") or None)
+    if arg.get("mesh_prefix"):
+        plan.parameters["prefix"] = arg["mesh_prefix"]
+    return plan
+
+
+# -- executables -------------------------------------------------------------------------
+
+
+def find_ros_executable(package: str, executable: str) -> str:
+    """``<prefix>/lib/<package>/<executable>`` of a ROS package, looked up as launch_ros's
+    ``Node(package=..., executable=...)`` does (the ament index, i.e. ``AMENT_PREFIX_PATH``).
+
+    Raises:
+        LookupError: the package is not installed, or has no such executable (names both).
+    """
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+    except ImportError:
+        raise LookupError(f"cannot look up ROS package {package!r}: ament_index_python is not installed "
+                          "(source a ROS install, or use the bootstrap venv)") from None
+    try:
+        prefix = get_package_prefix(package)
+    except PackageNotFoundError:
+        raise LookupError(f"package {package!r} not found (AMENT_PREFIX_PATH="
+                          f"{os.environ.get('AMENT_PREFIX_PATH', '')!r})") from None
+    path = Path(prefix) / "lib" / package / executable
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise LookupError(f"package {package!r} ({prefix}) has no executable {executable!r}")
+    return str(path)
+
+
+def robot_launch_executables(plan: RobotPlan, *, world_frame: str = "") -> list[tuple[str, str, str]]:
+    """``(package, executable, why)`` of every process ``robot.launch.py`` starts for ``plan``."""
+    rid = plan.robot_id
+    out = [("strands_mesh_ros", "robot_node", f"robot {rid!r}")]
+    if plan.urdf is not None:
+        out.append(("robot_state_publisher", "robot_state_publisher",
+                    f"robot {rid!r} (TF of its links; launch with use_robot_state_publisher:=false to leave it out)"))
+        if world_frame:
+            out.append(("tf2_ros", "static_transform_publisher",
+                        f"robot {rid!r} (its place in {world_frame!r}; needs use_robot_state_publisher)"))
+    return out
+
+
+def check_executables(needed: Iterable[tuple[str, str, str]]) -> None:
+    """Check that every ``(package, executable, why)`` can be started; all are checked before
+    any process starts, and one error lists every one missing with who needs it.
+
+    Raises:
+        LookupError: e.g. ``cannot start robot_state_publisher/robot_state_publisher, needed by
+            robot 'a1' (...), robot 'b1' (...): package 'robot_state_publisher' not found (...)``.
+    """
+    wanted: dict[tuple[str, str], list[str]] = {}
+    for package, executable, why in needed:
+        wanted.setdefault((package, executable), []).append(why)
+    missing: list[str] = []
+    for (package, executable), whys in wanted.items():
+        try:
+            find_ros_executable(package, executable)
+        except LookupError as exc:
+            missing.append(f"cannot start {package}/{executable}, needed by {', '.join(whys)}: {exc}")
+    if missing:
+        raise LookupError("; ".join(missing))
 
 
 __all__ = [
@@ -526,6 +623,8 @@ __all__ = [
     "FleetPlan",
     "RobotPlan",
     "bridge_parameters",
+    "check_executables",
+    "find_ros_executable",
     "fleet_robots",
     "layout",
     "make_spec",
@@ -533,6 +632,8 @@ __all__ = [
     "parse_bool",
     "parse_robots",
     "plan_robot",
+    "plan_robot_launch",
+    "robot_launch_executables",
     "robot_launch_arguments",
     "robot_parameters",
     "robot_urdf",

@@ -5,20 +5,33 @@ Three kinds of test:
 * pure ones that run everywhere: robots parsing, params re-rooting, URDFs, config files, and a
   static (``ast``) check of the launch files against CMakeLists.txt and package.xml;
 * ``launch`` / ``launch_ros`` ones: each launch file's ``generate_launch_description()`` and its
-  OpaqueFunction's actions, skipped with the reason where those packages are not installed
-  (they are not on PyPI: see /work/shared/ENVIRONMENT.md);
+  OpaqueFunction's actions and refusals; LaunchService runs (``python -m
+  strands_mesh_ros.ros_launch``, what ``ros2 launch`` runs) of fleet.launch.py and
+  bridge.launch.py checked with real rclpy (``/<id>/joint_states``, the latched
+  ``/<id>/robot_description``, ``/mesh/peers``), launches with bad arguments that must start
+  nothing, and a check that no process is left behind;
 * a ``launch_pytest`` bring-up of robot.launch.py that waits, event-driven, for
-  ``/<id>/joint_states``; it needs launch_pytest, robot_state_publisher and the installed
-  package (a sourced colcon workspace), and is skipped with the reason otherwise.
+  ``/<id>/joint_states`` and for its listener's own exit.
+
+The launch tests need ROS 2 launch, launch_ros and launch_pytest (not on PyPI: scripts/bootstrap.sh
+installs them from ../shared/vendor/ros2_launch, see /work/shared/ENVIRONMENT.md) and the package
+installed as a ROS prefix (the bootstrap venv is one); otherwise they skip with the reason. Each
+launch runs in its own ROS domain with the test's own STRANDS_MESH_PREFIX; robot_state_publisher,
+tf2_ros and rviz2 exist only on a ROS install, so bring-ups here use
+``use_robot_state_publisher:=false``.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib.util
+import os
 import re
+import shutil
 import signal
 import sys
+import threading
+import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -460,6 +473,63 @@ def test_launch_files_wire_up_as_documented():
 
 
 # -- launch files, with ROS 2 launch -------------------------------------------------------
+#
+# ROS 2 launch is not on PyPI: scripts/bootstrap.sh installs it into the venv from
+# ../shared/vendor/ros2_launch and makes the venv a ROS prefix (lib/ and share/strands_mesh_ros);
+# without those these tests skip with the reason (STRANDS_LAUNCH_SKIP, set by bootstrap, says why).
+# robot_state_publisher, tf2_ros and rviz2 are C++ packages that only a ROS install has: the
+# bring-ups here run with use_robot_state_publisher:=false, and their absence is a test case.
+
+LAUNCH_SKIP = os.environ.get("STRANDS_LAUNCH_SKIP", "")
+
+
+def _require_launch():
+    """ROS 2 launch and launch_ros, or skip. (Without them, ``import launch`` can still succeed:
+    it finds this repository's launch/ directory as a namespace package.)"""
+    reason = LAUNCH_SKIP or NO_LAUNCH
+    launch = pytest.importorskip("launch", reason=reason)
+    if not hasattr(launch, "LaunchDescription"):
+        pytest.skip(reason)
+    return launch, pytest.importorskip("launch_ros", reason=LAUNCH_SKIP or NO_LAUNCH_ROS)
+
+
+def _require_prefix():
+    """The venv (or a sourced ROS workspace) as a prefix holding strands_mesh_ros's executables,
+    on AMENT_PREFIX_PATH; else skip."""
+    from strands_mesh_ros.launch_support import find_ros_executable
+
+    try:
+        find_ros_executable("strands_mesh_ros", "robot_node")
+    except LookupError as exc:
+        pytest.skip(f"strands_mesh_ros is not installed as a ROS prefix ({exc}): run bash scripts/bootstrap.sh "
+                    "setup (it makes the venv one and exports AMENT_PREFIX_PATH=$VIRTUAL_ENV), or source a colcon "
+                    "install")
+
+
+def _has(package: str, executable: str) -> bool:
+    try:
+        ls.find_ros_executable(package, executable)
+    except LookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def fake_ros_prefix(tmp_path, monkeypatch):
+    """A prefix with stand-ins for robot_state_publisher and tf2_ros's static_transform_publisher
+    (never started: for what the launch files plan), prepended to AMENT_PREFIX_PATH."""
+    prefix = tmp_path / "fake_ros"
+    for package, executable in (("robot_state_publisher", "robot_state_publisher"),
+                                ("tf2_ros", "static_transform_publisher")):
+        (prefix / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True, exist_ok=True)
+        (prefix / "share" / "ament_index" / "resource_index" / "packages" / package).write_text("")
+        exe = prefix / "lib" / package / executable
+        exe.parent.mkdir(parents=True, exist_ok=True)
+        exe.write_text("#!/bin/sh\nexit 0\n")
+        exe.chmod(0o755)
+    monkeypatch.setenv("AMENT_PREFIX_PATH", os.pathsep.join(filter(None, [str(prefix),
+                                                                          os.environ.get("AMENT_PREFIX_PATH")])))
+    return prefix
 
 
 @pytest.mark.parametrize("name", LAUNCH_FILES)
@@ -468,7 +538,7 @@ def test_generate_launch_description(name):
     ld = _load_launch_file(name).generate_launch_description()
     assert isinstance(ld, launch.LaunchDescription)
     declared = {a.name for a in ld.get_launch_arguments()}
-    expected = {"prefix", "connect"} if name == "bridge.launch.py" else {"params_file"}
+    expected = {"prefix", "connect"} if name == "bridge.launch.py" else {"params_file", "use_robot_state_publisher"}
     assert expected <= declared
 
 
@@ -480,32 +550,254 @@ def _context(launch, module, **arguments):
     return context
 
 
+def _robot_args(group, launch) -> dict[str, str]:
+    """The launch arguments a fleet GroupAction hands to its robot.launch.py."""
+    (include,) = [a for a in group.get_sub_entities() if isinstance(a, launch.actions.IncludeLaunchDescription)]
+    context = launch.LaunchContext()
+    u = launch.utilities
+
+    def text(value):
+        return u.perform_substitutions(context, u.normalize_to_list_of_substitutions(value))
+
+    return {text(k): text(v) for k, v in include.launch_arguments}
+
+
 def test_fleet_opaque_function_builds_one_group_per_robot():
     launch, _ = _require_launch()
+    _require_prefix()
     module = _load_launch_file("fleet.launch.py")
-    context = _context(launch, module, robots="arm1:arm6,m1::mock")
+    context = _context(launch, module, robots="arm1:arm6,m1::mock", use_robot_state_publisher="false")
     actions = module.fleet_actions(context)
     groups = [a for a in actions if isinstance(a, launch.actions.GroupAction)]
     assert len(groups) == 3  # two robots and the bridge
+    robot_args = [_robot_args(g, launch) for g in groups[:2]]
+    assert [a["robot_id"] for a in robot_args] == ["arm1", "m1"]
+    assert all(a["use_robot_state_publisher"] == "false" and a["world_frame"] == "world" for a in robot_args)
     context.launch_configurations["robots"] = "arm-1"
     with pytest.raises(ValueError, match="cannot be a ROS namespace"):
         module.fleet_actions(context)
 
 
-def test_robot_opaque_function_builds_the_namespaced_group():
+def test_fleet_passes_the_state_publisher_and_world_placement_to_every_robot(fake_ros_prefix):
+    launch, _ = _require_launch()
+    _require_prefix()
+    module = _load_launch_file("fleet.launch.py")
+    actions = module.fleet_actions(_context(launch, module, robots="a1:arm6,b1::mock", use_bridge="false"))
+    robot_args = [_robot_args(g, launch) for g in actions if isinstance(g, launch.actions.GroupAction)]
+    assert [(a["robot_id"], a["use_robot_state_publisher"], a["world_frame"], a["y"]) for a in robot_args] == [
+        ("a1", "true", "world", "0.0"), ("b1", "true", "world", repr(ls.DEFAULT_SPACING))]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    # a bad model on the second robot: refused, naming it, before the first robot starts
+    ({"robots": "a1:arm6,x2:nosuchmodel"}, r"robot 'x2' \(mujoco, model 'nosuchmodel'\): unknown model"),
+    ({"robots": "a1:arm6,b1::gazebo"}, r"robots entry 2.*driver 'gazebo' unknown"),
+    ({"robots": "a1:arm6", "use_rviz": "true"}, r"cannot start rviz2/rviz2, needed by use_rviz:=true"),
+    ({"robots": "a1:arm6", "use_zenoh_bridge": "true"}, r"zenoh-bridge-ros2dds is not on PATH"),
+    ({"robots": "a1:arm6", "robot_spacing": "wide"}, r"robot_spacing 'wide' is not a number"),
+    ({"robots": "a1:arm6", "use_bridge": "maybe"}, r"use_bridge: 'maybe' is not true or false"),
+])
+def test_fleet_refuses_bad_arguments_before_building_any_action(arguments, message):
+    launch, _ = _require_launch()
+    _require_prefix()
+    if "use_rviz" in arguments and _has("rviz2", "rviz2"):
+        pytest.skip("rviz2 is installed here")
+    if "use_zenoh_bridge" in arguments and shutil.which("zenoh-bridge-ros2dds"):
+        pytest.skip("zenoh-bridge-ros2dds is installed here")
+    module = _load_launch_file("fleet.launch.py")
+    with pytest.raises((ValueError, LookupError), match=message):
+        module.fleet_actions(_context(launch, module, use_robot_state_publisher="false", **arguments))
+
+
+def test_fleet_without_robot_state_publisher_names_the_robots():
+    launch, _ = _require_launch()
+    _require_prefix()
+    if _has("robot_state_publisher", "robot_state_publisher"):
+        pytest.skip("robot_state_publisher is installed here")
+    module = _load_launch_file("fleet.launch.py")
+    with pytest.raises(LookupError, match=r"cannot start robot_state_publisher/robot_state_publisher, needed by "
+                                          r"robot 'a1' .*robot 'b1' .*use_robot_state_publisher:=false"):
+        module.fleet_actions(_context(launch, module, robots="a1:arm6,b1::mock"))
+
+
+def test_robot_opaque_function_builds_the_namespaced_group(fake_ros_prefix, monkeypatch):
     launch, launch_ros = _require_launch()
+    _require_prefix()
     module = _load_launch_file("robot.launch.py")
-    context = _context(launch, module, robot_id="m7", driver="mock", world_frame="world")
-    (group,) = module.robot_group(context)
-    nodes = [a for a in group.get_sub_entities() if isinstance(a, launch_ros.actions.Node)]
-    assert [n.node_executable for n in nodes] == ["robot_node", "robot_state_publisher", "static_transform_publisher"]
+
+    def executables(**arguments):
+        arguments = {"robot_id": "m7", "driver": "mock", "world_frame": "world", **arguments}
+        (group,) = module.robot_group(_context(launch, module, **arguments))
+        return [n.node_executable for n in group.get_sub_entities() if isinstance(n, launch_ros.actions.Node)]
+
+    assert executables() == ["robot_node", "robot_state_publisher", "static_transform_publisher"]
+    assert executables(use_robot_state_publisher="false") == ["robot_node"]
+    monkeypatch.setenv("AMENT_PREFIX_PATH", os.environ["AMENT_PREFIX_PATH"].split(os.pathsep, 1)[1])
+    if not _has("robot_state_publisher", "robot_state_publisher"):
+        with pytest.raises(LookupError, match=r"robot_state_publisher, needed by robot 'm7'"):
+            executables()
+    with pytest.raises(ValueError, match=r"robot 'm7' \(mujoco, model 'nosuchmodel'\)"):
+        executables(driver="mujoco", model="nosuchmodel", use_robot_state_publisher="false")
+
+
+# -- LaunchService runs, as `ros2 launch` (python -m strands_mesh_ros.ros_launch) ------------
+
+REPORT = "LAUNCH_PROCESS"
+
+
+class LaunchRun:
+    """``python -m strands_mesh_ros.ros_launch -n --report-processes PACKAGE FILE args`` in its
+    own ROS domain and mesh prefix, with its processes' starts and exits collected."""
+
+    def __init__(self, launch_file: str, arguments: dict[str, str], *, domain: int, prefix: str, tmp: Path):
+        self.domain, self.prefix = domain, prefix
+        words = [f"{k}:={v}" for k, v in arguments.items()]
+        self.proc = Proc(
+            [sys.executable, "-m", "strands_mesh_ros.ros_launch", "-n", "--report-processes", "strands_mesh_ros",
+             launch_file, *words],
+            env={"ROS_DOMAIN_ID": str(domain), "STRANDS_MESH_PREFIX": prefix,
+                 "STRANDS_MESH_AUDIT_DIR": str(tmp / "audit"), "ROS_LOG_DIR": str(tmp / "ros_log")},
+            cwd=str(tmp))  # not the repository root: there `import launch` would find launch/
+
+    def reports(self, kind: str) -> list[list[str]]:
+        return [line.split()[2:] for line in list(self.proc.lines) if line.startswith(f"{REPORT} {kind} ")]
+
+    def output(self) -> str:
+        return "\n".join(self.proc.lines[-60:])
+
+    def wait_exit(self, timeout: float) -> int:
+        wait_for(lambda: self.proc.p.poll() is not None, timeout, what=f"the launch to end; output:\n{self.output()}")
+        self.proc._reader.join(5)
+        return self.proc.p.returncode
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGINT to launch alone (it forwards one SIGINT to each process, -n), then its exit status."""
+        os.kill(self.proc.p.pid, signal.SIGINT)
+        return self.wait_exit(timeout)
+
+
+def _leftovers(prefix: str) -> list[str]:
+    """Processes other than this one whose environment has STRANDS_MESH_PREFIX=prefix."""
+    needle = f"STRANDS_MESH_PREFIX={prefix}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{entry.name}: {cmdline[:200]}")
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture
+def launch_run(tmp_path, key_prefix):
+    """Start LaunchRuns; at the end each is stopped (group-killed if need be) and no process of
+    the test's mesh prefix may be left."""
+    _require_launch()
+    _require_prefix()
+    runs: list[LaunchRun] = []
+
+    def start(launch_file: str, arguments: dict[str, str], domain: int) -> LaunchRun:
+        run = LaunchRun(launch_file, arguments, domain=domain, prefix=key_prefix, tmp=tmp_path)
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        run.proc.close()
+    leftovers = _leftovers(key_prefix)
+    assert not leftovers, f"processes left behind: {leftovers}"
+
+
+def _assert_clean_exits(run: LaunchRun, expected: set[str]) -> None:
+    started = {name: pid for name, pid in run.reports("started")}
+    exits = {name: int(code) for name, _pid, code in run.reports("exited")}
+    assert {n.rsplit("-", 1)[0] for n in started} == expected, run.output()
+    assert set(exits) == set(started), f"started {sorted(started)}, exited {sorted(exits)}:\n{run.output()}"
+    assert all(code == 0 for code in exits.values()), f"exit codes {exits}:\n{run.output()}"
+
+
+@pytest.mark.skipif(not (HAVE_RCLPY and HAVE_MSGS), reason=NO_ROS_REASON if not HAVE_RCLPY else NO_MSGS_REASON)
+def test_fleet_launch_brings_up_robots_and_bridge(launch_run):
+    """fleet.launch.py as ros2 launch runs it: every robot's joint_states and latched
+    robot_description, /mesh/peers listing them, and one SIGINT ends every process with 0."""
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import String
+
+    from strands_mesh_ros import msg as msgs
+    from strands_mesh_ros.ros import qos
+
+    suffix = uuid.uuid4().hex[:6]
+    ids = [f"la{suffix}", f"lm{suffix}"]
+    domain = domain_id(3)
+    env = RosEnv(domain)
+    try:
+        states = {rid: env.sub(JointState, topics.robot_topic(rid, topics.JOINT_STATES), qos.JOINT_STATES)
+                  for rid in ids}
+        peers = env.sub(msgs.PeerArray, "/mesh/peers", qos.PRESENCE)
+        run = launch_run("fleet.launch.py", {"robots": f"{ids[0]}:arm6,{ids[1]}::mock",
+                                             "use_robot_state_publisher": "false", "robot_spacing": "2.0"}, domain)
+        for rid in ids:
+            state = states[rid].wait(timeout=60.0, what=f"{rid}'s joint_states")
+            assert state.name, state
+        # latched: a subscription made now, after the publication, still gets the description
+        for rid, model, driver in ((ids[0], "arm6", "mujoco"), (ids[1], "arm6", "mock")):
+            description = env.sub(String, topics.robot_topic(rid, topics.ROBOT_DESCRIPTION), qos.ROBOT_DESCRIPTION)
+            assert description.wait(timeout=15.0, what=f"{rid}'s latched robot_description").data == \
+                ls.robot_urdf(rid, driver, model)
+        peers.wait(lambda m: set(ids) <= {p.peer_id for p in m.peers}, timeout=30.0, what="/mesh/peers listing both")
+        assert run.proc.p.poll() is None
+    finally:
+        env.close()
+    assert run.stop() == 0, run.output()
+    _assert_clean_exits(run, {"robot_node", "bridge_node"})
+
+
+@pytest.mark.skipif(not (HAVE_RCLPY and HAVE_MSGS), reason=NO_ROS_REASON if not HAVE_RCLPY else NO_MSGS_REASON)
+def test_bridge_launch_publishes_mesh_peers(launch_run, key_prefix):
+    from strands_mesh_ros import msg as msgs
+    from strands_mesh_ros.ros import qos
+
+    domain = domain_id(4)
+    env = RosEnv(domain)
+    try:
+        peers = env.sub(msgs.PeerArray, "/mesh/peers", qos.PRESENCE)
+        run = launch_run("bridge.launch.py", {"prefix": key_prefix}, domain)
+        peers.wait(timeout=30.0, what="the bridge's /mesh/peers")
+    finally:
+        env.close()
+    assert run.stop() == 0, run.output()
+    _assert_clean_exits(run, {"bridge_node"})
+
+
+@pytest.mark.parametrize("launch_file, arguments, message", [
+    ("fleet.launch.py", {"robots": "a1:arm6,x2:nosuchmodel", "use_robot_state_publisher": "false"},
+     "robot 'x2' (mujoco, model 'nosuchmodel'): unknown model"),
+    ("fleet.launch.py", {"robots": "a1:arm6", "use_robot_state_publisher": "false", "use_rviz": "true"},
+     "cannot start rviz2/rviz2"),
+    ("fleet.launch.py", {"robots": "a1:arm6,b1::mock"}, "cannot start robot_state_publisher/robot_state_publisher"),
+    ("robot.launch.py", {"robot_id": "r1", "model": "nosuchmodel", "use_robot_state_publisher": "false"},
+     "robot 'r1' (mujoco, model 'nosuchmodel')"),
+], ids=["bad-model-on-2nd-robot", "rviz-missing", "robot_state_publisher-missing", "robot-bad-model"])
+def test_launch_with_bad_arguments_fails_before_starting_anything(launch_run, launch_file, arguments, message):
+    if "use_rviz" in arguments and _has("rviz2", "rviz2"):
+        pytest.skip("rviz2 is installed here")
+    if "use_robot_state_publisher" not in arguments and _has("robot_state_publisher", "robot_state_publisher"):
+        pytest.skip("robot_state_publisher is installed here")
+    run = launch_run(launch_file, arguments, domain_id(5))
+    assert run.wait_exit(60.0) == 1, run.output()
+    assert message in run.output()
+    assert run.reports("started") == [], f"processes were started:\n{run.output()}"
 
 
 # -- bring-up with launch_pytest -----------------------------------------------------------
 
 try:
     import launch_pytest
-except ImportError:  # not on PyPI: only on a ROS install
+except ImportError:  # not on PyPI: only on a ROS install, or installed by scripts/bootstrap.sh
     launch_pytest = None
 
 if launch_pytest is not None:
@@ -517,11 +809,32 @@ if launch_pytest is not None:
     from launch_pytest.tools import process as process_tools
 
     BRINGUP_ID = "lt1"
-    EXITS: list[tuple[str, int]] = []
+
+    class Exits:
+        """Exit codes of the launch's processes, and an event per process name (set on exit)."""
+
+        def __init__(self) -> None:
+            self.codes: dict[str, int] = {}
+            self._events: dict[str, threading.Event] = {}
+            self._lock = threading.Lock()
+
+        def event(self, name: str) -> threading.Event:
+            with self._lock:
+                return self._events.setdefault(name, threading.Event())
+
+        def __call__(self, event, _context) -> None:
+            name = event.action.name.rsplit("-", 1)[0]  # launch numbers them: ros_listener-2
+            with self._lock:
+                self.codes[name] = event.returncode
+            self.event(name).set()
+
+    @pytest.fixture
+    def exits():
+        return Exits()
 
     @pytest.fixture
     def listener():
-        """A plain rclpy process that prints ``SEEN <topic>`` for the first JointState."""
+        """A plain rclpy process that prints ``SEEN <topic>`` for the first JointState, then exits 0."""
         return launch.actions.ExecuteProcess(
             cmd=[sys.executable, str(Path(__file__).with_name("ros_listener.py")),
                  topics.robot_topic(BRINGUP_ID, topics.JOINT_STATES)],
@@ -529,33 +842,37 @@ if launch_pytest is not None:
             additional_env={"PYTHONUNBUFFERED": "1"})
 
     @launch_pytest.fixture
-    def robot_bringup(listener, tmp_path):
-        EXITS.clear()
+    def robot_bringup(listener, exits, tmp_path, key_prefix):
+        _require_prefix()
         return launch.LaunchDescription([
+            # this launch's own ROS domain and mesh fleet, for every process it starts
             SetEnvironmentVariable("ROS_DOMAIN_ID", str(domain_id(6) % 230)),
+            SetEnvironmentVariable("STRANDS_MESH_PREFIX", key_prefix),
             SetEnvironmentVariable("STRANDS_MESH_AUDIT_DIR", str(tmp_path / "audit")),
-            RegisterEventHandler(OnProcessExit(
-                on_exit=lambda event, _: EXITS.append((event.action.name, event.returncode)))),
+            SetEnvironmentVariable("ROS_LOG_DIR", str(tmp_path / "ros_log")),
+            RegisterEventHandler(OnProcessExit(on_exit=exits)),
             IncludeLaunchDescription(
                 PythonLaunchDescriptionSource(str(LAUNCH / "robot.launch.py")),
                 launch_arguments={"robot_id": BRINGUP_ID, "driver": "mock", "state_rate": "50.0",
-                                  "params_file": ""}.items()),
+                                  "params_file": "", "use_robot_state_publisher": "false"}.items()),
             listener,
             launch_pytest.actions.ReadyToTest(),
         ])
 
     @pytest.mark.launch(fixture=robot_bringup)
-    def test_robot_launch_publishes_joint_states(listener, launch_context):
+    def test_robot_launch_publishes_joint_states(listener, exits, launch_context):
         def seen(output: str) -> bool:
-            assert f"SEEN {topics.robot_topic(BRINGUP_ID, topics.JOINT_STATES)}" in output
-            return True
+            return f"SEEN {topics.robot_topic(BRINGUP_ID, topics.JOINT_STATES)}" in output
 
-        assert process_tools.wait_for_output_sync(launch_context, listener, seen, timeout=30.0)
+        assert process_tools.wait_for_output_sync(launch_context, listener, seen, timeout=60.0), \
+            f"no joint_states on /{BRINGUP_ID}; listener output: {listener.get_stdout()!r}"
+        # the listener ends by itself once it has seen them: its exit code is its own, not SIGINT's
+        assert exits.event("ros_listener").wait(30.0), "the listener did not exit after seeing joint_states"
+        assert exits.codes["ros_listener"] == 0
+        assert "robot_node" not in exits.codes, f"robot_node exited early: {exits.codes}"
         yield
-        # after the launch service shut down: everything exited cleanly
-        assert listener.return_code == 0
-        assert EXITS, "no process exit was recorded"
-        assert all(code == 0 for _, code in EXITS), f"non-zero exits: {EXITS}"
+        # after the launch service shut down (one SIGINT to robot_node, which was up): clean exits
+        assert exits.codes.get("robot_node") == 0, f"exit codes: {exits.codes}"
 else:
     def test_robot_launch_publishes_joint_states():
-        pytest.importorskip("launch_pytest", reason=NO_LAUNCH_PYTEST)
+        pytest.importorskip("launch_pytest", reason=LAUNCH_SKIP or NO_LAUNCH_PYTEST)
