@@ -61,12 +61,13 @@ def _config(connect, listen, config, prefix, namespace):
         raise typer.Exit(Exit.USAGE)
 
 
-def _open(connect, listen, config, prefix, namespace, resume_key: bytes | None = None):
+def _open(connect, listen, config, prefix, namespace, resume_key: bytes | None = None, resume_signing_key=None):
     from .mesh.mesh import Mesh
 
     cfg = _config(connect, listen, config, prefix, namespace)
     try:
-        return Mesh(_cli_peer_id(), config=cfg, peer_type="agent", robot_type="cli", resume_key=resume_key).start()
+        return Mesh(_cli_peer_id(), config=cfg, peer_type="agent", robot_type="cli", resume_key=resume_key,
+                    resume_signing_key=resume_signing_key).start()
     except (RuntimeError, ValueError) as exc:
         err.print(f"[red]error:[/] could not join the mesh: {exc}")
         raise typer.Exit(Exit.NO_MESH)
@@ -282,34 +283,47 @@ def estop(
 def resume(
     target: Annotated[Optional[list[str]], typer.Option("--target", help="Peer to resume (repeatable); default all.")] = None,
     operator: Annotated[str, typer.Option("--operator", help="Who resumes (audited).")] = "",
+    epoch: Annotated[Optional[str], typer.Option(
+        "--epoch", help="Lockout epoch (the e-stop's estop_id) the Ed25519 assertion clears; default: "
+                        "asked of the targets' status.")] = None,
     timeout: Timeout = 1.0, discover: Discover = 1.2, as_json: Json = False, connect: Connect = None,
     listen: Listen = None, config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
 ) -> None:
     """Clear e-stop lockouts with a signed resume.
 
-    The key: STRANDS_MESH_RESUME_KEY, else the file named by STRANDS_MESH_RESUME_KEY_FILE,
-    else the per-user key file that `strands-mesh up` creates (docs/safety.md).
+    Our HMAC resume, with the key from STRANDS_MESH_RESUME_KEY, else the file named by
+    STRANDS_MESH_RESUME_KEY_FILE, else the per-user key file that `strands-mesh up` creates;
+    and, when STRANDS_MESH_RESUME_PRIVATE_KEY_FILE names an Ed25519 key, strands-robots 0.5.3's
+    signed assertion first, for the lockout epoch of --epoch or of the targets' status
+    (docs/safety.md).
     """
     from .mesh.mesh import MeshError
+    from .robot.resume_ed25519 import PRIVATE_KEY_FILE_ENV, load_signing_key
     from .robot.safety import default_resume_key_path, load_resume_key
 
     for t in target or []:
         _check_peer(t)
     try:
         key = load_resume_key(user_file=True)
+        signing = load_signing_key()
     except ValueError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(Exit.USAGE)
-    if key is None:
+    if key is None and signing is None:
         err.print(f"[red]error:[/] no resume key: set STRANDS_MESH_RESUME_KEY (or STRANDS_MESH_RESUME_KEY_FILE) "
                   f"to the fleet's key, or run `strands-mesh up` on this machine once to create "
-                  f"{escape(str(default_resume_key_path()))}", soft_wrap=True)
+                  f"{escape(str(default_resume_key_path()))}; for strands-robots peers, set "
+                  f"{PRIVATE_KEY_FILE_ENV} to the Ed25519 signing key", soft_wrap=True)
         raise typer.Exit(Exit.USAGE)
-    mesh = _open(connect, listen, config, prefix, namespace, resume_key=key)
+    if epoch is not None and signing is None:
+        err.print(f"[red]error:[/] --epoch needs an Ed25519 signing key ({PRIVATE_KEY_FILE_ENV})", soft_wrap=True)
+        raise typer.Exit(Exit.USAGE)
+    mesh = _open(connect, listen, config, prefix, namespace, resume_key=key, resume_signing_key=signing)
     try:
         threading.Event().wait(discover)
         try:
-            answers = mesh.resume(targets=target or None, operator=operator or os.environ.get("USER", ""), timeout=timeout)
+            answers = _resume_all(mesh, target or None, operator or os.environ.get("USER", ""), timeout,
+                                  epoch, signing is not None, key is not None)
         except MeshError as exc:
             err.print(f"[red]error:[/] {exc}")
             raise typer.Exit(Exit.USAGE)
@@ -326,6 +340,37 @@ def resume(
             raise typer.Exit(Exit.FAILED)
     finally:
         mesh.stop()
+
+
+def _resume_all(mesh, targets, operator, timeout, epoch, ed25519: bool, hmac: bool) -> dict[str, dict[str, Any]]:
+    """Resume ``targets``: one Ed25519 assertion per lockout epoch (``epoch``, else each
+    target's status; a target whose status names none, such as a strands-robots peer, goes with
+    every epoch found), then our HMAC resume for whatever did not accept."""
+    if not ed25519:
+        return mesh.resume(targets=targets, operator=operator, timeout=timeout, scheme="hmac")
+    if epoch is not None:
+        groups = {epoch: targets}
+    else:
+        epochs = mesh.lockout_epochs(targets, timeout=timeout)
+        found = sorted({e for e in epochs.values() if e})
+        if not found:
+            if not hmac:
+                raise MeshError("no target reports a lockout epoch: pass --epoch <estop_id>")
+            return mesh.resume(targets=targets, operator=operator, timeout=timeout, scheme="hmac")
+        unknown = [p for p, e in epochs.items() if not e]
+        groups = {e: sorted([p for p, pe in epochs.items() if pe == e] + unknown) for e in found}
+    answers: dict[str, dict[str, Any]] = {}
+    for e, group in groups.items():
+        for p, a in mesh.resume(targets=group, operator=operator, timeout=timeout, epoch=e,
+                                scheme="ed25519").items():
+            if a["accepted"] or p not in answers:
+                answers[p] = a
+    rest = [p for p, a in answers.items() if not a["accepted"]]
+    if hmac and rest:
+        for p, a in mesh.resume(targets=rest, operator=operator, timeout=timeout, scheme="hmac").items():
+            if a["accepted"] or answers.get(p, {}).get("detail") == "no answer":
+                answers[p] = a
+    return answers
 
 
 @app.command()

@@ -7,7 +7,8 @@ the environment (namespace, port, STRANDS_MESH_LOCAL_DEV ...) comes from the tes
 ``RES {"id", "res"}`` (or ``"exc"``) for it. Requests: ``{"do": "send", "from", "to", "cmd",
 "timeout"}``, ``{"do": "tell", "from", "to", "instruction", "kw", "timeout"}``, ``{"do": "estop",
 "from"}``, ``{"do": "start", "instruction", "duration"}`` (a task started locally on the arm),
-``{"do": "arm"}``, ``{"do": "lockouts"}``, ``{"do": "peers"}``, ``{"do": "quit"}``.
+``{"do": "resume", "from", "seed", "targets"}`` (their signed resume, with the raw
+Ed25519 seed as base64url), ``{"do": "arm"}``, ``{"do": "lockouts"}``, ``{"do": "peers"}``, ``{"do": "quit"}``.
 """
 
 import json
@@ -79,6 +80,17 @@ for line in sys.stdin:
         elif do == "estop":
             t0 = time.time()
             res = {"t_call": t0, "responses": meshes[req["from"]].emergency_stop(), "t_return": time.time()}
+        elif do == "resume":  # their Ed25519 resume: sign for their lockout epoch, relay on safety/resume
+            import base64
+
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+            seed = base64.urlsafe_b64decode(req["seed"] + "=" * (-len(req["seed"]) % 4))
+            m = meshes[req["from"]]
+            epoch = m.lockout_epoch
+            res = {"epoch": epoch, "t_call": time.time(),
+                   "result": m.resume(Ed25519PrivateKey.from_private_bytes(seed), targets=req.get("targets")),
+                   "t_return": time.time()}
         elif do == "start":
             res = arm.start_task(req["instruction"], duration=req.get("duration", 30.0))
         elif do == "arm":

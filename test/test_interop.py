@@ -133,7 +133,7 @@ class Tap:
 class Fleet:
     """Our operator (the hub), a tap and their process on a private mesh."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, extra_env: dict[str, str] | None = None) -> None:
         from strands_mesh_ros.mesh.config import MeshConfig
         from strands_mesh_ros.mesh.mesh import Mesh
 
@@ -158,14 +158,15 @@ class Fleet:
             "STRANDS_MESH_AUDIT_DIR": str(home),
             # their hardware motion gate: our operator `op` may start/execute on srarm
             "STRANDS_ROBOT_COMMAND_ALLOW": "execute@op,start@op",
+            **(extra_env or {}),
         })
         self.theirs.wait_ready()
 
-    def mesh(self, peer_id: str, robot=None):
+    def mesh(self, peer_id: str, robot=None, **kw):
         from strands_mesh_ros.mesh.mesh import Mesh
 
         cfg = self.hub_config if not self.ours else self.member_config
-        m = Mesh(peer_id, robot=robot, config=cfg, audit_dir=self.audit, check_unique=False).start()
+        m = Mesh(peer_id, robot=robot, config=cfg, audit_dir=self.audit, check_unique=False, **kw).start()
         self.ours.append(m)
         return m
 
@@ -183,10 +184,30 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(tmp_path, monkeypatch):
+def resume_key():
+    """An Ed25519 resume authority made for the test: (private key, its raw seed as base64url)."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    seed = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                             serialization.NoEncryption())
+    return key, base64.urlsafe_b64encode(seed).decode()
+
+
+@pytest.fixture
+def fleet(tmp_path, monkeypatch, request):
     # Their key prefix is the literal "strands": isolation comes from the Zenoh namespace.
     monkeypatch.setenv("STRANDS_MESH_PREFIX", "strands")
-    f = Fleet(tmp_path)
+    extra = {}
+    if "resume_key" in request.fixturenames:  # both sides trust the test's Ed25519 resume key
+        from strands_mesh_ros.robot.resume_ed25519 import PUBLIC_KEY_ENV, public_key_text
+
+        extra[PUBLIC_KEY_ENV] = public_key_text(request.getfixturevalue("resume_key")[0])
+        monkeypatch.setenv(PUBLIC_KEY_ENV, extra[PUBLIC_KEY_ENV])
+    f = Fleet(tmp_path, extra)
     try:
         f.op.wait_for_peer("srarm", 15)
         f.op.wait_for_peer("srop", 15)
@@ -319,3 +340,110 @@ def test_send_and_tell_both_ways(fleet):
     assert r.ok and "done: short task" in json.dumps(r.result), f"{r.status} {r.error} {r.result}"
     r = fleet.op.send("srop", {"action": "status"}, timeout=5)
     assert r.ok and r.responder_id == "srop", f"{r.status} {r.error} {r.result}"
+
+
+def test_their_signed_resume_clears_our_mesh_robot_and_a_ros_robot(fleet, resume_key):
+    """Their e-stop latches ours with their estop_id; their Ed25519 resume (their Mesh.resume,
+    envelope on strands/safety/resume with SourceInfo) clears our mesh robot and the ROS robot
+    behind our bridge (the same peer core verifies on both transports)."""
+    from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, RosEnv, domain_id
+
+    if not (HAVE_RCLPY and HAVE_MSGS):
+        pytest.skip(NO_ROS_REASON if not HAVE_RCLPY else NO_MSGS_REASON)
+    from strands_mesh_ros.drivers.mock import MockDriver
+    from strands_mesh_ros.ros.bridge_node import BridgeNode
+    from strands_mesh_ros.ros.robot_node import RobotNode
+
+    ourarm = fleet.mesh("ourarm", robot=MockDriver("ourarm")).core.robot
+    rosarm_id = f"rosarm_{uuid.uuid4().hex[:6]}"
+    ros = RosEnv(domain_id(11) % 230)
+    try:
+        node = ros.add(RobotNode(rosarm_id, driver=MockDriver(rosarm_id), context=ros.context, close_driver=True))
+        br = ros.add(BridgeNode(mesh_config=fleet.member_config, bridge_id="bridge_r", context=ros.context,
+                                audit_dir=fleet.audit, node_name=f"bridge_{uuid.uuid4().hex[:6]}"))
+        wait_for(lambda: rosarm_id in br.proxies, 15, what="the ROS robot bridged")
+        fleet.op.wait_for_peer(rosarm_id, 15)
+        fleet.their_peers_see("ourarm", rosarm_id)
+
+        fleet.theirs.call("estop", wait=20, **{"from": "srop"})
+        epoch = wait_for(lambda: [e for e in fleet.tap.estops if e[1].get("peer_id") == "srop"], 5,
+                         what="their envelope")[0][1]["estop_id"]
+        for p in ("ourarm", rosarm_id):
+            wait_for(lambda p=p: (status(fleet.op, p).get("lockout") or {}).get("epoch") == epoch, 5,
+                     interval=0.05, what=f"{p} locked out with their epoch")
+
+        res = fleet.theirs.call("resume", **{"from": "srop", "seed": resume_key[1], "targets": ["ourarm", rosarm_id]})
+        assert res["epoch"] == epoch and res["result"] == {"status": "ok"}, res
+        t_sent = res["t_return"]
+        wait_for(lambda: not ourarm.locked_out and not node.robot.locked_out, 5, interval=0.01,
+                 what="both our robots resumed by their assertion")
+        cleared = time.time() - t_sent
+        for p in ("ourarm", rosarm_id):
+            assert not status(fleet.op, p)["locked_out"]
+        assert fleet.theirs.call("lockouts")["srop"]["locked"] is False
+        for p in ("ourarm", rosarm_id):  # motion is no longer refused for the lockout
+            r = fleet.op.send(p, {"action": "execute", "instruction": "home"}, timeout=10)
+            assert "locked out" not in (r.error or ""), f"{p}: {r.status} {r.error} {r.result}"
+        print(f"\ntheir signed resume: both our robots clear within {cleared * 1000:.0f} ms of their call returning")
+    finally:
+        ros.close()
+
+
+def test_our_signed_resume_clears_their_peers(fleet, resume_key):
+    """Our e-stop locks their peers with our estop_id; our Ed25519 assertion (their envelope
+    form, SourceInfo zid == source_zid, at least 0.5 s after the e-stop) clears them, and their
+    safety events are read back as their answers."""
+    from strands_mesh_ros.drivers.mock import MockDriver
+
+    op = fleet.mesh("op_ed", resume_signing_key=resume_key[0])
+    ourarm = fleet.mesh("ourarm", robot=MockDriver("ourarm")).core.robot
+    op.wait_for_peer("ourarm", 10)
+    op.wait_for_peer("srarm", 15)
+    op.wait_for_peer("srop", 15)
+    report = op.emergency_stop("interop drill", timeout=2.0)
+    assert not report.not_acked, report.to_dict()
+    locks = wait_for(lambda: (lk := fleet.theirs.call("lockouts")) and all(v["locked"] for v in lk.values()) and lk,
+                     5, interval=0.05, what="their peers locked out")
+    assert {v["epoch"] for v in locks.values()} == {op.core.last_epoch} and ourarm.locked_out
+
+    t0 = time.monotonic()
+    out = op.resume(targets=["srarm", "srop", "ourarm"], timeout=3.0)
+    took = time.monotonic() - t0
+    locks = wait_for(lambda: (lk := fleet.theirs.call("lockouts")) and not any(v["locked"] for v in lk.values()) and lk,
+                     5, interval=0.05, what="their peers resumed")
+    assert not ourarm.locked_out
+    assert out == {p: {"accepted": True, "detail": ""} for p in ("srarm", "srop", "ourarm")}, out
+    print(f"\nour signed resume: their peers and ours cleared, answers in {took * 1000:.0f} ms "
+          f"(including the 0.5 s safety spacing after the e-stop): {out}")
+
+
+def test_our_cli_signed_resume_asks_the_epoch_and_clears_both_sides(fleet, resume_key, tmp_path):
+    """`strands-mesh resume` with an Ed25519 key file and no --epoch: the epoch comes from our
+    robot's status; their peers (whose status names none) are named in the same assertion."""
+    from cryptography.hazmat.primitives import serialization
+
+    from strands_mesh_ros.drivers.mock import MockDriver
+    from strands_mesh_ros.robot.resume_ed25519 import PRIVATE_KEY_FILE_ENV
+
+    ourarm = fleet.mesh("ourarm", robot=MockDriver("ourarm")).core.robot
+    fleet.op.wait_for_peer("ourarm", 10)
+    report = fleet.op.emergency_stop("interop drill", timeout=2.0)
+    assert not report.not_acked, report.to_dict()
+    wait_for(lambda: all(v["locked"] for v in fleet.theirs.call("lockouts").values()), 5, interval=0.05,
+             what="their peers locked out")
+    pem = tmp_path / "resume.pem"
+    pem.write_bytes(resume_key[0].private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRANDS_MESH_RESUME_KEY")}
+    env.update({PRIVATE_KEY_FILE_ENV: str(pem), "XDG_CONFIG_HOME": str(tmp_path / "cfg")})
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "strands_mesh_ros.cli", "resume", "--json", "--timeout", "3",
+                        "--target", "ourarm", "--target", "srarm", "--target", "srop", "--prefix", "strands",
+                        "--namespace", fleet.ns, "--connect", fleet.endpoint],
+                       capture_output=True, text=True, timeout=60, env=env, check=False)
+    took = time.monotonic() - t0
+    assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+    answers = json.loads(r.stdout)
+    assert answers == {p: {"accepted": True, "detail": ""} for p in ("ourarm", "srarm", "srop")}, answers
+    assert not ourarm.locked_out and not any(v["locked"] for v in fleet.theirs.call("lockouts").values())
+    print(f"\nCLI signed resume: {took:.2f} s from spawning the CLI (1.2 s discovery included): {answers}")
