@@ -331,11 +331,16 @@ class BridgeNode(Node):
         # sample must find it (it is published from Zenoh's callback, before any parsing).
         self._estop_pub = self.create_publisher(msgs.EStop, topics.ESTOP, qos.ESTOP)
         self._resume_pub = self.create_publisher(String, topics.RESUME, qos.RESUME)
-        self.mesh = Mesh(self.bridge_id, config=mesh_config, peer_type="bridge", robot_type="ros_bridge",
-                         ros={"namespace": "/", "node": self.get_fully_qualified_name(), "domain_id": self.domain_id},
-                         safety_hook=self._on_mesh_safety, raw_estop_hook=self._on_mesh_estop_raw, audit_dir=audit_dir)
-        self.mesh.start()
-        self._state_sub = self.mesh.subscribe(self.mesh.keys.all_state, self._on_mesh_state, raw=True)
+        try:
+            self.mesh = Mesh(self.bridge_id, config=mesh_config, peer_type="bridge", robot_type="ros_bridge",
+                             ros={"namespace": "/", "node": self.get_fully_qualified_name(), "domain_id": self.domain_id},
+                             safety_hook=self._on_mesh_safety, raw_estop_hook=self._on_mesh_estop_raw,
+                             audit_dir=audit_dir)
+            self.mesh.start()
+            self._state_sub = self.mesh.subscribe(self.mesh.keys.all_state, self._on_mesh_state, raw=True)
+        except BaseException:  # e.g. a listen endpoint in use: release the node, report the cause
+            self.destroy_node()
+            raise
 
         log = self.get_logger()
 
@@ -400,6 +405,8 @@ class BridgeNode(Node):
                     ends = self._endpoints.get(rid)
                     if ends is None:
                         ends = self._endpoints[rid] = _RosEndpoints(self, rid)
+                    if not self._ros_paths_matched(rid, ends):
+                        continue  # not on the mesh before an e-stop and its commands can reach it
                     self.proxies[rid] = _RosRobotProxy(self, pr, ends)
                     self.get_logger().info(f"ROS robot {rid} ({pr.ros.namespace if pr.ros else '?'}) is now a mesh peer")
                 except DuplicatePeer as exc:
@@ -410,6 +417,16 @@ class BridgeNode(Node):
                 self.proxies[rid].presence = pr
         if self.mirror_enabled:
             self._update_mirrors()
+
+    def _ros_paths_matched(self, rid: str, ends: _RosEndpoints) -> bool:
+        """The robot's e-stop subscription and command subscription are matched in ROS.
+
+        Presence can be heard before DDS has matched the bridge's ``/mesh/estop`` publisher with
+        the robot node's subscription; a robot announced on the mesh in that gap could miss an
+        e-stop (it would get only the ``stop`` broadcast: stopped, not latched)."""
+        ns = topics.namespace(rid)
+        estop = any(info.node_namespace == ns for info in self.get_subscriptions_info_by_topic(topics.ESTOP))
+        return estop and ends.cmd_pub.get_subscription_count() > 0 and self._estop_pub.get_subscription_count() > 0
 
     def _update_mirrors(self) -> None:
         peers = self.mesh.peers
