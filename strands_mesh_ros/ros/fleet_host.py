@@ -17,7 +17,7 @@ shared ``state_rate``); values in the fleet file win over it.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
@@ -91,11 +91,16 @@ class FleetHost:
         finally:
             self._stop_spinning()
 
-    def start(self) -> "FleetHost":
-        """Spin every robot on a background thread (for embedding and tests); :meth:`close`
-        stops them. Idempotent."""
+    def start(self, on_exit: Callable[[], Any] | None = None) -> "FleetHost":
+        """Spin every robot on a background thread; :meth:`close` stops them. Idempotent.
+
+        Args:
+            on_exit: called when any robot's spinning ends (a :meth:`close`, the context shut
+                down, or an executor that died): ``fleet_host``'s main then shuts the process
+                down rather than run on with a robot that no longer answers.
+        """
         if not self._spinners:
-            self._spinners = [BackgroundSpin(ex, f"robot-{rid}") for rid, ex in self.executors.items()]
+            self._spinners = [BackgroundSpin(ex, f"robot-{rid}", on_exit=on_exit) for rid, ex in self.executors.items()]
         return self
 
     def _stop_spinning(self) -> None:

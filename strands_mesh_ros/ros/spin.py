@@ -9,6 +9,9 @@ only then shuts the executor down, so nodes can be destroyed afterwards with not
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import threading
 from typing import Any, Callable
 
@@ -39,13 +42,16 @@ class BackgroundSpin:
     Args:
         executor: an rclpy executor with its nodes added (more can be added while spinning).
         name: the thread's name.
+        on_exit: called (on the spinning thread) when spinning ends, for whatever reason: a
+            :meth:`stop`, the context shut down, or an exception escaping the executor.
     """
 
-    def __init__(self, executor: Any, name: str = "ros-spin") -> None:
+    def __init__(self, executor: Any, name: str = "ros-spin", on_exit: Callable[[], Any] | None = None) -> None:
         from rclpy.task import Future
 
         self.executor = executor
         self._stop: Future = Future()
+        self._on_exit = on_exit
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -56,6 +62,9 @@ class BackgroundSpin:
             self.executor.spin_until_future_complete(self._stop)
         except ExternalShutdownException:
             pass
+        finally:
+            if self._on_exit is not None:
+                self._on_exit()
 
     @property
     def running(self) -> bool:
@@ -81,44 +90,113 @@ class BackgroundSpin:
         self.executor.shutdown(timeout_sec=timeout)
 
 
+SHUTDOWN_GRACE = 4.0
+"""Longest a node executable may take to shut down (s) once asked to: past it, it exits with
+status 1 and says so, whatever is stuck. ``ros2 launch`` escalates to SIGTERM after 5 s."""
+
+_SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as one line (Zenoh's config errors span several, with a caret diagram)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _overdue(name: str) -> None:
+    try:
+        print(f"{name}: shutdown did not finish in {SHUTDOWN_GRACE:g} s; exiting anyway", file=sys.stderr, flush=True)
+    finally:
+        os._exit(1)
+
+
 def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[BaseException], ...],
              num_threads: int | None = None, single_threaded: bool = False) -> int:
-    """The ``main()`` of a node executable, as ros2/demos write it.
+    """The ``main()`` of a node executable: spin until SIGINT / SIGTERM, then shut down cleanly.
 
-    ``rclpy.init``; ``node = build(argv)`` (a Node, or an object with ``executor`` / ``close``
-    such as the fleet host); spin a MultiThreadedExecutor until Ctrl-C or shutdown; always
-    destroy and ``try_shutdown``.
+    ``rclpy.init``; ``node = build(argv)`` (a Node, or an object with ``start(on_exit=...)`` /
+    ``close()`` such as the fleet host); spin it on a background thread while the main thread
+    waits for a signal (or the context to shut down, or spinning to end); then stop spinning,
+    destroy, ``try_shutdown``.
+
+    Signals are this function's, not rclpy's (``SignalHandlerOptions.NO``): the first SIGINT or
+    SIGTERM only sets an event, and from then on both are ignored, so a second Ctrl-C (``ros2
+    launch`` sends SIGINT to the whole process group, users press it twice) can neither raise
+    ``KeyboardInterrupt`` in the middle of the shutdown nor kill the process half-way through
+    (Python restores the default SIGINT action while it finalises; an ignored signal stays
+    ignored). A shutdown that takes longer than :data:`SHUTDOWN_GRACE` ends the process with
+    status 1 and one line saying so. Called as the program (``args`` None) the signals stay
+    ignored and the grace timer armed until the interpreter has exited; called with ``args``
+    (tests, embedding) both are undone on return.
 
     Returns:
         0 on a normal shutdown; 2 when ``build`` raised one of ``errors`` (a refused
-        configuration), printed to stderr as ``name: message``.
+        configuration, a mesh that cannot be joined) or the ROS arguments are malformed,
+        printed to stderr as ``name: message``.
     """
-    import sys
-
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.signals import SignalHandlerOptions
 
+    program = args is None
     argv = sys.argv if args is None else args
-    rclpy.init(args=argv)
-    built = None
-    try:
-        built = build(argv)
-        from rclpy.node import Node
+    stop = threading.Event()
+    installed: dict[int, Any] = {}
 
-        if not isinstance(built, Node):
-            built.spin()  # the fleet host spins its robots itself
-        else:
-            executor = SingleThreadedExecutor() if single_threaded else MultiThreadedExecutor(num_threads=num_threads)
-            executor.add_node(built)
-            executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except errors as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
-        return 2
+    def ignore_signals() -> None:
+        for sig in _SHUTDOWN_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        ignore_signals()  # first thing: a second signal must find nothing to interrupt
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in _SHUTDOWN_SIGNALS:
+            installed[sig] = signal.signal(sig, on_signal)
+    try:
+        try:
+            rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+        except rclpy.exceptions.RCLError as exc:  # malformed --ros-args
+            print(f"{name}: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        rclpy.get_default_context().on_shutdown(stop.set)
+        built = spinner = None
+        watchdog: threading.Timer | None = None
+        try:
+            try:
+                built = build(argv)
+            except errors as exc:
+                print(f"{name}: {_one_line(exc)}", file=sys.stderr)
+                return 2
+            if stop.is_set():
+                pass  # asked to stop while starting
+            elif isinstance(built, Node):
+                from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+
+                executor = SingleThreadedExecutor() if single_threaded else MultiThreadedExecutor(num_threads=num_threads)
+                executor.add_node(built)
+                spinner = BackgroundSpin(executor, f"{name}-spin", on_exit=stop.set)
+            else:
+                built.start(on_exit=stop.set)  # the fleet host spins its robots itself
+            stop.wait()
+        finally:
+            if installed:
+                ignore_signals()
+            watchdog = threading.Timer(SHUTDOWN_GRACE, _overdue, (name,))
+            watchdog.daemon = True
+            watchdog.start()
+            try:
+                if spinner is not None:
+                    spinner.stop()
+                if built is not None:
+                    release = getattr(built, "destroy_node", None) or built.close  # a Node, or the fleet host
+                    release()
+            finally:
+                rclpy.try_shutdown()
+                if not program:
+                    watchdog.cancel()
+        return 0
     finally:
-        if built is not None:
-            release = getattr(built, "destroy_node", None) or built.close  # a Node, or the fleet host
-            release()
-        rclpy.try_shutdown()
-    return 0
+        if not program:
+            for sig, previous in installed.items():
+                signal.signal(sig, previous)
