@@ -163,6 +163,29 @@ def run_up(fleet_path: str | None = None, cli_mesh: Mapping[str, Any] | None = N
 
 
 def _run(spec, config: MeshConfig, *, use_ros: bool, headless: bool, duration: float) -> int:
+    from .mesh.mesh import live_peer_ids
+    from .mesh.session import POOL
+
+    # One robot, one id: refuse the whole fleet if any of its ids is already live on this mesh
+    # (another `up`, a robot elsewhere), before anything starts. The session stays held until
+    # the fleet has its own reference, so its listen port is never released in between.
+    try:
+        held = POOL.acquire(config, "main")
+    except (ValueError, RuntimeError) as exc:
+        error(f"could not join the mesh: {exc}")
+        return 2
+    try:
+        taken = sorted(live_peer_ids(held, config.keys) & {r.id for r in spec.robots})
+        if taken:
+            error(f"robot id{'s' if len(taken) > 1 else ''} {', '.join(taken)} already live on the mesh "
+                  f"(prefix {config.prefix!r}): one robot, one id; stop the other fleet or rename these robots")
+            return 2
+        return _run_fleet(spec, config, use_ros=use_ros, headless=headless, duration=duration)
+    finally:
+        POOL.release(held)
+
+
+def _run_fleet(spec, config: MeshConfig, *, use_ros: bool, headless: bool, duration: float) -> int:
     stop = threading.Event()
     # Ctrl-C and SIGTERM end the fleet in order. Installed explicitly: a process started in the
     # background inherits SIGINT ignored, and KeyboardInterrupt would then never come.
@@ -171,7 +194,6 @@ def _run(spec, config: MeshConfig, *, use_ros: bool, headless: bool, duration: f
     if use_ros:
         why = ros_available()
         if why is None:
-
             return run_ros_fleet(spec, config, stop=stop, headless=headless, duration=duration)
         console.print(f"[yellow]ROS path unavailable: {escape(why)}; running the pure-mesh fleet[/]")
     from .fleet import Fleet

@@ -70,6 +70,14 @@ def test_up_no_ros_is_seen_by_another_process_and_stops_cleanly(net, tmp_path):
     try:
         peers = peers_json(net)
         assert {"m1", "m2"} <= set(peers) and peers["m1"]["ros"] is None
+        # a second fleet with one of the same ids refuses to start, naming it (one robot, one id)
+        other = tmp_path / "other.yaml"
+        other.write_text("robots:\n  - {id: m2, driver: mock}\n  - {id: m3, driver: mock}\n")
+        second = subprocess.run([sys.executable, "-m", "strands_mesh_ros.cli", "up", str(other), "--no-ros",
+                                 "--headless", "--prefix", net.prefix, "--connect", net.endpoint],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert "m2 already live on the mesh" in second.stderr and "Traceback" not in second.stderr
         p.signal(signal.SIGINT)
         wait_for(lambda: p.p.poll() is not None, 20, what="up to exit")
         assert p.p.returncode == 0 and any("fleet stopped" in line for line in p.lines)

@@ -44,6 +44,27 @@ TICK = 0.05
 """Housekeeping period (s): peer expiry, command deadlines."""
 
 
+def live_peer_ids(session: Any, keys: Any, timeout: float = 1.0) -> set[str]:
+    """Ids whose liveliness token is up on the mesh now, asked of the network (a liveliness
+    query answers within milliseconds, even just after a session opens).
+
+    Args:
+        session: an open Zenoh session (e.g. ``POOL.acquire(config)``).
+        keys: the fleet's :class:`~strands_mesh_ros.contract.keys.KeySpace`.
+        timeout: s, the query's deadline.
+    """
+    live: set[str] = set()
+    for reply in session.liveliness().get(keys.all_alive, timeout=timeout):
+        if reply.ok is not None:
+            try:
+                peer = keys.parse(str(reply.ok.key_expr)).peer_id
+            except ValueError:
+                continue
+            if peer:
+                live.add(peer)
+    return live
+
+
 class Subscription:
     """Handle returned by :meth:`Mesh.subscribe`; pass it to :meth:`Mesh.unsubscribe`."""
 
