@@ -346,6 +346,8 @@ def _resume_all(mesh, targets, operator, timeout, epoch, ed25519: bool, hmac: bo
     """Resume ``targets``: one Ed25519 assertion per lockout epoch (``epoch``, else each
     target's status; a target whose status names none, such as a strands-robots peer, goes with
     every epoch found), then our HMAC resume for whatever did not accept."""
+    from .mesh.mesh import MeshError
+
     if not ed25519:
         return mesh.resume(targets=targets, operator=operator, timeout=timeout, scheme="hmac")
     if epoch is not None:

@@ -21,6 +21,7 @@ emergency stop of IEC 60204-1 / ISO 13850 (docs/safety.md).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -469,8 +470,6 @@ class PeerCore:
     def resume_ack(self, env: Resume | ed.AssertionEnvelope, accepted: bool, detail: str = "",
                    responder: str | None = None) -> Answer:
         """The answer to resume envelope ``env`` by this peer (or by ``responder``)."""
-        import json
-
         responder = responder or self.peer_id
         body = json.dumps({"responder_id": responder, "seq": env.seq, "accepted": accepted,
                            "detail": detail}).encode()
