@@ -135,7 +135,6 @@ class Fleet:
 
     def __init__(self, tmp_path: Path, extra_env: dict[str, str] | None = None) -> None:
         from strands_mesh_ros.mesh.config import MeshConfig
-        from strands_mesh_ros.mesh.mesh import Mesh
 
         self.ns = "interop" + uuid.uuid4().hex[:10]
         self.endpoint = f"tcp/127.0.0.1:{free_port()}"
