@@ -10,15 +10,22 @@ and the physics thread hands the lock over before its next step (bounded by
 :data:`HANDOFF_TIMEOUT`). :meth:`MujocoDriver.observe` returns copies, never views.
 
 Pacing: with ``realtime=True`` the physics thread advances ``pace_period`` of simulated time
-per tick and sleeps until the wall-clock deadline of the next tick; when it falls more than
-:data:`MAX_LAG` behind it drops the backlog (counted in ``overruns``) rather than spiralling.
-With ``realtime=False`` it steps as fast as it can.
+per tick and sleeps until the wall-clock deadline of the next tick (``pace_period /
+real_time_factor`` later: a factor below 1 runs the simulation slower than real time); when it
+falls more than :data:`MAX_LAG` behind it drops the backlog (counted in ``overruns``) rather than
+spiralling. With ``realtime=False`` it steps as fast as it can.
+
+Simulation time: the driver's :attr:`~MujocoDriver.clock` is its simulated time
+(:class:`SimClock`), and every skill times its trajectory, its settle timeout and its waits on
+it. A simulation that falls behind the wall clock (a busy machine, a slow-down factor) slows
+the robot's skills with it; it never makes them fail on a wall-clock timeout.
 
 Model loading, ``package://`` resolution and automatic actuators live in :mod:`.models`.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import os
@@ -34,6 +41,7 @@ import numpy as np
 from ..robot.driver import (
     INSTRUCTION_FORMS,
     BaseDriver,
+    Clock,
     DriverError,
     InstructionError,
     JointInfo,
@@ -61,6 +69,55 @@ Python loop's overhead; a command waits at most one batch (~50 µs of CPU for ar
 HANDOFF_TIMEOUT = 0.001
 """Longest the physics thread waits (s) for a waiting caller to take the lock."""
 
+SIM_STALL_TIMEOUT = 5.0
+"""Wall-clock time (s) a wait on the simulated clock tolerates without a single physics step
+before it fails with "simulation is not advancing" (a driver not started, a dead physics
+thread). A merely slow simulation always advances."""
+
+_STALL_POLL = 0.25
+"""How often (wall s) a wait on the simulated clock checks that the simulation advances."""
+
+
+class SimClock(Clock):
+    """A MuJoCo driver's simulated time as a robot :class:`~strands_mesh_ros.robot.driver.Clock`.
+
+    Waits end on the physics step that reaches their time (the physics thread rings them), or
+    at once when the skill is cancelled.
+    """
+
+    simulated = True
+
+    def __init__(self, driver: "MujocoDriver") -> None:
+        self._driver = driver
+
+    def now(self) -> float:
+        """Simulated time, s."""
+        return self._driver.sim_time
+
+    def sleep_until(self, t: float, ctx: SkillContext) -> None:
+        """Return once the simulation reaches ``t`` (s) or ``ctx`` is cancelled.
+
+        Raises:
+            DriverError: the simulation made no step for :data:`SIM_STALL_TIMEOUT` wall
+                seconds, or the driver was closed.
+        """
+        d = self._driver
+        if self.now() >= t:
+            return
+        with ctx.waker() as ev:
+            d._add_alarm(t, ev)
+            last, last_wall = self.now(), time.monotonic()
+            while not ev.wait(_STALL_POLL):
+                now = self.now()
+                if now >= t:
+                    return
+                if now != last:
+                    last, last_wall = now, time.monotonic()
+                elif time.monotonic() - last_wall > SIM_STALL_TIMEOUT:
+                    raise DriverError(f"{d.robot_id}: simulation is not advancing (is the driver started?)")
+            if d._closed and not ctx.cancelled and self.now() < t:
+                raise DriverError(f"{d.robot_id}: driver closed")
+
 _SLIDE, _FREE = int(mujoco.mjtJoint.mjJNT_SLIDE), int(mujoco.mjtJoint.mjJNT_FREE)
 
 class MujocoDriver(JointSkillsMixin, BaseDriver):
@@ -87,6 +144,9 @@ class MujocoDriver(JointSkillsMixin, BaseDriver):
         diff_drive: wheels of a differential-drive base, a :class:`~.models.DiffDrive` or a
             mapping of its fields (default: from the model's custom data).
         pace_period: simulated s per real-time tick (:data:`DEFAULT_PACE_PERIOD`).
+        real_time_factor: simulated s per wall-clock s with ``realtime=True``, (0, 100]
+            (default 1; e.g. 0.1 runs ten times slower than real time, as a busy machine
+            might). Skills follow the simulated clock, so they slow down with it.
         robot_type: the peer's kind on the mesh (default: the model's name).
 
     Raises:
@@ -97,6 +157,7 @@ class MujocoDriver(JointSkillsMixin, BaseDriver):
         model, data: the ``MjModel`` / ``MjData``; hold ``state_lock`` to touch ``data``.
         halted: latched by :meth:`emergency_stop`; commands are ignored until :meth:`resume`.
         overruns: how many times a real-time sim dropped a backlog.
+        clock: the simulated time (:class:`SimClock`), the robot's clock for its skills.
     """
 
     peer_type = "sim"
@@ -117,12 +178,16 @@ class MujocoDriver(JointSkillsMixin, BaseDriver):
         diff_drive: DiffDrive | Mapping[str, Any] | None = None,
         pace_period: float = DEFAULT_PACE_PERIOD,
         robot_type: str | None = None,
+        real_time_factor: float = 1.0,
     ) -> None:
         super().__init__(robot_id)
         if not isinstance(realtime, bool):
             raise TypeError(f"realtime must be a bool, got {realtime!r}")
         if isinstance(pace_period, bool) or not isinstance(pace_period, (int, float)) or not 0 < pace_period <= 0.1:
             raise ValueError(f"pace_period {pace_period!r} s out of range (0, 0.1]")
+        if (isinstance(real_time_factor, bool) or not isinstance(real_time_factor, (int, float))
+                or not 0 < real_time_factor <= 100):
+            raise ValueError(f"real_time_factor {real_time_factor!r} out of range (0, 100]")
         loaded: LoadedModel = load_model(
             model, search_path=search_path, timestep=timestep, auto_actuators=auto_actuators, gravcomp=gravcomp
         )
@@ -131,6 +196,11 @@ class MujocoDriver(JointSkillsMixin, BaseDriver):
         self.data = mujoco.MjData(self.model)
         self.robot_type = robot_type or loaded.name
         self.realtime = realtime
+        self.real_time_factor = float(real_time_factor)
+        self.clock = SimClock(self)
+        self._alarms: list[tuple[float, int, threading.Event]] = []  # (sim time, seq, event), a heap
+        self._alarm_lock = threading.Lock()
+        self._alarm_seq = 0
         self._steps_per_tick = max(1, round(pace_period / self.model.opt.timestep))
         self._lock = state_lock if state_lock is not None else threading.Lock()
         self._waiters = 0
@@ -288,6 +358,7 @@ class MujocoDriver(JointSkillsMixin, BaseDriver):
             "model": self.loaded.source,
             "timestep": float(self.model.opt.timestep),
             "realtime": self.realtime,
+            "real_time_factor": self.real_time_factor,
             "auto_actuated": list(self.loaded.auto_actuated),
             "joints": [j.to_dict() for j in self._joints],
         }
@@ -324,6 +395,7 @@ class MujocoDriver(JointSkillsMixin, BaseDriver):
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
+        self._ring_alarms(math.inf)  # nothing will step any more: wake every wait
 
     def __enter__(self) -> "MujocoDriver":
         self.start()
@@ -339,13 +411,16 @@ class MujocoDriver(JointSkillsMixin, BaseDriver):
     def _run(self) -> None:
         lock, stop, advance, realtime = self._lock, self._stop_event, self._advance_locked, self.realtime
         k = self._steps_per_tick if realtime else FREE_RUN_BATCH
-        period = k * self.model.opt.timestep
+        period = k * self.model.opt.timestep / self.real_time_factor  # wall s per tick
         deadline = time.monotonic()
+        data, alarms = self.data, self._alarms
         try:
             while not stop.is_set():
                 with lock:
                     advance(k)
                 self.steps += k
+                if alarms and alarms[0][0] <= data.time:  # only this thread steps: no lock needed to read
+                    self._ring_alarms(data.time)
                 if self._waiters:
                     self._yield_lock()
                 if not realtime:
@@ -376,6 +451,20 @@ class MujocoDriver(JointSkillsMixin, BaseDriver):
                 if k <= 0:
                     return
         mujoco.mj_step(m, d, k)
+
+    def _add_alarm(self, t: float, ev: threading.Event) -> None:
+        """Set ``ev`` once the simulation reaches ``t`` (s): on the physics step that does."""
+        with self._alarm_lock:
+            if self._closed or self.data.time >= t:
+                ev.set()
+                return
+            self._alarm_seq += 1
+            heapq.heappush(self._alarms, (t, self._alarm_seq, ev))
+
+    def _ring_alarms(self, now: float) -> None:
+        with self._alarm_lock:
+            while self._alarms and self._alarms[0][0] <= now:
+                heapq.heappop(self._alarms)[2].set()
 
     def _yield_lock(self) -> None:
         # Python locks are not fair: let a waiting caller take the lock before the next step.
@@ -560,14 +649,7 @@ class MujocoDriver(JointSkillsMixin, BaseDriver):
         if t_end is None:
             raise DriverError(f"{self.robot_id} is halted (e-stop); resume first")
         try:
-            last, last_wall = self.sim_time, time.monotonic()
-            while self.sim_time < t_end:
-                ctx.wait(0.005)
-                now = self.sim_time
-                if now != last:
-                    last, last_wall = now, time.monotonic()
-                elif time.monotonic() - last_wall > 1.0:
-                    raise DriverError(f"{self.robot_id}: simulation is not advancing (is the driver started?)")
+            ctx.wait_until(t_end, self.clock)  # the physics thread stops the wheels on that very step
         finally:
             self.command_twist(0.0, 0.0)  # also when preempted
         end = self.base_pose()

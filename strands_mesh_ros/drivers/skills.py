@@ -11,10 +11,13 @@ and gets ``move_joints`` (lane ``motion``), ``home`` (lane ``motion``), ``move_g
 Trajectories are interpolated with a minimum-jerk profile
 s(u) = 10u^3 - 15u^4 + 6u^5 (Flash & Hogan, 1985), streamed at :data:`STREAM_RATE_HZ`.
 
-Trajectory time runs on the robot's clock: simulated time for simulated robots
-(``Observation.sim_time``), else ``time.monotonic()``; one streamed target advances it by at
-most :data:`MAX_STREAM_ADVANCE` stream periods, so a stalled thread or simulation makes the
-motion late, never faster.
+Everything runs on the robot's clock (``driver.clock``, :class:`~strands_mesh_ros.robot.driver.Clock`):
+simulated time for simulated robots, else ``time.monotonic()``. Trajectory time, the stream
+period, the settle timeout (:data:`SETTLE_TIMEOUT`) and waits are all in the robot's seconds, so
+a simulation running slower than real time (a busy machine) slows the motion down instead of
+failing it. One streamed target advances trajectory time by at most
+:data:`MAX_STREAM_ADVANCE` stream periods, so a stalled thread or simulation makes the motion
+late, never faster.
 
 Speed limits: a joint moving a distance d (rad or m) in T s along that profile peaks at
 :data:`MIN_JERK_PEAK_SPEED` · d / T (rad/s or m/s). A requested duration too short for some
@@ -27,13 +30,12 @@ must be finite numbers (ValueError otherwise; ``Robot.call_skill`` refuses them 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..robot.driver import JointInfo, Observation, Skill, SkillContext
+from ..robot.driver import WALL_CLOCK, JointInfo, Observation, Skill, SkillContext
 
 STREAM_RATE_HZ = 100.0
 """Rate at which interpolated position targets are sent, Hz."""
@@ -50,7 +52,8 @@ DEFAULT_TOLERANCE = 0.02
 """Default |position error| (rad or m) under which a target counts as reached."""
 
 SETTLE_TIMEOUT = 3.0
-"""Extra time (s) after the trajectory ends for the joints to settle within tolerance."""
+"""Extra time (s, on the robot's clock: simulated s for a simulation) after the trajectory
+ends for the joints to settle within tolerance."""
 
 MIN_JERK_PEAK_SPEED = 1.875
 """Peak of ds/du of the minimum-jerk scaling s(u) = 10u^3 - 15u^4 + 6u^5 (Flash & Hogan,
@@ -315,7 +318,8 @@ class JointSkillsMixin:
         Raises:
             ValueError: a goal, the duration or the tolerance is not finite (nothing is
                 commanded).
-            TimeoutError: not within ``tolerance`` :data:`SETTLE_TIMEOUT` s after the end.
+            TimeoutError: not within ``tolerance`` :data:`SETTLE_TIMEOUT` s (robot clock)
+                after the end.
             Preempted: a stop or e-stop cancelled the call.
         """
         if tolerance is not None and not (math.isfinite(tolerance) and tolerance > 0):
@@ -328,27 +332,27 @@ class JointSkillsMixin:
         timing = self.limit_duration(names, start, end, duration)
         duration = timing.duration
         period = 1.0 / STREAM_RATE_HZ
-        simulated = obs.sim_time is not None
-        last = obs.sim_time if simulated else time.monotonic()
+        clock = getattr(self, "clock", WALL_CLOCK)  # the robot's: simulated time for a simulation
+        last = clock.now()
         elapsed = 0.0  # trajectory time, s on the robot's clock
         while True:
             ctx.check()
-            now = self.observe().sim_time if simulated else time.monotonic()  # type: ignore[attr-defined]
+            now = clock.now()
             elapsed += min(max(now - last, 0.0), MAX_STREAM_ADVANCE * period)
             last = now
             u = 1.0 if duration <= 0 else elapsed / duration
             self.command_positions(names, start + min_jerk(u) * (end - start))  # type: ignore[attr-defined]
             if u >= 1.0:
                 break
-            ctx.wait(period)
-        deadline = time.monotonic() + SETTLE_TIMEOUT
+            ctx.wait(period, clock)
+        deadline = clock.now() + SETTLE_TIMEOUT
         while True:
             obs = self.observe()  # type: ignore[attr-defined]
             err = np.abs(np.array([obs.position[index[n]] for n in names]) - end)
             worst = float(err.max()) if len(err) else 0.0
-            if tolerance is None or worst <= tolerance or time.monotonic() >= deadline:
+            if tolerance is None or worst <= tolerance or clock.now() >= deadline:
                 break
-            ctx.wait(period)
+            ctx.wait(period, clock)
         reached = tolerance is None or worst <= tolerance
         if not reached:
             raise TimeoutError(

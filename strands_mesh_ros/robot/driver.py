@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterator, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -134,34 +135,112 @@ class Skill:
         }
 
 
+class Clock:
+    """A robot's time base: what its skills time trajectories, settle timeouts and waits on.
+
+    This one is the wall clock (``time.monotonic()``), right for real robots. A simulated
+    robot's driver offers its simulated time instead (``driver.clock``, e.g. the MuJoCo
+    driver's), so a simulation that runs slower than real time (a busy machine, a slow-down
+    factor) slows its robot's skills with it instead of failing them on a wall-clock timeout.
+
+    Attributes:
+        simulated: True for a simulation's clock.
+    """
+
+    simulated = False
+
+    def now(self) -> float:
+        """The clock's time, s (only differences are meaningful)."""
+        return time.monotonic()
+
+    def sleep_until(self, t: float, ctx: "SkillContext") -> None:
+        """Return once :meth:`now` >= ``t`` or as soon as ``ctx`` is cancelled (the caller
+        checks which)."""
+        cancel = ctx.cancel_event
+        while not cancel.is_set():
+            left = t - self.now()
+            if left <= 0:
+                return
+            cancel.wait(left)
+
+
+WALL_CLOCK = Clock()
+"""The wall clock, the default of every driver (:attr:`BaseDriver.clock`)."""
+
+
 class SkillContext:
     """Handed to every running skill; lets a stop preempt it.
 
     Skills wait through :meth:`wait` rather than ``time.sleep`` so that a cancel wakes
-    them at once.
+    them at once, and so that they wait on the robot's clock (:class:`Clock`): the lanes give
+    each call the clock of its robot's driver (simulated time for a simulation).
+
+    Args:
+        cancel: the event that cancels the call (default: a new one); set it through
+            :meth:`cancel`, which also wakes waits on a simulated clock at once.
+        clock: the robot's clock (default :data:`WALL_CLOCK`).
     """
 
-    def __init__(self, cancel: threading.Event | None = None) -> None:
+    def __init__(self, cancel: threading.Event | None = None, clock: Clock | None = None) -> None:
         self._cancel = cancel or threading.Event()
+        self.clock = clock or WALL_CLOCK
         self.reason = ""
+        self._wakers_lock = threading.Lock()
+        self._wakers: set[threading.Event] = set()
 
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    @property
+    def cancel_event(self) -> threading.Event:
+        """Set when the call is cancelled."""
+        return self._cancel
+
     def cancel(self, reason: str) -> None:
         self.reason = reason
         self._cancel.set()
+        with self._wakers_lock:
+            wakers = list(self._wakers)
+        for w in wakers:
+            w.set()
+
+    @contextmanager
+    def waker(self) -> Iterator[threading.Event]:
+        """An event that :meth:`cancel` sets too: for a clock whose waits end on something
+        else as well (a simulation reaching a time)."""
+        ev = threading.Event()
+        with self._wakers_lock:
+            self._wakers.add(ev)
+        if self._cancel.is_set():
+            ev.set()
+        try:
+            yield ev
+        finally:
+            with self._wakers_lock:
+                self._wakers.discard(ev)
 
     def check(self) -> None:
         """Raise :class:`Preempted` if the call was cancelled."""
         if self._cancel.is_set():
             raise Preempted(self.reason or "preempted")
 
-    def wait(self, seconds: float) -> None:
-        """Wait ``seconds`` (s), raising :class:`Preempted` as soon as the call is cancelled."""
-        if self._cancel.wait(max(0.0, seconds)):
-            raise Preempted(self.reason or "preempted")
+    def now(self, clock: Clock | None = None) -> float:
+        """The robot's clock (or ``clock``), s."""
+        return (clock or self.clock).now()
+
+    def wait(self, seconds: float, clock: Clock | None = None) -> None:
+        """Wait ``seconds`` (s) on the robot's clock (or ``clock``), raising :class:`Preempted`
+        as soon as the call is cancelled."""
+        clock = clock or self.clock
+        self.wait_until(clock.now() + max(0.0, seconds), clock)
+
+    def wait_until(self, t: float, clock: Clock | None = None) -> None:
+        """Wait until the robot's clock (or ``clock``) reads ``t`` (s), raising
+        :class:`Preempted` as soon as the call is cancelled."""
+        self.check()
+        (clock or self.clock).sleep_until(t, self)
+        self.check()
 
 
 @runtime_checkable
@@ -298,6 +377,9 @@ class BaseDriver:
 
     robot_type: str = "robot"
     peer_type: PeerType = "robot"
+    clock: Clock = WALL_CLOCK
+    """The robot's time base (skills time their motions and waits on it); simulations
+    override it with their simulated time."""
 
     def __init__(self, robot_id: str) -> None:
         self.robot_id = check_robot_id(robot_id)

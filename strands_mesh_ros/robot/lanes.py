@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .driver import Preempted, Skill, SkillContext
+from .driver import Clock, Preempted, Skill, SkillContext
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,13 @@ class LaneScheduler:
 
     Args:
         owner: a label for thread names and logs (the robot id).
+        clock: the robot's clock, handed to every call's :class:`SkillContext` (default: the
+            wall clock).
     """
 
-    def __init__(self, owner: str = "") -> None:
+    def __init__(self, owner: str = "", clock: Clock | None = None) -> None:
         self._owner = owner
+        self._clock = clock
         self._lock = threading.Lock()
         self._lanes: dict[str, ThreadPoolExecutor] = {}
         self._laneless = ThreadPoolExecutor(LANELESS_WORKERS, thread_name_prefix=f"{owner}-skill")
@@ -71,7 +74,7 @@ class LaneScheduler:
         Raises:
             RuntimeError: the scheduler was closed.
         """
-        ctx = SkillContext()
+        ctx = SkillContext(clock=self._clock)
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"robot {self._owner!r} is shut down")

@@ -44,7 +44,7 @@ class Robot:
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
         self.robot_id = driver.robot_id
-        self.lanes = LaneScheduler(driver.robot_id)
+        self.lanes = LaneScheduler(driver.robot_id, clock=getattr(driver, "clock", None))
         self._lock = threading.Lock()
         self._lockout: dict[str, Any] | None = None
         self._task: dict[str, Any] = {"status": "idle", "instruction": None}
