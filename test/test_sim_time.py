@@ -139,3 +139,90 @@ def test_a_stalled_simulation_fails_the_wait(monkeypatch):
 def test_real_time_factor_is_checked(bad):
     with pytest.raises(ValueError, match="real_time_factor"):
         MujocoDriver("rtf", "arm6", real_time_factor=bad)
+
+
+# -- in ROS: /clock from the simulation, use_sim_time, joint_states on the node clock ---------
+
+def test_robot_node_publishes_clock_and_follows_use_sim_time():
+    ros_helpers = pytest.importorskip("ros_helpers")
+    if not (ros_helpers.HAVE_RCLPY and ros_helpers.HAVE_MSGS):
+        pytest.skip(ros_helpers.NO_ROS_REASON)
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock as ClockMsg
+    from sensor_msgs.msg import JointState
+
+    from strands_mesh_ros.msg import Presence
+    from strands_mesh_ros.ros import qos, topics
+    from strands_mesh_ros.ros.robot_node import RobotNode
+
+    env = ros_helpers.RosEnv(ros_helpers.domain_id(1) % 230)
+    try:
+        clock = env.sub(ClockMsg, "/clock", QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
+        states = env.sub(JointState, "/simclk/joint_states", qos.JOINT_STATES)
+        presence = env.sub(Presence, topics.PRESENCE, qos.PRESENCE)
+        node = env.add(RobotNode("simclk", context=env.context, driver_options={"real_time_factor": SLOW},
+                                 parameter_overrides=[Parameter("driver", value="mujoco"),
+                                                      Parameter("publish_clock", value=True),
+                                                      Parameter("use_sim_time", value=True),
+                                                      Parameter("state_rate", value=50.0)]))
+        driver = node.robot.driver
+        assert driver.clock.simulated
+        clock.wait(lambda m: m.clock.sec + m.clock.nanosec * 1e-9 >= 0.05, 30, what="/clock past 0.05 s")
+        sim = lambda t: t.sec + t.nanosec * 1e-9  # noqa: E731
+        ticks = [sim(m.clock) for m in clock.msgs]
+        assert ticks == sorted(ticks) and ticks[-1] < 1000  # simulated seconds, never wall-clock time
+        # joint_states are stamped with the node clock, which follows /clock
+        js = states.wait(lambda m: sim(m.header.stamp) > 0.02, 30, what="joint_states on simulated time")
+        assert sim(js.header.stamp) <= driver.sim_time + 1e-6
+        # presence stays on the wall clock: 2 Hz although simulated time crawls at SLOW
+        s0 = driver.sim_time
+        n0 = len([m for m in presence.msgs if m.peer_id == "simclk"])
+        ros_helpers.wait_for(lambda: len([m for m in presence.msgs if m.peer_id == "simclk"]) >= n0 + 3, 5.0,
+                             what="three presence beats")
+        assert driver.sim_time - s0 < 1.0  # 3 beats = ~1.5 wall s = ~0.15 simulated s
+        # skills still run (and end) on simulated time behind ROS
+        out = node.robot.call_skill("move_joints", {"targets": {"joint1": 0.05}, "duration": 0.1}).result(60)
+        assert out.status == "done", out.error
+    finally:
+        env.close()
+
+
+def test_publish_clock_refused_for_a_wall_clock_driver():
+    ros_helpers = pytest.importorskip("ros_helpers")
+    if not (ros_helpers.HAVE_RCLPY and ros_helpers.HAVE_MSGS):
+        pytest.skip(ros_helpers.NO_ROS_REASON)
+    from rclpy.parameter import Parameter
+
+    from strands_mesh_ros.ros.robot_node import RobotNode
+
+    env = ros_helpers.RosEnv(ros_helpers.domain_id(1) % 230)
+    try:
+        with pytest.raises(ValueError, match="publish_clock needs a simulated driver"):
+            RobotNode("wallclk", context=env.context, parameter_overrides=[
+                Parameter("driver", value="mock"), Parameter("publish_clock", value=True)])
+    finally:
+        env.close()
+
+
+def test_fleet_host_has_one_clock():
+    ros_helpers = pytest.importorskip("ros_helpers")
+    if not (ros_helpers.HAVE_RCLPY and ros_helpers.HAVE_MSGS):
+        pytest.skip(ros_helpers.NO_ROS_REASON)
+    from strands_mesh_ros.ros.fleet_host import FleetHost
+
+    env = ros_helpers.RosEnv(ros_helpers.domain_id(1) % 230)
+    try:
+        fleet = {"robots": [{"id": "m1", "driver": "mock"}, {"id": "s1", "driver": "mujoco", "realtime": False},
+                            {"id": "s2", "driver": "mujoco", "realtime": False}]}
+        host = FleetHost(fleet, context=env.context, publish_clock=True)
+        try:
+            assert host.clock_robot == "s1"
+            assert {rid: n.get_parameter("publish_clock").value for rid, n in host.nodes.items()} == \
+                {"m1": False, "s1": True, "s2": False}
+        finally:
+            host.close()
+        with pytest.raises(ValueError, match="no simulated"):
+            FleetHost({"robots": [{"id": "m1", "driver": "mock"}]}, context=env.context, publish_clock=True)
+    finally:
+        env.close()

@@ -12,6 +12,10 @@ namespace per robot; per-robot ``tf`` is left to robot_state_publisher in each n
 
 A ROS ``--params-file`` keyed ``/**: ros__parameters:`` applies to every robot node (e.g. a
 shared ``state_rate``); values in the fleet file win over it.
+
+Simulation time: ``--ros-args -p publish_clock:=true`` makes the fleet's first simulated robot
+publish ``/clock`` from its simulation (only that one: a ROS graph has one clock), and
+``-p use_sim_time:=true`` puts every robot node on it (their ``joint_states`` stamps follow).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from ..drivers.fleet_config import FleetSpec, load_fleet
 from .robot_node import CONFIG_ERRORS, RobotNode
@@ -45,6 +50,8 @@ class FleetHost:
             default fleet.
         context: the rclpy context (None: the default one; must be initialised).
         num_threads: ignored (kept for callers of the earlier shared executor).
+        publish_clock: the first ``mujoco`` robot publishes ``/clock`` from its simulated time
+            (every other robot is told not to, whatever its parameters say).
         **node_kwargs: passed to every :class:`RobotNode` (e.g. ``resume_key``, ``audit_dir``).
 
     Raises:
@@ -58,7 +65,7 @@ class FleetHost:
 
     def __init__(self, fleet: FleetSpec | str | os.PathLike | Mapping[str, Any] | None = None, *,
                  context: rclpy.context.Context | None = None, num_threads: int | None = None,
-                 **node_kwargs: Any) -> None:
+                 publish_clock: bool = False, **node_kwargs: Any) -> None:
         self.fleet = load_fleet(fleet)
         from . import topics
 
@@ -67,11 +74,18 @@ class FleetHost:
             topics.check_ros_robot_id(spec.id)
         self.context = context
         self.nodes: dict[str, RobotNode] = {}
+        sims = [spec.id for spec in self.fleet.robots if spec.ros and spec.driver == "mujoco"]
+        self.clock_robot = sims[0] if publish_clock and sims else None
+        if publish_clock and self.clock_robot is None:
+            raise ValueError("publish_clock: the fleet has no simulated (mujoco) ROS robot to take /clock from")
         try:
             for spec in self.fleet.robots:
                 if not spec.ros:
                     continue  # a mesh-only robot: strands_mesh_ros.fleet runs it, the bridge mirrors it
-                self.nodes[spec.id] = RobotNode.from_spec(spec, context=context, **node_kwargs)
+                clock = Parameter("publish_clock", value=spec.id == self.clock_robot)
+                self.nodes[spec.id] = RobotNode.from_spec(
+                    spec, context=context, **{**node_kwargs, "parameter_overrides": [
+                        *node_kwargs.get("parameter_overrides", []), clock]})
         except BaseException:
             self._destroy_nodes()
             raise
@@ -129,14 +143,20 @@ class FleetHost:
         self.close()
 
 
-def _fleet_file_parameter(context: rclpy.context.Context | None = None) -> str:
-    """The ``fleet_file`` ROS parameter of node ``fleet_host`` (empty when unset)."""
+def _host_parameters(context: rclpy.context.Context | None = None) -> tuple[str, bool]:
+    """The ``fleet_file`` (empty when unset) and ``publish_clock`` ROS parameters of node
+    ``fleet_host``."""
     node = Node("fleet_host", context=context, start_parameter_services=False)
     try:
-        return node.declare_parameter(
+        fleet_file = node.declare_parameter(
             "fleet_file", "", ParameterDescriptor(type=ParameterType.PARAMETER_STRING, read_only=True,
                                                   description="Fleet YAML (robots: [...]); empty: default fleet"),
         ).value
+        publish_clock = node.declare_parameter(
+            "publish_clock", False, ParameterDescriptor(type=ParameterType.PARAMETER_BOOL, read_only=True,
+                                                        description="the first simulated robot publishes /clock"),
+        ).value
+        return fleet_file, bool(publish_clock)
     finally:
         node.destroy_node()
 
@@ -151,8 +171,9 @@ def main(args: list[str] | None = None) -> int:
         rest = rclpy.utilities.remove_ros_args(argv)[1:]
         if len(rest) > 1:
             raise ValueError(f"expected at most one fleet file, got {rest}")
-        path = rest[0] if rest else _fleet_file_parameter()
-        return FleetHost(path or None)
+        fleet_file, publish_clock = _host_parameters()
+        path = rest[0] if rest else fleet_file
+        return FleetHost(path or None, publish_clock=publish_clock)
 
     return run_main("fleet_host", build, args, CONFIG_ERRORS)
 

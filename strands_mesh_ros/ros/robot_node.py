@@ -28,7 +28,16 @@ Parameters (declared up front, validated on set; YAML keyed ``/**: ros__paramete
 (bool), ``driver_config`` (path of a ros_topics YAML), ``resume_key_file`` (path; default the
 ``STRANDS_MESH_RESUME_KEY`` / ``STRANDS_MESH_RESUME_KEY_FILE`` environment, as the Mesh does),
 ``prefix`` (the fleet's key prefix; default ``$STRANDS_MESH_PREFIX``, else ``strands``: the
-bridge relays only robots of its own fleet, and e-stops of other fleets are ignored).
+bridge relays only robots of its own fleet, and e-stops of other fleets are ignored),
+``publish_clock`` (bool, default false: publish ``/clock`` from this robot's simulation).
+
+Time: the robot's skills run on its driver's clock, simulated time for a simulation (see
+:mod:`strands_mesh_ros.robot.driver`). With ``publish_clock`` the node publishes that simulated
+time on ``/clock`` (``rosgraph_msgs/Clock``, every :data:`CLOCK_PERIOD` simulated s), as a
+simulator does; one node per ROS graph should. The standard ``use_sim_time`` parameter is
+honoured as by any rclpy node: the node clock then follows ``/clock``, and ``joint_states``
+(stamped with the node clock, published on a timer of the node clock) follow simulated time.
+Presence stays on the steady clock: it is the robot's liveness on the wall clock.
 
 Why not a lifecycle node: the safety path must be live for as long as the process holds a
 driver. A lifecycle node in the *unconfigured* or *inactive* state would hold actuators
@@ -43,19 +52,23 @@ closes the driver it owns and releases everything (deactivate + cleanup).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, ParameterType, SetParametersResult
+from builtin_interfaces.msg import Time as TimeMsg
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock as RosClock
+from rclpy.clock import ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
 
 from ..contract.keys import DEFAULT_PREFIX, KeySpace, check_prefix
-from ..robot.driver import Driver, DriverError
+from ..robot.driver import Driver, DriverError, Preempted, SkillContext
 from ..drivers.mock import urdf_for_joints
 from ..drivers.fleet_config import RobotSpec, make_driver
 from ..mesh.config import PEER_TIMEOUT
@@ -73,6 +86,11 @@ EXTERNAL = "external"
 
 STATE_RATE_RANGE = (1.0, 500.0)
 """Allowed ``state_rate``, Hz."""
+
+CLOCK_TOPIC = "/clock"
+CLOCK_PERIOD = 0.01
+"""Simulated s between two ``/clock`` messages of a node with ``publish_clock`` (100 Hz of
+simulated time, whatever the simulation's speed)."""
 
 CONFIG_ERRORS = (ValueError, TypeError, DriverError, FileNotFoundError,
                  rclpy.exceptions.InvalidParameterValueException, rclpy.exceptions.InvalidParameterTypeException)
@@ -152,6 +170,8 @@ class RobotNode(Node):
                          namespace=topics.namespace(robot_id) if robot_id is not None else None)
         self._external_driver = driver is not None
         self._destroyed = False
+        self._clock_thread: threading.Thread | None = None
+        self._clock_ctx: SkillContext | None = None
         self.robot: Robot | None = None
         self.audit: AuditLog | None = None
         self._owns_driver = (driver is None) if close_driver is None else close_driver
@@ -179,6 +199,7 @@ class RobotNode(Node):
             ("driver_config", "", _descriptor(s, "Path of the ros_topics driver's YAML config")),
             ("resume_key_file", "", _descriptor(s, "File holding the shared resume key; empty: environment")),
             ("prefix", "", _descriptor(s, "Key prefix of this robot's fleet; empty: $STRANDS_MESH_PREFIX or strands")),
+            ("publish_clock", False, _descriptor(b, "Publish /clock from this robot's simulated time (one per ROS graph)")),
         ])
 
     def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -272,12 +293,51 @@ class RobotNode(Node):
                                                contained(log, "joint_states", self._publish_joint_states),
                                                callback_group=self._timer_group)
         self.add_post_set_parameters_callback(self._parameters_set)
+        # Presence is liveness on the wall clock (the bridge drops a robot silent for 1.5 s):
+        # steady time, whatever use_sim_time says.
         self._presence_timer = self.create_timer(1.0 / topics.PRESENCE_HZ,
                                                  contained(log, "presence", self._publish_presence),
-                                                 callback_group=self._timer_group)
+                                                 callback_group=self._timer_group,
+                                                 clock=RosClock(clock_type=ClockType.STEADY_TIME))
+        if self.get_parameter("publish_clock").value:
+            self._start_clock(driver)
         self._publish_presence()
         self.audit.write("start", time.time(), peer_type=driver.peer_type, robot_type=driver.robot_type, via="ros")
         self.get_logger().info(f"robot {rid} ({driver.robot_type}, {driver.peer_type}) up in {ns}, fleet {self.prefix}")
+
+    def _start_clock(self, driver: Driver) -> None:
+        """Publish the driver's simulated time on ``/clock`` from a thread of its own that
+        waits on the simulated clock (so ``/clock`` ticks every :data:`CLOCK_PERIOD` of
+        simulated time however fast or slow the simulation runs)."""
+        clock = getattr(driver, "clock", None)
+        if clock is None or not clock.simulated:
+            raise ValueError(f"robot {self.robot_id!r}: publish_clock needs a simulated driver "
+                             f"({type(driver).__name__} runs on the wall clock)")
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from rosgraph_msgs.msg import Clock as ClockMsg
+
+        # depth 1, reliable: matches rclpy's and rclcpp's best-effort /clock subscriptions and reliable ones
+        pub = self.create_publisher(ClockMsg, CLOCK_TOPIC, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        ctx = self._clock_ctx = SkillContext(clock=clock)
+
+        def run() -> None:
+            t = clock.now()
+            while True:
+                now = clock.now()
+                sec = int(now)
+                self._publish(pub, ClockMsg(clock=TimeMsg(sec=sec, nanosec=int((now - sec) * 1e9))))
+                t = max(t + CLOCK_PERIOD, now)
+                try:
+                    ctx.wait_until(t)
+                except Preempted:
+                    return
+                except DriverError as exc:  # a stalled or closed simulation: no time to publish
+                    if ctx.cancelled:
+                        return
+                    self.get_logger().warning(f"/clock: {exc}", throttle_duration_sec=5.0)
+
+        self._clock_thread = threading.Thread(target=run, name=f"{self.robot_id}-clock", daemon=True)
+        self._clock_thread.start()
 
     def _build_driver(self, options: dict[str, Any] | None) -> Driver:
         p = {n: self.get_parameter(n).value for n in ("driver", "model", "state_rate", "realtime", "driver_config")}
@@ -389,6 +449,10 @@ class RobotNode(Node):
     # -- shutdown -----------------------------------------------------------------------
 
     def _release(self) -> None:
+        if self._clock_ctx is not None:
+            self._clock_ctx.cancel("shut down")
+            if self._clock_thread is not None:
+                self._clock_thread.join(5.0)
         if self.robot is not None:
             self.robot.lanes.close()
         if self._driver_to_close is not None:
