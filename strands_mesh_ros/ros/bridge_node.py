@@ -59,6 +59,8 @@ from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import Clock as RosClock
+from rclpy.clock import ClockType
 from rclpy.node import Node
 from std_msgs.msg import String
 
@@ -86,6 +88,11 @@ RELAY_WINDOW = 100
 command and response topics' QoS (:mod:`.qos`), so with RELIABLE KEEP_LAST no relayed command
 or answer can be overwritten before it is read; past it the proxy's intake waits and Zenoh
 applies back-pressure to the senders (bench/bench_bridge.py flood)."""
+
+
+SIM_STAMP_BEFORE = 365 * 86400.0
+"""A ``joint_states`` stamp more than this many s before the wall clock is simulated time (a
+robot node on ``use_sim_time``), not a wall-clock stamp."""
 
 
 def default_bridge_id() -> str:
@@ -205,9 +212,14 @@ class _RosRobotProxy:
             self.bridge.get_logger().warning(f"{self.robot_id}: bad joint_states: {exc}", throttle_duration_sec=5.0)
             return
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        now = time.time()
+        # A robot node on use_sim_time stamps with simulated time (seconds since the simulation
+        # started): the contract's t is wall-clock time, so that stamp travels as sim_time.
+        sim_time = stamp if 0 < stamp < now - SIM_STAMP_BEFORE else None
         joints = {n: {"position": p, "velocity": v, "effort": e} for n, (p, v, e) in entries.items()}
         try:
-            self.mesh.publish_state(State(peer_id=self.robot_id, t=stamp or time.time(), joints=joints,
+            self.mesh.publish_state(State(peer_id=self.robot_id, t=now if sim_time is not None or not stamp else stamp,
+                                          joints=joints, sim_time=sim_time,
                                           task={"status": self.presence.task_status or "idle"}))
         except Exception as exc:  # the proxy is stopping
             self.bridge.get_logger().debug(f"state relay of {self.robot_id} stopped: {exc}")
@@ -356,10 +368,12 @@ class BridgeNode(Node):
         self._peers_pub = self.create_publisher(msgs.PeerArray, PEERS_TOPIC, qos.PRESENCE)
         self._response_pub = self.create_publisher(msgs.Response, RESPONSE_TOPIC, qos.RESPONSE)
         self.create_service(srvs.SendCommand, SEND_SERVICE, self._on_send_command, callback_group=self.slow_group)
+        # Liveness and election are wall-clock matters: steady timers even on use_sim_time.
+        steady = RosClock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(1.0 / HOUSEKEEPING_HZ, contained(log, "housekeeping", self._housekeeping),
-                          callback_group=self._house_group)
+                          callback_group=self._house_group, clock=steady)
         self.create_timer(1.0 / topics.PRESENCE_HZ, contained(log, "/mesh/peers", self._publish_peers),
-                          callback_group=self._house_group)
+                          callback_group=self._house_group, clock=steady)
         self.get_logger().info(f"bridge {self.bridge_id} on the mesh (prefix {mesh_config.prefix!r}, ROS domain {self.domain_id})")
 
     # -- election and bookkeeping ----------------------------------------------------------
