@@ -135,12 +135,15 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
     """
     import rclpy
     from rclpy.node import Node
+    from rclpy._rclpy_pybind11 import RCLError
+    from rclpy.logging import get_logger
     from rclpy.signals import SignalHandlerOptions
 
     program = args is None
     argv = sys.argv if args is None else args
     stop = threading.Event()
     installed: dict[int, Any] = {}
+    received: list[int] = []
 
     def ignore_signals() -> None:
         for sig in _SHUTDOWN_SIGNALS:
@@ -148,6 +151,7 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
 
     def on_signal(signum: int, frame: Any) -> None:
         ignore_signals()  # first thing: a second signal must find nothing to interrupt
+        received.append(signum)
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
@@ -156,7 +160,7 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
     try:
         try:
             rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
-        except rclpy.exceptions.RCLError as exc:  # malformed --ros-args
+        except RCLError as exc:  # malformed --ros-args
             print(f"{name}: {_one_line(exc)}", file=sys.stderr)
             return 2
         rclpy.get_default_context().on_shutdown(stop.set)
@@ -180,6 +184,8 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
                 built.start(on_exit=stop.set)  # the fleet host spins its robots itself
             stop.wait()
         finally:
+            if received:
+                get_logger(name).info(f"{signal.Signals(received[0]).name}: shutting down")
             if installed:
                 ignore_signals()
             watchdog = threading.Timer(SHUTDOWN_GRACE, _overdue, (name,))

@@ -1,0 +1,128 @@
+"""Node executables shut down cleanly (issue 10, deliverable 4).
+
+``robot_node``, ``fleet_host`` and ``bridge_node`` run as real subprocesses (own ROS domain,
+the test's key prefix inherited, free ports). Each is waited for until it is up (its start-up
+log line), then sent SIGINT, SIGINT twice (``ros2 launch`` signals the whole process group, and
+users press Ctrl-C twice; the second one arrives back to back, or once shutdown has begun) or
+SIGTERM: it must exit 0 within 5 s with no traceback. A node that cannot join its Zenoh mesh
+exits 2 with one line naming the cause.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+
+import pytest
+
+import ros_helpers
+from helpers import free_port, python_proc
+
+pytestmark = pytest.mark.skipif(not (ros_helpers.HAVE_RCLPY and ros_helpers.HAVE_MSGS), reason=ros_helpers.NO_ROS_REASON)
+
+DOMAIN = ros_helpers.domain_id(7) % 230
+EXIT_WITHIN = 5.0
+"""s from the last signal to the exit (issue 10)."""
+
+
+def _robot_node() -> tuple[list[str], str, int]:
+    return (["-m", "strands_mesh_ros.ros.robot_node", "--ros-args", "-r", "__ns:=/sd_arm", "-p", "driver:=mujoco"],
+            "up in /sd_arm", 1)
+
+
+def _fleet_host() -> tuple[list[str], str, int]:
+    return ["-m", "strands_mesh_ros.ros.fleet_host"], "up in /arm", 2  # the default fleet's two ROS arms
+
+
+def _bridge_node() -> tuple[list[str], str, int]:
+    return (["-m", "strands_mesh_ros.ros.bridge_node", "--ros-args", "-p",
+             f'listen:=["tcp/127.0.0.1:{free_port()}"]'], "on the mesh", 1)
+
+
+NODES = {"robot_node": _robot_node, "fleet_host": _fleet_host, "bridge_node": _bridge_node}
+
+
+def _start(kind: str, tmp_path):
+    args, needle, count = NODES[kind]()
+    proc = python_proc(*args, env={"ROS_DOMAIN_ID": str(DOMAIN), "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")})
+    deadline = time.monotonic() + 60
+    with proc._cond:  # wait for `count` start-up lines (robot nodes log one each)
+        while sum(needle in line for line in proc.lines) < count:
+            left = deadline - time.monotonic()
+            if left <= 0 or (proc.p.poll() is not None and not proc._reader.is_alive()):
+                proc.close()
+                raise AssertionError(f"{kind} not up; output:\n" + "\n".join(proc.lines[-30:]))
+            proc._cond.wait(left)
+    return proc
+
+
+def _exit_code(proc, kind: str) -> int:
+    try:
+        proc.p.wait(EXIT_WITHIN)
+    except Exception:  # noqa: BLE001 - reported with the output below
+        proc.close()
+        raise AssertionError(f"{kind} still running {EXIT_WITHIN} s after the signal; output:\n" + "\n".join(proc.lines[-30:]))
+    proc.close()  # joins the output reader
+    output = "\n".join(proc.lines)
+    assert "Traceback" not in output, output
+    return proc.p.returncode
+
+
+@pytest.mark.parametrize("kind", list(NODES))
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGINT twice", "SIGINT during shutdown"])
+def test_node_exits_cleanly_on_signals(kind, how, tmp_path):
+    proc = _start(kind, tmp_path)
+    try:
+        proc.signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGINT)
+        if how == "SIGINT twice":
+            proc.signal(signal.SIGINT)  # back to back, as a launch's group SIGINT then a user's Ctrl-C
+        elif how == "SIGINT during shutdown":
+            proc.wait_line("SIGINT: shutting down", EXIT_WITHIN)
+            proc.signal(signal.SIGINT)
+        rc = _exit_code(proc, kind)
+        assert rc == 0, "\n".join(proc.lines[-30:])
+    finally:
+        proc.close()
+
+
+def _refused(args: list[str], tmp_path) -> tuple[int, list[str]]:
+    proc = python_proc(*args, env={"ROS_DOMAIN_ID": str(DOMAIN), "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")})
+    try:
+        proc.p.wait(60)
+    finally:
+        proc.close()
+    return proc.p.returncode, proc.lines
+
+
+def test_bridge_with_its_listen_endpoint_in_use_exits_2_with_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        rc, lines = _refused(["-m", "strands_mesh_ros.ros.bridge_node", "--ros-args", "-p",
+                              f'listen:=["tcp/127.0.0.1:{port}"]'], tmp_path)
+    errors = [line for line in lines if line.startswith("bridge_node: ")]
+    assert rc == 2, lines
+    assert len(errors) == 1 and "could not open" in errors[0] and "Address already in use" in errors[0], lines
+    assert not any("Traceback" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("config", ["{not json5", None])
+def test_bridge_with_a_bad_zenoh_config_exits_2_with_one_line(config, tmp_path):
+    path = tmp_path / "zenoh.json5"
+    if config is not None:
+        path.write_text(config)
+    rc, lines = _refused(["-m", "strands_mesh_ros.ros.bridge_node", "--ros-args", "-p", f"zenoh_config:={path}"],
+                         tmp_path)
+    errors = [line for line in lines if line.startswith("bridge_node: ")]
+    assert rc == 2, lines
+    assert len(errors) == 1 and "Zenoh" in errors[0], lines
+    assert not any("Traceback" in line for line in lines), lines
+
+
+def test_malformed_ros_arguments_exit_2_with_one_line(tmp_path):
+    rc, lines = _refused(["-m", "strands_mesh_ros.ros.robot_node", "--ros-args", "-p", "listen:=[unclosed"], tmp_path)
+    assert rc == 2, lines
+    assert len([line for line in lines if line.startswith("robot_node: ")]) == 1, lines
+    assert not any("Traceback" in line for line in lines), lines
