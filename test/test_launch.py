@@ -656,7 +656,8 @@ class LaunchRun:
             [sys.executable, "-m", "strands_mesh_ros.ros_launch", "-n", "--report-processes", "strands_mesh_ros",
              launch_file, *words],
             env={"ROS_DOMAIN_ID": str(domain), "STRANDS_MESH_PREFIX": prefix,
-                 "STRANDS_MESH_AUDIT_DIR": str(tmp / "audit"), "ROS_LOG_DIR": str(tmp / "ros_log")},
+                 "STRANDS_MESH_AUDIT_DIR": str(tmp / "audit"), "ROS_LOG_DIR": str(tmp / "ros_log"),
+                 "TMPDIR": str(tmp)},  # launch_ros's launch_params_* files
             cwd=str(tmp))  # not the repository root: there `import launch` would find launch/
 
     def reports(self, kind: str) -> list[list[str]]:
