@@ -35,11 +35,12 @@ POLICY_PROVIDER_ENV = "STRANDS_MESH_POLICY_PROVIDER"
 DISCOVERY_GRACE = 2.0
 """How long (s) a command waits for an unknown target to appear before failing."""
 
-FOREIGN_CMD_GAP = 0.06
+FOREIGN_CMD_GAP = 0.075
 """Least gap (s) between two commands this process puts to strands-robots peers. Their sessions
 downsample ``**/cmd`` to 20 Hz per Zenoh link (all of a process's sessions reach them over one
 link when they are its clients), silently dropping a second command within 50 ms
-(docs/interop-notes.md (g)); their own senders pace at 1/20 s + 10 ms too."""
+(docs/interop-notes.md (g)); their own senders pace at 1/20 s + 10 ms. 25 ms of margin here,
+since the limiter measures arrivals and a loaded machine spaces them unevenly."""
 _foreign_pace_lock = threading.Lock()
 _foreign_last_put = 0.0
 
