@@ -14,6 +14,7 @@ bootstrap.sh found) or a note on how to set it up.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -224,7 +225,10 @@ def status(op, peer: str) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_their_estop_latches_our_mesh_robot_and_a_ros_robot_behind_our_bridge(fleet):
+@contextlib.contextmanager
+def our_two_robots(fleet, bridge_id: str, domain_offset: int):
+    """Our mesh robot ``ourarm`` and a ROS robot behind our bridge (own ROS domain), both seen by
+    our operator; yields ``(ourarm's Robot, the ROS robot's id, its RobotNode)``."""
     from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, RosEnv, domain_id
 
     if not (HAVE_RCLPY and HAVE_MSGS):
@@ -235,13 +239,20 @@ def test_their_estop_latches_our_mesh_robot_and_a_ros_robot_behind_our_bridge(fl
 
     ourarm = fleet.mesh("ourarm", robot=MockDriver("ourarm")).core.robot
     rosarm_id = f"rosarm_{uuid.uuid4().hex[:6]}"
-    ros = RosEnv(domain_id(7) % 230)
+    ros = RosEnv(domain_id(domain_offset) % 230)
     try:
         node = ros.add(RobotNode(rosarm_id, driver=MockDriver(rosarm_id), context=ros.context, close_driver=True))
-        br = ros.add(BridgeNode(mesh_config=fleet.member_config, bridge_id="bridge_i", context=ros.context,
+        br = ros.add(BridgeNode(mesh_config=fleet.member_config, bridge_id=bridge_id, context=ros.context,
                                 audit_dir=fleet.audit, node_name=f"bridge_{uuid.uuid4().hex[:6]}"))
         wait_for(lambda: rosarm_id in br.proxies, 15, what="the ROS robot bridged")
         fleet.op.wait_for_peer(rosarm_id, 15)
+        yield ourarm, rosarm_id, node
+    finally:
+        ros.close()
+
+
+def test_their_estop_latches_our_mesh_robot_and_a_ros_robot_behind_our_bridge(fleet):
+    with our_two_robots(fleet, "bridge_i", 7) as (ourarm, rosarm_id, node):
         fleet.their_peers_see("ourarm", rosarm_id, "bridge_i", "op")
         assert not status(fleet.op, "ourarm")["locked_out"] and not status(fleet.op, rosarm_id)["locked_out"]
 
@@ -276,8 +287,6 @@ def test_their_estop_latches_our_mesh_robot_and_a_ros_robot_behind_our_bridge(fl
             r = fleet.op.send(peer, {"action": "execute", "instruction": "home"}, timeout=5)
             assert not r.ok and "locked out" in (r.error or ""), f"{peer}: {r.status} {r.error} {r.result}"
         assert ourarm.locked_out and node.robot.locked_out
-    finally:
-        ros.close()
 
 
 def test_our_estop_stops_their_running_task(fleet):
@@ -345,23 +354,7 @@ def test_their_signed_resume_clears_our_mesh_robot_and_a_ros_robot(fleet, resume
     """Their e-stop latches ours with their estop_id; their Ed25519 resume (their Mesh.resume,
     envelope on strands/safety/resume with SourceInfo) clears our mesh robot and the ROS robot
     behind our bridge (the same peer core verifies on both transports)."""
-    from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, RosEnv, domain_id
-
-    if not (HAVE_RCLPY and HAVE_MSGS):
-        pytest.skip(NO_ROS_REASON if not HAVE_RCLPY else NO_MSGS_REASON)
-    from strands_mesh_ros.drivers.mock import MockDriver
-    from strands_mesh_ros.ros.bridge_node import BridgeNode
-    from strands_mesh_ros.ros.robot_node import RobotNode
-
-    ourarm = fleet.mesh("ourarm", robot=MockDriver("ourarm")).core.robot
-    rosarm_id = f"rosarm_{uuid.uuid4().hex[:6]}"
-    ros = RosEnv(domain_id(11) % 230)
-    try:
-        node = ros.add(RobotNode(rosarm_id, driver=MockDriver(rosarm_id), context=ros.context, close_driver=True))
-        br = ros.add(BridgeNode(mesh_config=fleet.member_config, bridge_id="bridge_r", context=ros.context,
-                                audit_dir=fleet.audit, node_name=f"bridge_{uuid.uuid4().hex[:6]}"))
-        wait_for(lambda: rosarm_id in br.proxies, 15, what="the ROS robot bridged")
-        fleet.op.wait_for_peer(rosarm_id, 15)
+    with our_two_robots(fleet, "bridge_r", 11) as (ourarm, rosarm_id, node):
         fleet.their_peers_see("ourarm", rosarm_id)
 
         fleet.theirs.call("estop", wait=20, **{"from": "srop"})
@@ -384,8 +377,6 @@ def test_their_signed_resume_clears_our_mesh_robot_and_a_ros_robot(fleet, resume
             r = fleet.op.send(p, {"action": "execute", "instruction": "home"}, timeout=10)
             assert "locked out" not in (r.error or ""), f"{p}: {r.status} {r.error} {r.result}"
         print(f"\ntheir signed resume: both our robots clear within {cleared * 1000:.0f} ms of their call returning")
-    finally:
-        ros.close()
 
 
 def test_our_signed_resume_clears_their_peers(fleet, resume_key):
