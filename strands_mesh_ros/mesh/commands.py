@@ -122,8 +122,8 @@ class CommandPath:
         if provider:
             command["policy_provider"] = provider
         else:
-            info = self.table.snapshot().get(peer_id)
-            if info is not None and info.presence.schema_ is None:
+            info = self.table.get(peer_id)
+            if info is not None and info.strands_robots:
                 raise ValueError(f"{peer_id} is a strands-robots peer: execute needs a policy provider "
                                  f"(tell(..., policy_provider='mock'), --policy-provider, or ${POLICY_PROVIDER_ENV})")
         return self.send(peer_id, command, timeout)
@@ -150,8 +150,8 @@ class CommandPath:
         with self._pending_lock:
             self._pending[env.turn_id] = p
         if target is not None:
-            info = self.table.snapshot().get(target)
-            if info is not None and info.presence.schema_ is None:  # a strands-robots peer: no `schema`
+            info = self.table.get(target)
+            if info is not None and info.strands_robots:
                 _pace_foreign_command()
         self._session.put(self.keys.cmd(target) if target else self.keys.broadcast, data,
                           congestion_control=self._zenoh.CongestionControl.BLOCK, source_info=self.source_info())

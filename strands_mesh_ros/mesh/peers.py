@@ -43,6 +43,13 @@ class PeerInfo:
     def via(self) -> str | None:
         return self.presence.via
 
+    @property
+    def strands_robots(self) -> bool:
+        """A strands-robots peer: its presence has no ``schema`` (ours always sends one). Such a
+        peer rate-limits what it receives (docs/interop-notes.md (g)) and needs a policy
+        provider for ``execute``."""
+        return self.presence.schema_ is None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "peer_id": self.peer_id, "robot_type": self.robot_type, "peer_type": self.peer_type,
@@ -99,18 +106,27 @@ class PeerTable:
                 self._on_leave(p, f"no presence for {self.timeout:.1f} s")
         return gone
 
+    def _info_locked(self, pid: str, pr: Presence, heard: float, now: float) -> PeerInfo:
+        return PeerInfo(pid, pr.robot_type, pr.peer_type, pr.hostname, now - heard, pid in self._tokens, pr)
+
     def _snapshot_locked(self) -> dict[str, PeerInfo]:
         now = time.monotonic()
-        return {
-            pid: PeerInfo(pid, pr.robot_type, pr.peer_type, pr.hostname, now - heard, pid in self._tokens, pr)
-            for pid, (pr, heard) in self._presence.items()
-            if now - heard <= self.timeout
-        }
+        return {pid: self._info_locked(pid, pr, heard, now)
+                for pid, (pr, heard) in self._presence.items() if now - heard <= self.timeout}
 
     def snapshot(self) -> dict[str, PeerInfo]:
         """Fresh peers by id."""
         with self._cond:
             return self._snapshot_locked()
+
+    def get(self, peer_id: str) -> PeerInfo | None:
+        """``peer_id`` if fresh, else None; without building the whole snapshot (command path)."""
+        now = time.monotonic()
+        with self._cond:
+            entry = self._presence.get(peer_id)
+            if entry is None or now - entry[1] > self.timeout:
+                return None
+            return self._info_locked(peer_id, entry[0], entry[1], now)
 
     def tokens(self) -> set[str]:
         """Ids whose liveliness token is up (presence heard or not)."""

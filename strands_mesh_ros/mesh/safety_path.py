@@ -284,8 +284,8 @@ class SafetyPath:
     def _resume_hmac(self, targets: list[str] | None, operator: str, timeout: float) -> dict[str, dict[str, Any]]:
         if self._resume_key is None:
             raise MeshError("no resume key: set STRANDS_MESH_RESUME_KEY (or _FILE) to the fleet's resume key")
-        # pace only when a strands-robots peer (no `schema` in its presence) may receive it
-        _space_safety(any(i.presence.schema_ is None for i in self.table.snapshot().values()))
+        # pace only when a strands-robots peer may receive it
+        _space_safety(any(i.strands_robots for i in self.table.snapshot().values()))
         seq = time.time_ns()
         env = sign_resume(Resume(peer_id=self.peer_id, t=time.time(), seq=seq, operator=operator,
                                  targets=targets), self._resume_key)
