@@ -96,9 +96,8 @@ class Mesh(CommandPath, SafetyPath):
         presence: returns extra presence fields (``skills``, ``task_status``, ...) at each beat.
         safety: subscribe to the safety keys (default). A bridge's proxies say False: the
             bridge's own peer takes the safety path for them.
-        safety_hook: called ``safety_hook(kind, value)`` after this peer issued an e-stop
-            (``"estop_issued"``, the envelope) and for every readable resume envelope of
-            another peer (``"resume"``, its raw bytes).
+        safety_hook: called ``safety_hook("resume", raw bytes)`` for every readable resume
+            envelope of another peer (the bridge carries them into ROS).
         raw_estop_hook: called with the raw bytes of every sample on the e-stop key, in
             Zenoh's thread right after this peer halted and before anything is parsed; the
             bridge carries the halt into ROS with it.

@@ -126,7 +126,6 @@ class SafetyPath:
             # as its lockout epoch (both or neither, else it refuses the envelope).
             self._estop_pub.put(env.to_json(), source_info=self._zenoh.SourceInfo(self._estop_pub.id, 1))
             _safety_sent()
-            self._call_hook("estop_issued", env)
             answers: dict[str, Any] = {}
 
             def on_stop_answer(resp: Any) -> None:
