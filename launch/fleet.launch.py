@@ -67,6 +67,8 @@ ARGUMENTS = (
     ("zenoh_config", "", "Zenoh json5 config of the bridge, e.g. " + str(CONFIG / "zenoh.json5")),
     ("use_robot_state_publisher", "true",
      "start each robot's robot_state_publisher and world placement (false where they are not installed)"),
+    ("use_sim_time", "false", "true: every robot node, robot_state_publisher and rviz2 follow /clock"),
+    ("publish_clock", "false", "true: the first simulated (mujoco) robot publishes /clock from its simulation"),
     ("use_rviz", "false", "start rviz2 with rviz_config"),
     ("rviz_config", str(CONFIG / "fleet.rviz"), "rviz2 config"),
     ("use_zenoh_bridge", "false", "also start zenoh-bridge-ros2dds (ROS topics as CDR on Zenoh; not the contract)"),
@@ -90,6 +92,8 @@ def fleet_actions(context):
     use_bridge = launch_support.parse_bool(arg["use_bridge"], "use_bridge")
     use_rviz = launch_support.parse_bool(arg["use_rviz"], "use_rviz")
     use_zenoh_bridge = launch_support.parse_bool(arg["use_zenoh_bridge"], "use_zenoh_bridge")
+    use_sim_time = launch_support.parse_bool(arg["use_sim_time"], "use_sim_time")
+    clock_robot = launch_support.clock_publisher(fleet.robots, launch_support.parse_bool(arg["publish_clock"], "publish_clock"))
     config_dir = None
     if any(spec.driver == "ros_topics" and spec.options for spec in fleet.robots):
         # the robot node takes a ros_topics config as a file: write the fleet file's inline ones
@@ -104,6 +108,8 @@ def fleet_actions(context):
             robot_args = launch_support.robot_launch_arguments(spec, index, spacing=spacing, config_dir=config_dir)
             robot_args["params_file"] = arg["params_file"]
             robot_args["use_robot_state_publisher"] = str(use_rsp).lower()
+            robot_args["use_sim_time"] = str(use_sim_time).lower()
+            robot_args["publish_clock"] = str(spec.id == clock_robot).lower()
             if "prefix" in bridge:
                 robot_args["mesh_prefix"] = bridge["prefix"]
             plan = launch_support.plan_robot_launch(robot_args, where=f"robots entry {index + 1}")
@@ -153,6 +159,7 @@ def fleet_actions(context):
             executable="rviz2",
             name="rviz2",
             arguments=["-d", arg["rviz_config"]],
+            parameters=[{"use_sim_time": use_sim_time}],
             output="log",
         ))
     return actions

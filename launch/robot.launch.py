@@ -49,6 +49,9 @@ ARGUMENTS = (
     ("driver_config", "", "ros_topics: the driver's YAML (plain or fleet form)"),
     ("mesh_prefix", "", "key prefix of the robot's fleet (empty: $STRANDS_MESH_PREFIX, else strands)"),
     ("use_robot_state_publisher", "true", "start robot_state_publisher (TF of the robot's links)"),
+    ("use_sim_time", "", "true: the robot node and robot_state_publisher follow /clock (empty: params_file, else false)"),
+    ("publish_clock", "", "true: publish /clock from this robot's simulation, one per ROS graph (mujoco only; "
+                          "empty: params_file, else false)"),
     ("world_frame", "", "if set, publish a static transform <world_frame> -> <robot_id>/<root link>"),
     ("x", "0.0", "with world_frame: the robot's x in it, m"),
     ("y", "0.0", "with world_frame: the robot's y in it, m"),
@@ -82,7 +85,8 @@ def robot_group(context):
             package="robot_state_publisher",
             executable="robot_state_publisher",
             name="robot_state_publisher",
-            parameters=[{"robot_description": plan.urdf, "frame_prefix": plan.frame_prefix}],
+            parameters=[{"robot_description": plan.urdf, "frame_prefix": plan.frame_prefix,
+                         "use_sim_time": bool(plan.parameters.get("use_sim_time", False))}],
             remappings=[("robot_description", launch_support.ROBOT_STATE_PUBLISHER_DESCRIPTION)],
             output="screen",
         ))

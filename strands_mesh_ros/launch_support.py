@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -529,11 +529,14 @@ def plan_robot_launch(arguments: Mapping[str, str], where: str = "") -> RobotPla
     empty, ``use_robot_state_publisher`` defaults to true): :func:`make_spec` of ``robot_id``,
     ``driver``, ``model``, ``state_rate``, ``realtime``, then :func:`plan_robot` with
     ``params_file`` and ``driver_config``; ``mesh_prefix`` becomes the node's ``prefix``
-    parameter. ``fleet.launch.py`` calls it for every robot before it starts anything.
+    parameter, ``use_sim_time`` and ``publish_clock`` (true | false, empty: the params file's)
+    the node's parameters of those names. ``fleet.launch.py`` calls it for every robot before
+    it starts anything.
 
     Raises:
         ValueError, FileNotFoundError: see :func:`make_spec` and :func:`plan_robot`; ``x`` /
-            ``y`` not numbers. ``where`` prefixes make_spec's messages.
+            ``y`` not numbers; ``publish_clock`` on a robot that is not simulated. ``where``
+            prefixes make_spec's messages.
     """
     arg = {k: ("" if v is None else str(v)) for k, v in arguments.items()}
     robot_id = arg.get("robot_id", "")
@@ -549,7 +552,33 @@ def plan_robot_launch(arguments: Mapping[str, str], where: str = "") -> RobotPla
                       driver_config=arg.get("driver_config") or None)
     if arg.get("mesh_prefix"):
         plan.parameters["prefix"] = arg["mesh_prefix"]
+    if arg.get("use_sim_time"):
+        plan.parameters["use_sim_time"] = parse_bool(arg["use_sim_time"], "use_sim_time")
+    if arg.get("publish_clock"):
+        publish = parse_bool(arg["publish_clock"], "publish_clock")
+        if publish and plan.spec.driver != "mujoco":
+            raise ValueError(f"robot {robot_id!r}: publish_clock:=true needs a simulated robot (driver mujoco); "
+                             f"{plan.spec.driver!r} runs on the wall clock")
+        plan.parameters["publish_clock"] = publish
     return plan
+
+
+def clock_publisher(specs: Sequence[RobotSpec], publish_clock: bool) -> str | None:
+    """The one robot of a fleet that publishes ``/clock`` under ``publish_clock:=true``: the
+    first simulated (``mujoco``) robot. One ``/clock`` per ROS graph, as a simulator provides;
+    every robot's simulation steps on its own, so the others' skills keep their own simulated
+    time and only their ``joint_states`` stamps follow ``/clock`` (with ``use_sim_time``).
+
+    Raises:
+        ValueError: ``publish_clock`` and no simulated robot in the fleet.
+    """
+    if not publish_clock:
+        return None
+    for spec in specs:
+        if spec.driver == "mujoco":
+            return spec.id
+    raise ValueError("publish_clock:=true needs a simulated robot (driver mujoco) in the fleet; it has "
+                     + (", ".join(f"{s.id} ({s.driver})" for s in specs) or "no robots"))
 
 
 # -- executables -------------------------------------------------------------------------
@@ -624,6 +653,7 @@ __all__ = [
     "RobotPlan",
     "bridge_parameters",
     "check_executables",
+    "clock_publisher",
     "find_ros_executable",
     "fleet_robots",
     "layout",

@@ -573,9 +573,35 @@ def test_fleet_opaque_function_builds_one_group_per_robot():
     robot_args = [_robot_args(g, launch) for g in groups[:2]]
     assert [a["robot_id"] for a in robot_args] == ["arm1", "m1"]
     assert all(a["use_robot_state_publisher"] == "false" and a["world_frame"] == "world" for a in robot_args)
+    assert all(a["use_sim_time"] == "false" and a["publish_clock"] == "false" for a in robot_args)
     context.launch_configurations["robots"] = "arm-1"
     with pytest.raises(ValueError, match="cannot be a ROS namespace"):
         module.fleet_actions(context)
+
+
+def test_fleet_sim_time_reaches_every_robot_and_one_publishes_clock():
+    launch, _ = _require_launch()
+    _require_prefix()
+    module = _load_launch_file("fleet.launch.py")
+    context = _context(launch, module, robots="m1::mock,arm1:arm6,arm2:arm6", use_robot_state_publisher="false",
+                       use_sim_time="true", publish_clock="true")
+    robot_args = [_robot_args(g, launch) for g in module.fleet_actions(context)
+                  if isinstance(g, launch.actions.GroupAction)][:3]
+    # one /clock per ROS graph: the first simulated robot's, not the mock's
+    assert [(a["robot_id"], a["use_sim_time"], a["publish_clock"]) for a in robot_args] == [
+        ("m1", "true", "false"), ("arm1", "true", "true"), ("arm2", "true", "false")]
+    plans = [ls.plan_robot_launch(a) for a in robot_args]
+    assert [(p.parameters["use_sim_time"], p.parameters["publish_clock"]) for p in plans] == [
+        (True, False), (True, True), (True, False)]
+    context.launch_configurations["robots"] = "m1::mock"
+    with pytest.raises(ValueError, match=r"publish_clock:=true needs a simulated robot .* m1 \(mock\)"):
+        module.fleet_actions(context)
+    with pytest.raises(ValueError, match="robot 'm2': publish_clock:=true needs a simulated robot"):
+        ls.plan_robot_launch({"robot_id": "m2", "driver": "mock", "publish_clock": "true",
+                              "use_robot_state_publisher": "false"})
+    with pytest.raises(ValueError, match="use_sim_time"):
+        ls.plan_robot_launch({"robot_id": "m2", "driver": "mock", "use_sim_time": "sometimes",
+                              "use_robot_state_publisher": "false"})
 
 
 def test_fleet_passes_the_state_publisher_and_world_placement_to_every_robot(fake_ros_prefix):
@@ -725,6 +751,7 @@ def _assert_clean_exits(run: LaunchRun, expected: set[str]) -> None:
 def test_fleet_launch_brings_up_robots_and_bridge(launch_run):
     """fleet.launch.py as ros2 launch runs it: every robot's joint_states and latched
     robot_description, /mesh/peers listing them, and one SIGINT ends every process with 0."""
+    from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import JointState
     from std_msgs.msg import String
 
@@ -739,11 +766,19 @@ def test_fleet_launch_brings_up_robots_and_bridge(launch_run):
         states = {rid: env.sub(JointState, topics.robot_topic(rid, topics.JOINT_STATES), qos.JOINT_STATES)
                   for rid in ids}
         peers = env.sub(msgs.PeerArray, "/mesh/peers", qos.PRESENCE)
+        clock = env.sub(Clock, "/clock", 1)
         run = launch_run("fleet.launch.py", {"robots": f"{ids[0]}:arm6,{ids[1]}::mock",
-                                             "use_robot_state_publisher": "false", "robot_spacing": "2.0"}, domain)
+                                             "use_robot_state_publisher": "false", "robot_spacing": "2.0",
+                                             "use_sim_time": "true", "publish_clock": "true"}, domain)
         for rid in ids:
             state = states[rid].wait(timeout=60.0, what=f"{rid}'s joint_states")
             assert state.name, state
+        # /clock from the simulated arm's physics (which started at 0 s), and joint_states stamped
+        # with the node clock that follows it (wall-clock stamps would be ~1.8e9 s)
+        clock.wait(lambda m: m.clock.sec + m.clock.nanosec > 0, timeout=30.0, what="/clock")
+        stamped = states[ids[0]].wait(lambda m: 0 < m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 < 1e6,
+                                      timeout=30.0, what=f"{ids[0]}'s joint_states on simulated time")
+        assert stamped.header.stamp.sec < 1e6
         # latched: a subscription made now, after the publication, still gets the description
         for rid, model, driver in ((ids[0], "arm6", "mujoco"), (ids[1], "arm6", "mock")):
             description = env.sub(String, topics.robot_topic(rid, topics.ROBOT_DESCRIPTION), qos.ROBOT_DESCRIPTION)

@@ -164,6 +164,61 @@ def test_driver_with_its_own_node(ros):
     assert np.allclose(stand_in.position(), TARGET, atol=0.02)
 
 
+def test_skills_follow_ros_time_under_use_sim_time(ros):
+    """With use_sim_time the skills run on /clock: a simulation at a quarter of real time makes a
+    move take four times its (simulated) duration, and a paused simulation holds it."""
+    import rclpy
+    from builtin_interfaces.msg import Time as TimeMsg
+    from rclpy.parameter import Parameter
+    from rosgraph_msgs.msg import Clock as ClockMsg
+
+    from strands_mesh_ros.ros.ros_topics import RosTimeClock, RosTopicsDriver
+    from strands_mesh_ros.robot.runtime import Robot
+
+    factor = 0.25
+    clock_pub = ros.probe.create_publisher(ClockMsg, "/clock", 1)
+    running = threading.Event()
+    running.set()
+    sim = {"t": 0.0, "wall": time.monotonic()}
+
+    def tick() -> None:  # the "simulator": /clock at 100 Hz of wall time, advancing factor x wall
+        now = time.monotonic()
+        if running.is_set():
+            sim["t"] += factor * (now - sim["wall"])
+        sim["wall"] = now
+        sec = int(sim["t"])
+        clock_pub.publish(ClockMsg(clock=TimeMsg(sec=sec, nanosec=int((sim["t"] - sec) * 1e9))))
+
+    ros.probe.create_timer(0.01, tick)
+    rid = f"bot_{uuid.uuid4().hex[:8]}"
+    stand_in = StandIn(ros.probe, rid, ARM, "position_controller")
+    node = ros.add(rclpy.create_node(f"{rid}_sim", context=ros.context,
+                                     parameter_overrides=[Parameter("use_sim_time", value=True)]))
+    driver = RosTopicsDriver(rid, arm_config("position_controller"), node=node)
+    assert isinstance(driver.clock, RosTimeClock)
+    driver.start()
+    robot = Robot(driver)
+    ros.defer(robot.close)
+    assert driver.wait_for_state(10)
+    wait_for(lambda: driver.clock.now() > 0.1, 10, what="the node clock to follow /clock")
+    wait_for(lambda: driver._pub.get_subscription_count() >= 1, 10, what="the stand-in's command subscription")
+    t0, s0 = time.monotonic(), driver.clock.now()
+    out = robot.call_skill("move_joints", {"positions": TARGET, "duration": 0.4}).result(timeout=30)
+    wall, simulated = time.monotonic() - t0, driver.clock.now() - s0
+    assert out.status == "done", out.error
+    assert out.result["duration"] == pytest.approx(0.75)  # stretched by max_velocity 2 rad/s (j3: 0.8 rad)
+    assert simulated >= 0.75 and wall >= 0.75 / factor * 0.9, (wall, simulated)
+    # a paused simulation pauses the skill; it finishes once time runs again
+    running.clear()
+    fut = robot.call_skill("move_joints", {"positions": [0.0] * 4, "duration": 0.2})
+    wait_for(lambda: driver.commands_sent > 0 and len(stand_in.commands) > 0, 5, what="the move to start")
+    with pytest.raises(TimeoutError):
+        fut.result(timeout=1.5)  # 1.5 wall s with the clock stopped: still moving
+    running.set()
+    assert fut.result(timeout=30).status == "done"
+    assert np.allclose(stand_in.position(), 0.0, atol=0.02)
+
+
 def test_drive_over_twist(ros):
     stand_in, driver, robot = setup(ros, "twist", {"command_interface": "twist",
                                                    "joints": ["wheel_left_joint", "wheel_right_joint"],

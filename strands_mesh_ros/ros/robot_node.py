@@ -313,6 +313,9 @@ class RobotNode(Node):
         if clock is None or not clock.simulated:
             raise ValueError(f"robot {self.robot_id!r}: publish_clock needs a simulated driver "
                              f"({type(driver).__name__} runs on the wall clock)")
+        if getattr(clock, "follows_ros_time", False):
+            raise ValueError(f"robot {self.robot_id!r}: publish_clock with a driver that follows /clock "
+                             f"(use_sim_time) would republish /clock to itself; the simulator publishes it")
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from rosgraph_msgs.msg import Clock as ClockMsg
 

@@ -29,6 +29,12 @@ ISO 13850).
 The driver needs an rclpy node: pass one (e.g. the :class:`~strands_mesh_ros.ros.robot_node.
 RobotNode`, whose executor then serves the driver's subscription), or let it create its own in
 a given context, spun on a thread of its own from :meth:`start` until :meth:`close`.
+
+Time: a real robot's skills run on the wall clock. When the node's ``use_sim_time`` parameter is
+true at construction (a Gazebo robot, whose simulator publishes ``/clock``), the driver's
+:attr:`~RosTopicsDriver.clock` is the node's ROS clock (:class:`RosTimeClock`): trajectory
+timing, stream periods, settle timeouts and ``drive`` durations are then simulated seconds, so a
+simulation running slower than real time slows the skills with it, and a paused one pauses them.
 """
 
 from __future__ import annotations
@@ -45,10 +51,46 @@ import numpy as np
 from ..drivers.diffdrive import parse_base_instruction
 from ..drivers.ros_topics_config import DEFAULT_COMMAND_TOPICS, RosTopicsConfig, load_ros_topics_config
 from ..drivers.skills import LINEAR_PEAK_SPEED, SETTLE_TIMEOUT, STREAM_RATE_HZ, Gripper, JointSkillsMixin
-from ..robot.driver import BaseDriver, DriverError, JointInfo, Observation, Skill, SkillContext
+from ..robot.driver import BaseDriver, Clock, DriverError, JointInfo, Observation, Skill, SkillContext
 from . import topics
 
 log = logging.getLogger(__name__)
+
+ROS_TIME_RECHECK = 0.5
+"""Wall s after which a wait on :class:`RosTimeClock` re-reads the clock even though no time jump
+woke it (a guard against a missed jump callback, not the way waits normally end)."""
+
+
+class RosTimeClock(Clock):
+    """An rclpy node's ROS clock as a robot :class:`~strands_mesh_ros.robot.driver.Clock`:
+    simulated time from ``/clock`` under ``use_sim_time`` (0 until the first ``/clock``).
+
+    Waits end on the clock's own time-jump callbacks (rclpy calls them on every ``/clock``
+    update), so they track the simulation without polling; a cancel wakes them at once.
+    """
+
+    simulated = True
+    follows_ros_time = True  # it reads /clock: a node must not republish it as its own
+
+    def __init__(self, node: Any) -> None:
+        self._clock = node.get_clock()
+
+    def now(self) -> float:
+        return self._clock.now().nanoseconds * 1e-9
+
+    def sleep_until(self, t: float, ctx: SkillContext) -> None:
+        from rclpy.clock import JumpThreshold
+        from rclpy.duration import Duration
+
+        with ctx.waker() as wake:
+            def on_jump(_jump: Any) -> None:
+                if self.now() >= t:
+                    wake.set()
+
+            threshold = JumpThreshold(min_forward=Duration(nanoseconds=1), min_backward=None, on_clock_change=True)
+            with self._clock.create_jump_callback(threshold, post_callback=on_jump):
+                while not ctx.cancelled and self.now() < t:
+                    wake.wait(ROS_TIME_RECHECK)
 
 
 def _duration(seconds: float) -> Any:
@@ -73,6 +115,8 @@ class RosTopicsDriver(JointSkillsMixin, BaseDriver):
         DriverError: ``urdf_file`` cannot be read.
 
     Attributes:
+        clock: the skills' time base: the wall clock, or :class:`RosTimeClock` when the node's
+            ``use_sim_time`` is true at construction (module docstring).
         halted: latched by :meth:`emergency_stop` until :meth:`resume`.
         messages_received, commands_sent: counts of joint_states in and commands out.
         joint_states_topic, command_topic: the resolved absolute topic names.
@@ -115,6 +159,8 @@ class RosTopicsDriver(JointSkillsMixin, BaseDriver):
 
             node = rclpy.create_node(f"{robot_id.replace('-', '_')}_ros_topics", context=context)
         self.node = node
+        if node.get_parameter("use_sim_time").value:
+            self.clock = RosTimeClock(node)
         self._wire()
 
     # -- ROS wiring ---------------------------------------------------------------------
@@ -355,19 +401,20 @@ class RosTopicsDriver(JointSkillsMixin, BaseDriver):
                      duration: float = 1.0) -> dict[str, Any]:
         """Stream the twist at ``twist.rate`` Hz for ``duration`` s, then send zero."""
         period = 1.0 / self.config.twist.rate
-        t0 = time.monotonic()
+        clock = self.clock
+        t0 = clock.now()
         try:
             while True:
                 ctx.check()
                 self.command_twist(linear, angular)
-                left = t0 + duration - time.monotonic()
+                left = t0 + duration - clock.now()
                 if left <= 0:
                     break
-                ctx.wait(min(period, left))
+                ctx.wait(min(period, left), clock)
         finally:
             with self._cmd_lock:
                 self._send_twist(0.0, 0.0)  # zero is always allowed, halted or not
-        return {"linear": linear, "angular": angular, "duration": time.monotonic() - t0}
+        return {"linear": linear, "angular": angular, "duration": clock.now() - t0}
 
     def _follow(self, ctx: SkillContext, goal: dict[str, float], duration: float,
                 tolerance: float | None) -> dict[str, Any]:
@@ -398,15 +445,16 @@ class RosTopicsDriver(JointSkillsMixin, BaseDriver):
             for n, v in goal.items():
                 q[self._index[n]] = self._joints[self._index[n]].clip(float(v))
             self._publish_positions(q, max(duration, self.config.hold_time))
-        t_end = time.monotonic() + duration
+        clock = self.clock
+        t_end = clock.now() + duration
         deadline = t_end + SETTLE_TIMEOUT
         period = 1.0 / STREAM_RATE_HZ
         while True:
-            ctx.wait(period)
+            ctx.wait(period, clock)
             obs = self.observe()
             idx = {n: i for i, n in enumerate(obs.names)}
             worst = float(np.max(np.abs(np.array([obs.position[idx[n]] for n in names]) - end))) if names else 0.0
-            now = time.monotonic()
+            now = clock.now()
             if now >= t_end and (tolerance is None or worst <= tolerance):
                 break
             if now >= deadline:
@@ -482,4 +530,4 @@ def make_ros_topics_driver(spec: Any, *, node: Any = None, context: Any = None) 
     return RosTopicsDriver(spec.id, config, node=node, context=context)
 
 
-__all__ = ["RosTopicsDriver", "make_ros_topics_driver", "RosTopicsConfig", "load_ros_topics_config", "DEFAULT_COMMAND_TOPICS"]
+__all__ = ["RosTopicsDriver", "RosTimeClock", "make_ros_topics_driver", "RosTopicsConfig", "load_ros_topics_config", "DEFAULT_COMMAND_TOPICS"]
