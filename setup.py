@@ -47,9 +47,9 @@ setup(
     entry_points={
         "console_scripts": [
             "strands-mesh = strands_mesh_ros.cli:main",
-            "robot_node = strands_mesh_ros.ros.robot_node:main",
-            "bridge_node = strands_mesh_ros.ros.bridge_node:main",
-            "fleet_host = strands_mesh_ros.ros.fleet_host:main",
+            "robot_node = strands_mesh_ros.ros.entry:robot_node",
+            "bridge_node = strands_mesh_ros.ros.entry:bridge_node",
+            "fleet_host = strands_mesh_ros.ros.entry:fleet_host",
         ],
     },
 )

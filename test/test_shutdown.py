@@ -126,3 +126,29 @@ def test_malformed_ros_arguments_exit_2_with_one_line(tmp_path):
     assert rc == 2, lines
     assert len([line for line in lines if line.startswith("robot_node: ")]) == 1, lines
     assert not any("Traceback" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("kind", list(NODES))
+def test_signal_while_importing_exits_quietly(kind, tmp_path):
+    """The executables' entry points (``ros/entry.py``): a SIGINT that lands while the node module
+    is still being imported (rclpy imported, numpy, the contract and the driver code still to come:
+    ~0.8 s here) ends the process with one line and status 0, not a KeyboardInterrupt traceback."""
+    import re
+
+    from helpers import wait_for
+
+    args, _needle, _count = NODES[kind]()
+    ros_args = args[args.index("--ros-args"):] if "--ros-args" in args else []
+    code = f"import sys; from strands_mesh_ros.ros.entry import {kind}; sys.exit({kind}())"
+    proc = python_proc("-X", "importtime", "-c", code, *ros_args,
+                       env={"ROS_DOMAIN_ID": str(DOMAIN), "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")})
+    try:
+        # -X importtime prints a line as each import completes: rclpy's comes before the rest of the node's
+        wait_for(lambda: any(re.search(r"\|\s+rclpy$", line) for line in proc.lines), 60, what="rclpy imported")
+        proc.signal(signal.SIGINT)
+        rc = _exit_code(proc, kind)
+        assert rc == 0, "\n".join(proc.lines[-30:])
+        assert any(f"{kind}: SIGINT while starting; exiting" in line or "SIGINT: shutting down" in line
+                   for line in proc.lines), "\n".join(proc.lines[-30:])
+    finally:
+        proc.close()
