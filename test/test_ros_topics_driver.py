@@ -381,3 +381,15 @@ def test_robot_node_driver_config_parameter(ros):
     assert d.ros_provides == frozenset()  # at the root: the node republishes /ur1/joint_states
     assert node._js_pub is not None and node._desc_pub is not None
     assert d.robot_description() is None  # no urdf_file: the node publishes a generated URDF
+
+
+@pytest.mark.skipif(not HAVE_MSGS, reason=NO_MSGS_REASON)
+def test_robot_node_refuses_to_republish_the_clock_it_follows(ros):
+    from rclpy.parameter import Parameter
+
+    from strands_mesh_ros.ros.robot_node import RobotNode
+
+    with pytest.raises(ValueError, match="would republish /clock to itself"):
+        RobotNode(f"bot_{uuid.uuid4().hex[:8]}", context=ros.context, driver_options=arm_config("position_controller"),
+                  parameter_overrides=[Parameter("driver", value="ros_topics"), Parameter("use_sim_time", value=True),
+                                       Parameter("publish_clock", value=True)])
