@@ -199,3 +199,43 @@ def test_watchdog_off_by_default_a_lost_operator_does_not_halt(kind, net, _audit
         while time.monotonic() < deadline:
             assert rig.lockout() is None, f"{kind} robot without a watchdog halted"
         assert not rig.events("link_loss") and not rig.events("watchdog_armed")
+
+
+# -- configuration reaches the robot ----------------------------------------------------------
+
+def test_fleet_yaml_watchdog_reaches_the_mesh_robot(net):
+    from strands_mesh_ros.fleet import Fleet
+
+    robots = [{"id": "wf1", "driver": "mock", "watchdog_operators": ["console"], "watchdog_timeout": 3},
+              {"id": "wf2", "driver": "mock"}]
+    with Fleet(robots=robots, config=net.hub()) as fleet:
+        assert fleet.meshes["wf1"].core.watchdog.config == WatchdogConfig(("console",), 3.0)
+        assert fleet.meshes["wf2"].core.watchdog is None
+
+
+@pytest.mark.skipif(not HAVE_RCLPY, reason=NO_ROS_REASON)
+@pytest.mark.skipif(not HAVE_MSGS, reason=NO_MSGS_REASON)
+def test_ros_parameters_and_fleet_spec_reach_the_ros_robot_and_bad_ones_are_refused(net):
+    from rclpy.parameter import Parameter
+    from ros_helpers import RosEnv
+
+    from strands_mesh_ros.ros.robot_node import RobotNode
+
+    ros = RosEnv(DOMAIN)
+    try:
+        spec = RobotSpec(id="wr1", driver="mock", watchdog_operators=["console", "backup"], watchdog_timeout=2.5)
+        node = ros.add(RobotNode.from_spec(spec, context=ros.context, prefix=net.prefix))
+        assert node.core.watchdog.config == WatchdogConfig(("console", "backup"), 2.5)
+        assert node.get_parameter("watchdog_operators").value == ["console", "backup"]
+        plain = ros.add(RobotNode.from_spec(RobotSpec(id="wr2", driver="mock"), context=ros.context, prefix=net.prefix))
+        assert plain.core.watchdog is None
+        for params, needle in [([Parameter("watchdog_timeout", value=2.0)], "without watchdog operators"),
+                               ([Parameter("watchdog_operators", value=["console"])], "at least 1.0 s"),
+                               ([Parameter("watchdog_operators", value=["a/b"]), Parameter("watchdog_timeout", value=2.0)],
+                                "invalid watchdog operator 'a/b'")]:
+            with pytest.raises(ValueError, match="watchdog_operators / watchdog_timeout") as exc:
+                RobotNode("wr3", driver=__import__("strands_mesh_ros.drivers.mock", fromlist=["x"]).MockDriver("wr3"),
+                          context=ros.context, prefix=net.prefix, parameter_overrides=params, close_driver=True)
+            assert needle in str(exc.value)
+    finally:
+        ros.close()
