@@ -455,12 +455,12 @@ def router(
     """
     import signal
 
+    from .mesh.config import MeshConfig
     from .mesh.router import Router
 
-    cfg = _config(connect, listen, config, None, None)
-    if no_multicast:
-        cfg = cfg.with_(multicast_scouting=False)
-    try:
+    try:  # one error line however long (soft_wrap): scripts and service logs read it
+        cfg = MeshConfig.from_env(connect=connect or None, listen=listen or None, config_file=config,
+                                  multicast_scouting=False if no_multicast else None)
         r = Router(cfg)
     except ValueError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)

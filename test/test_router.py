@@ -62,7 +62,7 @@ def test_sigterm_exits_0():
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--config", "/nonexistent/router.json5"], "does not exist"),
+    (["--config", "/nonexistent/" + "a-long-directory-name/" * 6 + "router.json5"], "does not exist"),
     (["--listen", "bogus"], "Endpoints must be of the form"),
     (["--config", "config/robot-client.json5"], "sets mode 'client'"),
 ])

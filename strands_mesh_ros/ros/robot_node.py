@@ -325,8 +325,10 @@ class RobotNode(Node):
         except rclpy.exceptions.ParameterUninitializedException:
             ops = []
         timeout = self.get_parameter("watchdog_timeout").value
+        if not ops and timeout == 0.0:
+            return None  # the default: off
         try:
-            return WatchdogConfig.from_options(ops, timeout or None if not ops else timeout)
+            return WatchdogConfig.from_options(ops, timeout)
         except ValueError as exc:
             raise ValueError(f"robot {self.robot_id!r}: parameters watchdog_operators / watchdog_timeout: {exc}") from None
 
