@@ -1,11 +1,15 @@
-"""Fleet scale through a Zenoh router: discovery time, state loss and e-stop for N robots.
+"""Fleet scale through Zenoh routers: discovery time, state loss and e-stop for N robots.
 
     python bench/scale.py                  # N = 10, 50, 100; 10 robots per process; 10 s window
     python bench/scale.py --sizes 20 --per-process 5 --window 5
+    python bench/scale.py --sizes 100 --routers 2   # robots on router A, observer on router B
 
-One router process (Python Zenoh session, router mode), N mock robots packed ``--per-process``
-per process (each process a ``Fleet`` on one Zenoh client session; state at 10 Hz), and this
-process as an observer client. Measured per N:
+One router process (the package's router, :class:`strands_mesh_ros.mesh.router.Router`, as
+``strands-mesh router`` runs it), or with ``--routers 2`` two, router B connected to router A
+(a backbone of two sites); N mock robots packed ``--per-process`` per process (each process a
+``Fleet`` on one Zenoh client session of router A; state at 10 Hz), and this process as an
+observer client of the last router (B), so every sample it counts crossed both routers.
+Measured per N:
 
 * discovery: from spawning the robot processes until the observer's peer table holds all N
   robots (and from the last process printing READY, i.e. Zenoh + Python start-up excluded);
@@ -55,16 +59,15 @@ def _machine_busy() -> float:
     return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def child_router(endpoint: str) -> None:
+def child_router(endpoint: str, connect: list[str]) -> None:
     import zenoh
 
+    from strands_mesh_ros.mesh.config import MeshConfig
+    from strands_mesh_ros.mesh.router import Router
+
     zenoh.init_log_from_env_or("warn")  # the bench reports the router's warnings
-    conf = zenoh.Config()
-    conf.insert_json5("mode", '"router"')
-    conf.insert_json5("listen/endpoints", json.dumps([endpoint]))
-    conf.insert_json5("scouting/multicast/enabled", "false")
-    with zenoh.open(conf) as session:
-        print("READY", session.zid(), flush=True)
+    with Router(MeshConfig(listen=(endpoint,), connect=tuple(connect), multicast_scouting=False)) as router:
+        print("READY", router.zid, flush=True)
         _wait_term()
 
 
@@ -79,18 +82,22 @@ def child_robots(endpoint: str, prefix: str, ids: list[str]) -> None:
 
 
 
-def run(n: int, per_process: int, window: float) -> dict:
+def run(n: int, per_process: int, window: float, routers: int = 1) -> dict:
     from strands_mesh_ros.mesh.config import MeshConfig
     from strands_mesh_ros.mesh.mesh import Mesh
+    from strands_mesh_ros.testing import free_port
 
     net = Net()
     ids = [f"r{i:03d}" for i in range(n)]
     load_before = os.getloadavg()
-    router = python_proc(HERE, "--child-router", net.endpoint).ready()
+    endpoints = [net.endpoint] + [f"tcp/127.0.0.1:{free_port()}" for _ in range(routers - 1)]
+    router_procs = [python_proc(HERE, "--child-router", endpoints[0]).ready()]
+    for ep in endpoints[1:]:  # each further router links to router A (a backbone)
+        router_procs.append(python_proc(HERE, "--child-router", ep, "--router-connect", endpoints[0]).ready())
     procs = []
-    out: dict = {"n": n, "processes": math.ceil(n / per_process)}
+    out: dict = {"n": n, "processes": math.ceil(n / per_process), "routers": routers}
     try:
-        cfg = MeshConfig(prefix=net.prefix, mode="client", connect=(net.endpoint,), multicast_scouting=False)
+        cfg = MeshConfig(prefix=net.prefix, mode="client", connect=(endpoints[-1],), multicast_scouting=False)
         with Mesh("bench", config=cfg) as obs:
             lock = threading.Lock()
             last: dict[str, int] = {}
@@ -133,7 +140,8 @@ def run(n: int, per_process: int, window: float) -> dict:
             with lock:
                 last.clear()
                 stats["counting"] = True
-            pids = {"robots": [p.p.pid for p in procs], "router": [router.p.pid], "observer": [os.getpid()]}
+            pids = {"robots": [p.p.pid for p in procs], "router": [r.p.pid for r in router_procs],
+                    "observer": [os.getpid()]}
             cpu0 = {k: sum(_proc_cpu(pid) for pid in v) for k, v in pids.items()}
             busy0 = _machine_busy()
             w0 = time.monotonic()
@@ -158,8 +166,9 @@ def run(n: int, per_process: int, window: float) -> dict:
     finally:
         for p in procs:
             p.close()
-        router.close()
-    warnings = [line for line in router.lines if " WARN " in line or " ERROR " in line]
+        for r in router_procs:
+            r.close()
+    warnings = [line for r in router_procs for line in r.lines if " WARN " in line or " ERROR " in line]
     out["router_warnings"] = len(warnings)
     out["router_warning_sample"] = warnings[0][-200:] if warnings else ""
     out["load_before"] = load_before
@@ -171,24 +180,28 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 100])
     ap.add_argument("--per-process", type=int, default=10)
     ap.add_argument("--window", type=float, default=10.0, help="state-loss window, s")
+    ap.add_argument("--routers", type=int, choices=(1, 2), default=1,
+                    help="1: one router; 2: router B connected to router A, robots on A, observer on B")
     ap.add_argument("--child-router", metavar="ENDPOINT")
+    ap.add_argument("--router-connect", action="append", default=[], help=argparse.SUPPRESS)
     ap.add_argument("--child-robots", nargs=3, metavar=("ENDPOINT", "PREFIX", "IDS"))
     args = ap.parse_args(argv)
     if args.child_router:
-        return child_router(args.child_router)
+        return child_router(args.child_router, args.router_connect)
     if args.child_robots:
         ep, prefix, ids = args.child_robots
         return child_robots(ep, prefix, ids.split(","))
     print(machine())
-    print(f"mock robots at {STATE_HZ:g} Hz state, {args.per_process} per process, through one router; "
+    where = "one router" if args.routers == 1 else "two connected routers (robots on A, observer on B)"
+    print(f"mock robots at {STATE_HZ:g} Hz state, {args.per_process} per process, through {where}; "
           f"state window {args.window:g} s")
-    print("cores = CPU used during the state window (robots / router / observer / everything else on the machine)")
+    print("cores = CPU used during the state window (robots / router(s) / observer / everything else on the machine)")
     hdr = (f"{'N':>4} {'procs':>5} {'disc s':>7} {'after READY s':>13} {'state/s':>8} {'of':>6} {'gaps':>5} "
            f"{'loss %':>7} {'e-stop all acked ms':>19} {'>5 s':>6}  {'cores rob/rtr/obs/other':>23}  "
            f"load before -> during")
     print(hdr)
     for n in args.sizes:
-        r = run(n, args.per_process, args.window)
+        r = run(n, args.per_process, args.window, args.routers)
         lb, ld = r["load_before"], r["load_during"]
         cores = "/".join(f"{r['cores'][k]:.2f}" for k in ("robots", "router", "observer", "other"))
         print(f"{r['n']:>4} {r['processes']:>5} {r['discovery_s']:>7.2f} {r['after_ready_s']:>13.2f} "

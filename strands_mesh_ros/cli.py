@@ -5,6 +5,7 @@
     strands-mesh tell arm1 "move joints to 0 0.5 -0.5 0 0 0"
     strands-mesh send arm1 '{"action": "skill", "name": "home"}'
     strands-mesh estop --reason "drill"
+    strands-mesh router --listen tcp/0.0.0.0:7447   # a Zenoh router for fleets beyond one LAN
 
 Every command takes ``--json`` (machine-readable output on stdout) and the connection options
 ``--connect/--listen/--config/--prefix/--namespace``. Exit codes: 0 ok; 1 the mesh answered
@@ -438,6 +439,47 @@ def up(
     cli_mesh = {"connect": connect or None, "listen": listen or None, "config_file": config, "prefix": prefix,
                 "namespace": namespace}
     raise typer.Exit(run_up(fleet, cli_mesh, use_ros=not no_ros, headless=headless, duration=duration))
+
+
+# -- strands-mesh router (issue 12): a self-contained block ------------------------------------
+
+@app.command()
+def router(
+    connect: Connect = None, listen: Listen = None, config: ConfigFile = None,
+    no_multicast: Annotated[bool, typer.Option("--no-multicast", help="Disable multicast scouting.")] = False,
+) -> None:
+    """Run a Zenoh router (the fleet's backbone beyond one LAN) until Ctrl-C / SIGTERM.
+
+    Default listen: tcp/[::]:7447. --connect names other routers (a backbone); --config takes a
+    Zenoh json5 (the secured profile's router file: TLS, mTLS, ACL). See docs/scale.md.
+    """
+    import signal
+
+    from .mesh.config import MeshConfig
+    from .mesh.router import Router
+
+    try:  # one error line however long (soft_wrap): scripts and service logs read it
+        cfg = MeshConfig.from_env(connect=connect or None, listen=listen or None, config_file=config,
+                                  multicast_scouting=False if no_multicast else None)
+        r = Router(cfg)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(Exit.USAGE)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    try:
+        r.start()
+    except RuntimeError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(Exit.NO_MESH)
+    try:
+        out.print(f"router {r.zid} listening on {' '.join(r.locators())}"
+                  + (f", connecting to {' '.join(cfg.connect)}" if cfg.connect else ""), soft_wrap=True)
+        sys.stdout.flush()
+        done.wait()
+    finally:
+        r.close()
 
 
 def main() -> None:

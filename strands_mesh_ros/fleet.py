@@ -155,7 +155,7 @@ class Fleet:
             driver = make_driver(rs)
         driver.start()
         try:
-            mesh = Mesh(rs.id, robot=driver, config=self.config.with_(state_hz=rs.state_rate))
+            mesh = Mesh(rs.id, robot=driver, config=self.config.with_(state_hz=rs.state_rate), watchdog=rs.watchdog())
             mesh.start()
         except BaseException:
             driver.close()

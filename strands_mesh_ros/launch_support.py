@@ -299,6 +299,8 @@ def robot_parameters(spec: RobotSpec, params_file: str | os.PathLike | None = No
     for name in SPEC_PARAMETERS:
         if name in spec.model_fields_set:
             params[name] = getattr(spec, name)
+    if (wd := spec.watchdog()) is not None:  # the fleet file's link-loss watchdog
+        params["watchdog_operators"], params["watchdog_timeout"] = list(wd.operators), wd.timeout
     if driver_config:
         params["driver_config"] = str(Path(driver_config).resolve())
     params["robot_id"] = spec.id

@@ -16,6 +16,7 @@ import threading
 from .drivers.mock import MockDriver
 from .mesh.config import MeshConfig
 from .mesh.mesh import Mesh
+from .robot.watchdog import WatchdogConfig
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,14 +34,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--state-hz", type=float)
     ap.add_argument("--subscribe", action="append", default=[], metavar="KEYEXPR",
                     help="also receive this key expression (as a dashboard would), counting samples")
+    ap.add_argument("--watchdog-operator", action="append", default=[], metavar="PEER_ID",
+                    help="link-loss watchdog: an operator whose presence the robot needs (repeatable)")
+    ap.add_argument("--watchdog-timeout", type=float, metavar="S",
+                    help="link-loss watchdog: halt and latch after this many s without that presence")
     args = ap.parse_args(argv)
+    try:
+        watchdog = WatchdogConfig.from_options(args.watchdog_operator, args.watchdog_timeout)
+    except ValueError as exc:
+        ap.error(str(exc))
     cfg = MeshConfig.from_env(prefix=args.prefix, connect=args.connect, listen=args.listen,
                               namespace=args.namespace, state_hz=args.state_hz, mode=args.mode,
                               multicast_scouting=False if args.no_multicast else None)
     robot = None if args.agent else MockDriver(args.peer_id)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with Mesh(args.peer_id, robot=robot, config=cfg, resume_key=args.resume_key) as mesh:
+    with Mesh(args.peer_id, robot=robot, config=cfg, resume_key=args.resume_key, watchdog=watchdog) as mesh:
         received = [0]
         for key in args.subscribe:
             mesh.subscribe(key, lambda k, v: received.__setitem__(0, received[0] + 1), raw=True)

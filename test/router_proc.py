@@ -2,20 +2,18 @@
 
     python test/router_proc.py tcp/127.0.0.1:7447 [more listen endpoints...]
 
-Opens a Python Zenoh session in router mode listening on the given endpoints, multicast
-scouting off, prints ``READY <zid>`` and runs until SIGTERM / SIGINT.
+Runs the package's router (:class:`strands_mesh_ros.mesh.router.Router`, what ``strands-mesh
+router`` runs) listening on the given endpoints, multicast scouting off, prints ``READY <zid>``
+and runs until SIGTERM / SIGINT.
 
 Also importable by the routed tests for :data:`CLIENT_MODE`.
 """
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
-
-import zenoh
 
 CLIENT_MODE = """
 import runpy, sys
@@ -37,15 +35,14 @@ def main(argv: list[str]) -> int:
     if not argv:
         print("usage: router_proc.py LISTEN_ENDPOINT [...]", file=sys.stderr)
         return 2
-    conf = zenoh.Config()
-    conf.insert_json5("mode", json.dumps("router"))
-    conf.insert_json5("listen/endpoints", json.dumps(argv))
-    conf.insert_json5("scouting/multicast/enabled", "false")
+    from strands_mesh_ros.mesh.config import MeshConfig
+    from strands_mesh_ros.mesh.router import Router
+
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
-    with zenoh.open(conf) as session:
-        print("READY", session.zid(), flush=True)
+    with Router(MeshConfig(listen=tuple(argv), multicast_scouting=False)) as router:
+        print("READY", router.zid, flush=True)
         done.wait()
     return 0
 

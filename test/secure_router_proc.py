@@ -2,7 +2,8 @@
 
     python test/secure_router_proc.py router.json5
 
-Opens a Python Zenoh session from the json5 file (made by
+Runs the package's router (:class:`strands_mesh_ros.mesh.router.Router`, what ``strands-mesh
+router --config`` runs) from the json5 file (made by
 :func:`strands_mesh_ros.security.tls_config` and :func:`~strands_mesh_ros.security.acl_config`:
 TLS listen, mutual TLS, access control), prints ``READY <zid>`` once it listens, and runs
 until SIGTERM / SIGINT. A configuration Zenoh rejects exits with status 2 and the reason.
@@ -16,6 +17,9 @@ import threading
 
 import zenoh
 
+from strands_mesh_ros.mesh.config import MeshConfig
+from strands_mesh_ros.mesh.router import Router
+
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
@@ -23,18 +27,15 @@ def main(argv: list[str]) -> int:
         return 2
     zenoh.init_log_from_env_or("error")
     try:
-        conf = zenoh.Config.from_file(argv[0])
-        if conf.get_json("mode") != '"router"':
-            raise ValueError(f"{argv[0]} is not a router configuration (mode {conf.get_json('mode')})")
-        session = zenoh.open(conf)
-    except (zenoh.ZError, ValueError) as exc:
+        router = Router(MeshConfig(config_file=argv[0])).start()
+    except (RuntimeError, ValueError) as exc:
         print(f"FAILED {exc}", flush=True)
         return 2
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
-    with session:
-        print("READY", session.zid(), flush=True)
+    with router:
+        print("READY", router.zid, flush=True)
         done.wait()
     return 0
 

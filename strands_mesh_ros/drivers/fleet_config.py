@@ -9,6 +9,8 @@ A fleet file is YAML (or the same structure as a dict)::
         state_rate: 20.0    # Hz, joint_states / state stream
         realtime: true      # mujoco: pace physics to the wall clock
         options: {}         # extra keyword arguments of the driver (see make_driver)
+        watchdog_operators: [console]  # optional link-loss watchdog (docs/safety.md): halt when
+        watchdog_timeout: 2.0          #   no presence from any of them for this many s
       - id: base1
         model: diffbot
     mesh:                   # optional mesh (Zenoh) settings, validated by MeshSettings
@@ -33,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..contract.keys import check_peer_id, check_prefix
 from ..robot.driver import Driver
+from ..robot.watchdog import WatchdogConfig
 
 DriverKind = Literal["mock", "mujoco", "ros_topics"]
 
@@ -55,6 +58,9 @@ class RobotSpec(BaseModel):
         options: extra driver arguments: ``MockDriver(gripper, robot_type)``,
             ``MujocoDriver(timestep, gripper, home, search_path, robot_type, ...)``, or for
             ``ros_topics`` the driver config inline, or ``{config_file: path}``.
+        watchdog_operators, watchdog_timeout: the link-loss watchdog (off unless both are
+            given): halt and latch when no presence of any of these operator peer ids was heard
+            for ``watchdog_timeout`` s (>= 1.0); see :mod:`strands_mesh_ros.robot.watchdog`.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -66,11 +72,22 @@ class RobotSpec(BaseModel):
     realtime: bool = True
     ros: bool = True
     options: dict[str, Any] = Field(default_factory=dict)
+    watchdog_operators: list[str] = Field(default_factory=list)
+    watchdog_timeout: float | None = None
 
     @field_validator("id")
     @classmethod
     def _check_id(cls, v: str) -> str:
         return check_peer_id(v, "robot id")
+
+    @model_validator(mode="after")
+    def _check_watchdog(self) -> "RobotSpec":
+        WatchdogConfig.from_options(self.watchdog_operators, self.watchdog_timeout)  # ValueError names the problem
+        return self
+
+    def watchdog(self) -> WatchdogConfig | None:
+        """This robot's link-loss watchdog settings, or None when it is off."""
+        return WatchdogConfig.from_options(self.watchdog_operators, self.watchdog_timeout)
 
 
 class MeshSettings(BaseModel):

@@ -27,6 +27,7 @@ from ..contract.payloads import ContractError, State, Step, decode, loads, make_
 from ..robot.driver import Driver
 from ..robot.peer_core import NullAudit, PeerCore
 from ..robot.runtime import Robot
+from ..robot.watchdog import WatchdogConfig
 from .commands import INBOX_CAPACITY, BroadcastResult, CommandPath, _Pending  # noqa: F401 (re-exported)
 from .config import MeshConfig
 from .peers import PeerInfo, PeerTable
@@ -104,10 +105,13 @@ class Mesh(CommandPath, SafetyPath):
         check_unique: refuse to start when ``peer_id`` is already live on the mesh.
         audit: keep an audit log (default); a bridge's proxies say False, since the ROS
             robot's own node keeps that robot's audit.
+        watchdog: halt and latch the robot when none of these operators' presence was heard
+            for this long (:mod:`strands_mesh_ros.robot.watchdog`; docs/safety.md). Off by default.
 
     Raises:
         InvalidPeerId: bad peer id.
-        ValueError: the robot's id differs from ``peer_id`` (one id everywhere).
+        ValueError: the robot's id differs from ``peer_id`` (one id everywhere); a watchdog
+            without a robot.
     """
 
     def __init__(
@@ -130,6 +134,7 @@ class Mesh(CommandPath, SafetyPath):
         raw_estop_hook: Callable[[bytes], None] | None = None,
         check_unique: bool = True,
         audit: bool = True,
+        watchdog: WatchdogConfig | None = None,
     ) -> None:
         self.peer_id = check_peer_id(peer_id)
         if robot is not None and not isinstance(robot, Robot):
@@ -137,6 +142,10 @@ class Mesh(CommandPath, SafetyPath):
         if robot is not None and robot.robot_id != peer_id:
             raise ValueError(f"robot id {robot.robot_id!r} differs from peer id {peer_id!r}: one robot, one id")
         self.robot: Robot | None = robot
+        if watchdog is not None and (robot is None or not isinstance(watchdog, WatchdogConfig)):
+            raise ValueError(f"peer {peer_id!r}: a link-loss watchdog needs a robot and a WatchdogConfig "
+                             f"(got robot={robot!r}, watchdog={watchdog!r})")
+        self._watchdog = watchdog
         self.config = config or MeshConfig.from_env()
         self.keys = self.config.keys
         self.peer_type = peer_type or (robot.driver.peer_type if robot else "agent")
@@ -215,7 +224,7 @@ class Mesh(CommandPath, SafetyPath):
         self.core = PeerCore(self.peer_id, self.robot, self.keys, audit=self.audit, peer_type=self.peer_type,
                              robot_type=self.robot_type, resume_key=self._resume_key, peers=self._peers_answer,
                              ros=self._ros, via=self._via, presence_extra=self._presence_extra,
-                             peer_timeout=self.config.peer_timeout)
+                             peer_timeout=self.config.peer_timeout, watchdog=self._watchdog)
         try:
             self._safety = POOL.acquire(self.config, "safety")
         except Exception:
@@ -358,6 +367,8 @@ class Mesh(CommandPath, SafetyPath):
         while not self._stop_evt.wait(TICK):
             self.core.tick()
             now = time.monotonic()
+            if self.core.watchdog is not None:
+                self._feed_watchdog(now)
             if now >= next_beat:
                 next_beat = now + period
                 try:
@@ -366,6 +377,15 @@ class Mesh(CommandPath, SafetyPath):
                     log.debug("presence publish failed: %s", exc)
             self.table.expire()
             self._expire_pending(now)
+
+    def _feed_watchdog(self, now: float) -> None:
+        """Heartbeats = the operators' presence, read as its age in the peer table (a frozen
+        operator keeps its liveliness token until the link lease ends; its presence stops)."""
+        for op in self.core.watchdog.operators:
+            info = self.table.get(op)
+            if info is not None:
+                self.core.watchdog_heard(op, now - info.age)
+        self.core.watchdog_check(now)
 
     def state(self) -> State | None:
         """This robot's contract State now (None for agents).

@@ -50,6 +50,7 @@ from . import resume_ed25519 as ed
 from .dispatcher import Dispatcher
 from .safety import AuditLog, EStopGuard, ResumeGuard, halt_without_latch
 from .runtime import Robot
+from .watchdog import LinkWatchdog, WatchdogConfig
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,8 @@ class PeerCore:
         presence_extra: returns extra presence fields at each beat.
         peer_timeout: s; a longer gap between :meth:`tick` calls means this process did not
             run (frozen), and commands stamped meanwhile are refused (see :meth:`tick`).
+        watchdog: the link-loss watchdog's operators and timeout (None: off, the default); the
+            transport feeds :meth:`watchdog_heard` and calls :meth:`watchdog_check`.
 
     Raises:
         InvalidPeerId: a bad ``peer_id``.
@@ -134,7 +137,7 @@ class PeerCore:
                  peers: Callable[[], Any] = lambda: [],
                  ros: dict[str, str] | None = None, via: str | None = None,
                  presence_extra: Callable[[], dict[str, Any]] | None = None,
-                 peer_timeout: float = 1.5) -> None:
+                 peer_timeout: float = 1.5, watchdog: WatchdogConfig | None = None) -> None:
         self.peer_id = check_peer_id(peer_id)
         if robot is not None and robot.robot_id != peer_id:
             raise ValueError(f"robot id {robot.robot_id!r} differs from peer id {peer_id!r}: one robot, one id")
@@ -161,6 +164,7 @@ class PeerCore:
         self.thawed_at = 0.0  # wall time this peer last came back from being unresponsive
         self._thaw_gap = 0.0
         self.stats = {"commands": 0, "rejected": 0, "duplicates": 0}
+        self.watchdog = LinkWatchdog(watchdog) if watchdog is not None and robot is not None else None
         self.dispatcher = Dispatcher(self.peer_id, robot, peers=peers, state=self._state_answer,
                                      estop=self.estop_command, resume=self.resume_command, peer_type=self.peer_type)
 
@@ -389,6 +393,31 @@ class PeerCore:
 
     def _note_epoch(self, epoch: str) -> None:
         self.last_epoch, self.last_epoch_at = epoch, time.monotonic()
+
+    # -- link-loss watchdog (robot/watchdog.py) -------------------------------------------
+
+    def watchdog_heard(self, operator: str, at: float) -> None:
+        """A heartbeat (presence) of ``operator`` received at monotonic ``at`` s."""
+        if self.watchdog is not None and self.watchdog.heard(operator, at):
+            log.info("%s: link-loss watchdog armed by %s", self.peer_id, operator)
+            self.audit.write("watchdog_armed", time.time(), sync=False, operator=operator,
+                             timeout=self.watchdog.config.timeout)
+
+    def watchdog_check(self, now: float) -> str | None:
+        """Halt and latch (as an e-stop of this robot's own, audited) when the watchdog has
+        heard no operator for its timeout at monotonic ``now`` s. Returns the reason when it
+        halted, else None."""
+        reason = self.watchdog.check(now) if self.watchdog is not None else None
+        if reason is None:
+            return None
+        epoch = uuid.uuid4().hex
+        self.robot.emergency_stop(self.peer_id, reason, epoch=epoch)  # actuators first, then the lockout
+        self._note_epoch(epoch)
+        log.warning("%s: %s; halted, locked out", self.peer_id, reason)
+        self.audit.write("link_loss", time.time(), reason=reason, estop_id=epoch,
+                         operators=list(self.watchdog.operators), timeout=self.watchdog.config.timeout,
+                         silent_s=round(self.watchdog.silent_for(now), 3))
+        return reason
 
     # -- resume -------------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ from ..robot.peer_core import answer_key_allowed
 from . import convert, qos, topics
 from .spin import contained, run_main
 
-PEERS_TOPIC = "/mesh/peers"
+PEERS_TOPIC = topics.PEERS
 SEND_SERVICE = "/mesh/send_command"
 COMMAND_TOPIC = "/mesh/command"
 RESPONSE_TOPIC = "/mesh/response"
@@ -637,7 +637,7 @@ class BridgeNode(Node):
         msgs = __import__("strands_mesh_ros.msg", fromlist=["x"])
         arr = msgs.PeerArray()
         arr.stamp = self.get_clock().now().to_msg()
-        arr.peers = [convert.presence_to_msg(info.presence, info.age) for info in self.mesh.peers.values()]
+        arr.peers = [convert.presence_to_msg(info.presence, info.age, self.prefix) for info in self.mesh.peers.values()]
         self._peers_pub.publish(arr)
 
     def destroy_node(self) -> None:

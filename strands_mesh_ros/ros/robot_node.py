@@ -29,7 +29,10 @@ Parameters (declared up front, validated on set; YAML keyed ``/**: ros__paramete
 ``STRANDS_MESH_RESUME_KEY`` / ``STRANDS_MESH_RESUME_KEY_FILE`` environment, as the Mesh does),
 ``prefix`` (the fleet's key prefix; default ``$STRANDS_MESH_PREFIX``, else ``strands``: the
 bridge relays only robots of its own fleet, and e-stops of other fleets are ignored),
-``publish_clock`` (bool, default false: publish ``/clock`` from this robot's simulation).
+``publish_clock`` (bool, default false: publish ``/clock`` from this robot's simulation),
+``watchdog_operators`` (string array, unset by default) and ``watchdog_timeout`` (double, s;
+0.0 = off): the link-loss watchdog (:mod:`strands_mesh_ros.robot.watchdog`, docs/safety.md),
+fed by the bridge's ``/mesh/peers`` (each operator's presence ``age``) and by ``/mesh/presence``.
 
 Time: the robot's skills run on its driver's clock, simulated time for a simulation (see
 :mod:`strands_mesh_ros.robot.driver`). With ``publish_clock`` the node publishes that simulated
@@ -75,6 +78,7 @@ from ..mesh.config import PEER_TIMEOUT
 from ..robot.safety import AuditLog, load_resume_key
 from ..robot.peer_core import Answer, PeerCore
 from ..robot.runtime import Robot
+from ..robot.watchdog import WatchdogConfig
 from . import convert, qos, topics
 from .spin import contained, run_main
 
@@ -86,6 +90,9 @@ EXTERNAL = "external"
 
 STATE_RATE_RANGE = (1.0, 500.0)
 """Allowed ``state_rate``, Hz."""
+
+WATCHDOG_HZ = 20.0
+"""How often a ROS robot checks its link-loss watchdog (the mesh robot's housekeeping tick, 50 ms)."""
 
 CLOCK_TOPIC = "/clock"
 CLOCK_PERIOD = 0.01
@@ -200,7 +207,11 @@ class RobotNode(Node):
             ("resume_key_file", "", _descriptor(s, "File holding the shared resume key; empty: environment")),
             ("prefix", "", _descriptor(s, "Key prefix of this robot's fleet; empty: $STRANDS_MESH_PREFIX or strands")),
             ("publish_clock", False, _descriptor(b, "Publish /clock from this robot's simulated time (one per ROS graph)")),
+            ("watchdog_timeout", 0.0, _descriptor(d, "Link-loss watchdog: halt and latch after this many s without "
+                                                     "presence from any watchdog operator; 0.0: off")),
         ])
+        self.declare_parameter("watchdog_operators", Parameter.Type.STRING_ARRAY, _descriptor(
+            ParameterType.PARAMETER_STRING_ARRAY, "Link-loss watchdog: peer ids of the supervising operators"))
 
     def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for p in params:
@@ -252,7 +263,7 @@ class RobotNode(Node):
         self.audit = AuditLog(rid, audit_dir)
         self.core = PeerCore(rid, self.robot, KeySpace(self.prefix), audit=self.audit,
                              resume_key=load_resume_key(resume_key), peer_timeout=PEER_TIMEOUT,
-                             ros={"namespace": ns, "node": self.get_name()})
+                             ros={"namespace": ns, "node": self.get_name()}, watchdog=self._watchdog_config())
         self.dispatcher = self.core.dispatcher
         provided = getattr(driver, "ros_provides", frozenset())
 
@@ -301,9 +312,54 @@ class RobotNode(Node):
                                                  clock=RosClock(clock_type=ClockType.STEADY_TIME))
         if self.get_parameter("publish_clock").value:
             self._start_clock(driver)
+        if self.core.watchdog is not None:
+            self._start_watchdog(safety)
         self._publish_presence()
         self.audit.write("start", time.time(), peer_type=driver.peer_type, robot_type=driver.robot_type, via="ros")
         self.get_logger().info(f"robot {rid} ({driver.robot_type}, {driver.peer_type}) up in {ns}, fleet {self.prefix}")
+
+    def _watchdog_config(self) -> WatchdogConfig | None:
+        """The watchdog parameters as a config (None: off). Raises ValueError naming a bad one."""
+        try:
+            ops = list(self.get_parameter("watchdog_operators").value or [])
+        except rclpy.exceptions.ParameterUninitializedException:
+            ops = []
+        timeout = self.get_parameter("watchdog_timeout").value
+        if not ops and timeout == 0.0:
+            return None  # the default: off
+        try:
+            return WatchdogConfig.from_options(ops, timeout)
+        except ValueError as exc:
+            raise ValueError(f"robot {self.robot_id!r}: parameters watchdog_operators / watchdog_timeout: {exc}") from None
+
+    def _start_watchdog(self, group: Any) -> None:
+        """Heartbeats: operators' entries in the bridge's ``/mesh/peers`` (``age`` = s since the
+        bridge last heard that presence, so the bridge is part of the supervised link) and
+        operators publishing ``/mesh/presence`` in ROS. Checked at :data:`WATCHDOG_HZ` on the
+        steady clock, in the safety callback group."""
+        from strands_mesh_ros.msg import PeerArray, Presence
+
+        log = self.get_logger()
+        wd = self.core.watchdog
+
+        def on_peers(msg: Any) -> None:
+            now = time.monotonic()
+            for p in msg.peers:
+                if p.peer_id in wd.operators and (not p.prefix or p.prefix == self.prefix):
+                    self.core.watchdog_heard(p.peer_id, now - max(0.0, p.age))
+
+        def on_presence(msg: Any) -> None:
+            if msg.peer_id in wd.operators and (not msg.prefix or msg.prefix == self.prefix):
+                self.core.watchdog_heard(msg.peer_id, time.monotonic() - max(0.0, msg.age))
+
+        self.create_subscription(PeerArray, topics.PEERS, contained(log, "watchdog peers", on_peers), qos.PRESENCE,
+                                 callback_group=group)
+        self.create_subscription(Presence, topics.PRESENCE, contained(log, "watchdog presence", on_presence),
+                                 qos.PRESENCE, callback_group=group)
+        self.create_timer(1.0 / WATCHDOG_HZ, contained(log, "watchdog", lambda: self.core.watchdog_check(time.monotonic())),
+                          callback_group=group, clock=RosClock(clock_type=ClockType.STEADY_TIME))
+        log.info(f"link-loss watchdog on: halt after {wd.config.timeout} s without presence from "
+                 f"{', '.join(wd.operators)} (armed at the first one heard)")
 
     def _start_clock(self, driver: Driver) -> None:
         """Publish the driver's simulated time on ``/clock`` from a thread of its own that
@@ -369,6 +425,8 @@ class RobotNode(Node):
         overrides = [
             Parameter("driver", value=spec.driver), Parameter("model", value=spec.model),
             Parameter("state_rate", value=float(spec.state_rate)), Parameter("realtime", value=spec.realtime),
+            *([Parameter("watchdog_operators", value=list(wd.operators)), Parameter("watchdog_timeout", value=wd.timeout)]
+              if (wd := spec.watchdog()) is not None else []),
             *kwargs.pop("parameter_overrides", []),
         ]
         return cls(spec.id, driver_options=spec.options, parameter_overrides=overrides, **kwargs)

@@ -19,6 +19,7 @@ Fleet-wide (absolute names):
 ``/mesh/estop_ack``    strands_mesh_ros/Response           one per robot node per e-stop
 ``/mesh/resume``       std_msgs/String (Resume JSON)       subscribed by every robot node
 ``/mesh/resume_ack``   std_msgs/String (ack JSON)          one per robot node per resume
+``/mesh/peers``        strands_mesh_ros/PeerArray          the bridge, 2 Hz (every mesh peer)
 =====================  ==================================  =====================================
 
 QoS of each is in :mod:`strands_mesh_ros.ros.qos`. Pure Python: no rclpy import, so the
@@ -39,6 +40,7 @@ ESTOP = "/mesh/estop"
 ESTOP_ACK = "/mesh/estop_ack"
 RESUME = "/mesh/resume"
 RESUME_ACK = "/mesh/resume_ack"
+PEERS = "/mesh/peers"
 
 PRESENCE_HZ = 2.0
 """Presence heartbeat rate on ``/mesh/presence`` (CONTRACT.md: 2 Hz)."""
@@ -105,6 +107,6 @@ def resolve(ns: str, name: str) -> str:
 
 __all__ = [
     "JOINT_STATES", "ROBOT_DESCRIPTION", "MESH_COMMAND", "MESH_RESPONSE", "PRESENCE", "ESTOP",
-    "ESTOP_ACK", "RESUME", "RESUME_ACK", "PRESENCE_HZ", "DEFAULT_STATE_RATE", "ROS_ROBOT_ID_PATTERN",
+    "ESTOP_ACK", "RESUME", "RESUME_ACK", "PEERS", "PRESENCE_HZ", "DEFAULT_STATE_RATE", "ROS_ROBOT_ID_PATTERN",
     "check_ros_robot_id", "namespace", "robot_topic", "resolve",
 ]
