@@ -192,7 +192,10 @@ ensure_interfaces() {
   local inputs=("$ROOT/package.xml" "$ROOT/CMakeLists.txt" "$ROOT/cmake/strands_drop_missing_include_dirs.cmake")
   inputs+=("$ROOT"/msg/*.msg "$ROOT"/srv/*.srv)
   h="$(hash_of "py$PYVER" "$(cat "$STAMPS/ros-wheels")" -- "${inputs[@]}")"
-  if stamp_ok interfaces "$h"; then
+  # The stamp alone is not enough: a venv whose generated modules were removed since (another
+  # install into it) must be rebuilt, not reported ready.
+  if stamp_ok interfaces "$h" && (cd / && "$VENV/bin/python" -c 'from strands_mesh_ros.msg import Command' \
+      >/dev/null 2>&1); then
     return
   fi
   ensure_build_tools
