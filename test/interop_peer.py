@@ -1,7 +1,8 @@
 """A REAL strands-robots 0.5.3 process for test/test_interop.py (run with the interop venv's
 Python, see scripts/interop_venv.sh; never imported by pytest).
 
-Starts ``srarm`` (a duck-typed mock robot) and ``srop`` (robot-less) with their ``init_mesh``;
+Starts ``srarm`` (a duck-typed mock robot) and ``srop`` (robot-less; ids from env
+``INTEROP_ARM_ID`` / ``INTEROP_OP_ID``) with their ``init_mesh``;
 the environment (namespace, port, STRANDS_MESH_LOCAL_DEV ...) comes from the test. Prints
 ``READY {"zid": ...}``, then takes one JSON request a line on stdin and prints
 ``RES {"id", "res"}`` (or ``"exc"``) for it. Requests: ``{"do": "send", "from", "to", "cmd",
@@ -13,6 +14,7 @@ Ed25519 seed as base64url), ``{"do": "arm"}``, ``{"do": "lockouts"}``, ``{"do": 
 
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -61,8 +63,11 @@ class MockArm:
 
 
 arm = MockArm()
-meshes = {"srarm": init_mesh(arm, peer_id="srarm", peer_type="robot"),
-          "srop": init_mesh(None, peer_id="srop", peer_type="agent")}
+# INTEROP_ARM_ID / INTEROP_OP_ID rename the two peers (a signed-identity fleet needs ids the
+# process's one certificate speaks for: its CN and <CN>__<robot>)
+ARM_ID, OP_ID = os.environ.get("INTEROP_ARM_ID", "srarm"), os.environ.get("INTEROP_OP_ID", "srop")
+meshes = {ARM_ID: init_mesh(arm, peer_id=ARM_ID, peer_type="robot"),
+          OP_ID: init_mesh(None, peer_id=OP_ID, peer_type="agent")}
 if not all(m is not None and m.alive for m in meshes.values()):
     print("FAILED their meshes did not start", flush=True)
     sys.exit(1)
