@@ -105,6 +105,13 @@ class NullAudit:
         """Nothing to close."""
 
 
+OVERRIDE_CODE_RETIRED = ("override codes are retired: a plain override code (the strands-robots 2026-08 "
+                         "resume) is never accepted; resume with the signed HMAC resume or an Ed25519 assertion "
+                         "(docs/safety.md)")
+"""The answer to a resume that carries ``override_code``: a shared code any subscriber of the
+command key could read and replay; strands-robots 0.5.3 retired it too (``core.py`` ~3250)."""
+
+
 class PeerCore:
     """One peer's side of the contract (see the module docstring).
 
@@ -406,6 +413,8 @@ class PeerCore:
             return NOTHING, None
         if ed.is_assertion_form(data):
             return self._assertion_received(data, received)
+        if isinstance(data, dict) and "override_code" in data:
+            return self._override_code_received(data, received), None
         try:
             env = decode(Resume, payload, SAFETY_MAX_BYTES)
         except ContractError as exc:
@@ -443,6 +452,22 @@ class PeerCore:
         if detail == "not a target":
             return NOTHING, env
         return self.resume_ack(env, accepted, "" if accepted and detail == "resumed" else detail), env
+
+    def _override_code_received(self, data: dict[str, Any], received: float) -> Answer:
+        """A 2026-08 override-code resume on the safety key: refused, audited, answered (when
+        it names an issuer we can answer) and counted by the throttle; never compared."""
+        issuer = data.get("peer_id")
+        self.audit.write("resume_received", received, scheme="override_code", issuer=str(issuer)[:64],
+                         accepted=False, detail=OVERRIDE_CODE_RETIRED)
+        try:
+            check_peer_id(issuer)
+        except (InvalidPeerId, TypeError, ValueError):
+            return NOTHING
+        if issuer == self.peer_id:
+            return NOTHING
+        refusal = self._throttled(issuer, received) or self._counted(issuer, OVERRIDE_CODE_RETIRED)
+        body = json.dumps({"responder_id": self.peer_id, "seq": None, "accepted": False, "detail": refusal}).encode()
+        return Answer(self.keys.resume_ack(issuer, self.peer_id), body, None, issuer)
 
     def check_assertion(self, assertion: Any, now: float) -> tuple[bool, str]:
         """Check a strands-robots 0.5.3 resume assertion for this peer and clear the lockout
@@ -491,6 +516,10 @@ class PeerCore:
         now = time.time()
         if throttled := self._throttled(sender, now):
             return throttled
+        if "override_code" in fields:
+            self.audit.write("resume_command", now, scheme="override_code", issuer=sender, accepted=False,
+                             detail=OVERRIDE_CODE_RETIRED)
+            return self._counted(sender, OVERRIDE_CODE_RETIRED)
         if "assertion" in fields:
             accepted, detail = self._counted_assertion(sender, *self.check_assertion(fields["assertion"], now))
             a = fields["assertion"] if isinstance(fields["assertion"], dict) else {}
