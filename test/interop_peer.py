@@ -8,6 +8,8 @@ the environment (namespace, port, STRANDS_MESH_LOCAL_DEV ...) comes from the tes
 ``RES {"id", "res"}`` (or ``"exc"``) for it. Requests: ``{"do": "send", "from", "to", "cmd",
 "timeout"}``, ``{"do": "tell", "from", "to", "instruction", "kw", "timeout"}``, ``{"do": "estop",
 "from"}``, ``{"do": "start", "instruction", "duration"}`` (a task started locally on the arm),
+``{"do": "broadcast", "from", "cmd", "timeout"}``, ``{"do": "state", "from", "peer", "n",
+"timeout"}`` (their subscription to our state: the first n samples, timed),
 ``{"do": "resume", "from", "seed", "targets"}`` (their signed resume, with the raw
 Ed25519 seed as base64url), ``{"do": "arm"}``, ``{"do": "lockouts"}``, ``{"do": "peers"}``, ``{"do": "quit"}``.
 """
@@ -80,6 +82,23 @@ for line in sys.stdin:
     try:
         if do == "send":
             res = meshes[req["from"]].send(req["to"], req["cmd"], timeout=req.get("timeout", 5.0))
+        elif do == "broadcast":
+            res = meshes[req["from"]].broadcast(req["cmd"], timeout=req.get("timeout", 5.0))
+        elif do == "state":  # their subscription to a peer's state: the first n samples, timed
+            got, done = [], threading.Event()
+
+            def on_state(key, data, got=got, done=done, n=req.get("n", 10)):
+                got.append((time.time(), key, data))
+                if len(got) >= n:
+                    done.set()
+
+            name = meshes[req["from"]].subscribe(f"strands/{req['peer']}/state", on_state,
+                                                 name=f"state-{req['id']}")
+            done.wait(req.get("timeout", 10.0))
+            meshes[req["from"]].unsubscribe(name)
+            res = {"n": len(got), "span": got[-1][0] - got[0][0] if len(got) > 1 else 0.0,
+                   "key": got[0][1] if got else None, "first": got[0][2] if got else None,
+                   "last": got[-1][2] if got else None}
         elif do == "tell":
             res = meshes[req["from"]].tell(req["to"], req["instruction"], **req.get("kw", {}))
         elif do == "estop":
