@@ -133,11 +133,14 @@ def test_their_peer_requiring_signatures_accepts_our_presence_answers_and_comman
     assert r.ok and not (isinstance(r.result, dict) and r.result.get("error")), f"{r.status} {r.error} {r.result}"
     wait_for(lambda: signed.theirs.call("arm")["running"] == "long task", 5, interval=0.05, what="their task")
     # our e-stop: its `stop` broadcast (signed, target_id <broadcast>) and our report
+    t0 = time.time()
     report = op.emergency_stop("signed drill", timeout=3.0)
     assert "srop__arm" in report.stopped and not report.not_acked, report.to_dict()
     arm = wait_for(lambda: (a := signed.theirs.call("arm"))["running"] is None and a, 5, interval=0.05,
                    what="their task stopped")
     assert arm["history"][-1]["stopped"] is True
+    print(f"\nsigned fleet, our e-stop: their task stopped {(arm['history'][-1]['t_end'] - t0) * 1000:.1f} ms "
+          f"after the call; report in {report.elapsed * 1000:.0f} ms")
 
 
 def test_we_verify_theirs_and_refuse_unsigned_or_badly_signed_messages(signed):
