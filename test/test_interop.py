@@ -89,6 +89,14 @@ class TheirProcess:
                 assert "exc" not in r, f"their {do!r} raised {r['exc']}"
                 return r["res"]
 
+    def task_stopped(self, timeout: float = 5.0) -> dict:
+        """Wait until their arm runs no task and its last one ended stopped (not completed);
+        returns the arm's record (``running``, ``history`` with ``t_end`` in UNIX s)."""
+        arm = wait_for(lambda: (a := self.call("arm"))["running"] is None and a, timeout, interval=0.05,
+                       what="their task stopped")
+        assert arm["history"][-1]["stopped"] is True, arm
+        return arm
+
     def close(self) -> None:
         if self.p.poll() is None:
             try:
@@ -300,9 +308,7 @@ def test_our_estop_stops_their_running_task(fleet):
     report = fleet.op.emergency_stop("interop drill", timeout=2.0)
     assert "srarm" in report.stopped, report.to_dict()
     assert "srop" in report.no_actuators and not report.not_acked, report.to_dict()
-    arm = wait_for(lambda: (a := fleet.theirs.call("arm"))["running"] is None and a, 5, interval=0.05,
-                   what="their task stopped")
-    assert arm["history"][-1]["stopped"] is True
+    arm = fleet.theirs.task_stopped()
     locks = fleet.theirs.call("lockouts")
     assert all(v["locked"] for v in locks.values()), locks
     assert {v["epoch"] for v in locks.values()} == {fleet.tap.estops[-1][1]["estop_id"]}, locks
@@ -319,9 +325,7 @@ def test_our_cli_estop_stops_their_running_task(fleet):
     assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout}\n{r.stderr}"
     report = json.loads(r.stdout)
     assert "srarm" in report["stopped"] and not report["not_acked"], report
-    arm = wait_for(lambda: (a := fleet.theirs.call("arm"))["running"] is None and a, 5, interval=0.05,
-                   what="their task stopped")
-    assert arm["history"][-1]["stopped"] is True
+    arm = fleet.theirs.task_stopped()
     print(f"\nCLI e-stop: their task stopped {(arm['history'][-1]['t_end'] - t0) * 1000:.0f} ms after spawning "
           f"the CLI; report {report}")
 
