@@ -441,3 +441,34 @@ def test_our_cli_signed_resume_asks_the_epoch_and_clears_both_sides(fleet, resum
     assert answers == {p: {"accepted": True, "detail": ""} for p in ("ourarm", "srarm", "srop")}, answers
     assert not ourarm.locked_out and not any(v["locked"] for v in fleet.theirs.call("lockouts").values())
     print(f"\nCLI signed resume: {took:.2f} s from spawning the CLI (1.2 s discovery included): {answers}")
+
+
+def test_their_resume_throttle_matches_ours(fleet, resume_key, tmp_path):
+    """What 0.5.3 does on repeated bad resume signatures (docs/safety.md, resume brute-force
+    throttle): after 5 bad assertions, even a good one is refused. Ours refuses the same
+    sequence the same way (test_resume_throttle.py), with the reason on the wire."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from strands_mesh_ros.robot import resume_ed25519 as ed
+
+    report = fleet.op.emergency_stop("throttle drill", timeout=2.0)
+    assert not report.not_acked, report.to_dict()
+    wait_for(lambda: fleet.theirs.call("lockouts")["srarm"]["locked"], 5, interval=0.05, what="srarm locked out")
+    epoch = fleet.op.core.last_epoch
+    forger = Ed25519PrivateKey.generate()
+
+    def resume_with(key) -> dict:
+        r = fleet.op.send("srarm", {"action": "resume", "assertion": ed.sign_assertion(key, epoch, ["srarm"])},
+                          timeout=5)
+        assert r.status == "done", f"{r.status} {r.error}"
+        return r.result
+
+    for _ in range(5):
+        assert resume_with(forger) == {"status": "error", "error": "resume rejected"}
+    assert resume_with(resume_key[0]) == {"status": "error", "error": "resume rejected"}  # throttled
+    assert fleet.theirs.call("lockouts")["srarm"]["locked"]
+    # the reasons stay in their local audit log (the wire answer is generic by design)
+    lines = [json.loads(x) for x in (tmp_path / "their_home" / "mesh_audit.jsonl").read_text().splitlines()]
+    reasons = [e["payload"].get("reason") for e in lines if e.get("event") == "resume_denied"
+               and e["payload"].get("reason")]
+    assert reasons == ["assertion signature does not verify"] * 5 + ["resume rate-limited (brute-force throttle)"]
