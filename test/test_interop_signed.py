@@ -123,6 +123,21 @@ def test_their_peer_requiring_signatures_accepts_our_presence_answers_and_comman
     # presence: with STRANDS_MESH_REQUIRE_SIGNED_IDENTITY=1 an unsigned one is dropped
     signed.their_peers_see("ourarm", "op")
     signed.their_peers_see("op", who="srop__arm")
+    # (it is in force: eve's unsigned presence is not admitted, her signed one put after it is)
+    from strands_mesh_ros.contract.payloads import Presence
+    from strands_mesh_ros.robot.wire_identity import WireIdentity
+
+    eve, eve_id = signed.raw("eve"), WireIdentity.from_files(signed.pki / "eve.pem", signed.pki / "eve.key")
+
+    def beat() -> bool:
+        for pid, sign in (("eve", False), ("eve__x", True)):
+            body = json.loads(Presence(robot_id=pid, peer_id=pid, robot_type="agent", peer_type="agent",
+                                       timestamp=time.time()).to_json())
+            eve.put(f"strands/{pid}/presence", json.dumps(eve_id.sign(body) if sign else body).encode())
+        return "eve__x" in signed.theirs.call("peers")["srop"]
+
+    wait_for(beat, 20, interval=0.3, what="their srop admitting eve's signed presence")
+    assert "eve" not in signed.theirs.call("peers")["srop"]
     # answers: theirs -> ours; they verify our signature, CN and nonce before taking it
     res = signed.theirs.call("send", **{"from": "srop", "to": "ourarm", "cmd": {"action": "status"}, "timeout": 10})
     assert res.get("responder_id") == "ourarm" and res["result"]["robot_id"] == "ourarm", res
