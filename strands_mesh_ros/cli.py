@@ -46,9 +46,17 @@ class Exit:
     OK, FAILED, USAGE, NO_MESH = 0, 1, 2, 3
 
 
-def _cli_peer_id() -> str:
+def _cli_peer_id(cn: str | None = None) -> str:
+    """``cli-<host>-<pid>``; with a signing certificate of common name ``cn``,
+    ``<cn>__cli-<host>-<pid>``: an id that certificate speaks for on a fleet that requires signed
+    wire identity (docs/security.md), still unique per process. At most 64 characters."""
+    pid = str(os.getpid())
+    if cn and re.fullmatch(r"[A-Za-z0-9_-]+", cn):
+        room = 64 - len(cn) - len("__cli--") - len(pid)
+        if room >= 1:
+            return f"{cn}__cli-{re.sub(r'[^A-Za-z0-9_-]', '_', socket.gethostname())[:min(40, room)]}-{pid}"
     host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40]
-    return f"cli-{host}-{os.getpid()}"
+    return f"cli-{host}-{pid}"
 
 
 def _config(connect, listen, config, prefix, namespace):
@@ -65,9 +73,12 @@ def _config(connect, listen, config, prefix, namespace):
 def _open(connect, listen, config, prefix, namespace, resume_key: bytes | None = None, resume_signing_key=None):
     from .mesh.mesh import Mesh
 
+    from .mesh.identity import wire_setup
+
     cfg = _config(connect, listen, config, prefix, namespace)
     try:
-        return Mesh(_cli_peer_id(), config=cfg, peer_type="agent", robot_type="cli", resume_key=resume_key,
+        identity = wire_setup(cfg).identity
+        return Mesh(_cli_peer_id(identity.cn if identity else None), config=cfg, peer_type="agent", robot_type="cli", resume_key=resume_key,
                     resume_signing_key=resume_signing_key).start()
     except (RuntimeError, ValueError) as exc:
         err.print(f"[red]error:[/] could not join the mesh: {exc}")

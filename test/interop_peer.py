@@ -1,18 +1,22 @@
 """A REAL strands-robots 0.5.3 process for test/test_interop.py (run with the interop venv's
 Python, see scripts/interop_venv.sh; never imported by pytest).
 
-Starts ``srarm`` (a duck-typed mock robot) and ``srop`` (robot-less) with their ``init_mesh``;
+Starts ``srarm`` (a duck-typed mock robot) and ``srop`` (robot-less; ids from env
+``INTEROP_ARM_ID`` / ``INTEROP_OP_ID``) with their ``init_mesh``;
 the environment (namespace, port, STRANDS_MESH_LOCAL_DEV ...) comes from the test. Prints
 ``READY {"zid": ...}``, then takes one JSON request a line on stdin and prints
 ``RES {"id", "res"}`` (or ``"exc"``) for it. Requests: ``{"do": "send", "from", "to", "cmd",
 "timeout"}``, ``{"do": "tell", "from", "to", "instruction", "kw", "timeout"}``, ``{"do": "estop",
 "from"}``, ``{"do": "start", "instruction", "duration"}`` (a task started locally on the arm),
+``{"do": "broadcast", "from", "cmd", "timeout"}``, ``{"do": "state", "from", "peer", "n",
+"timeout"}`` (their subscription to our state: the first n samples, timed),
 ``{"do": "resume", "from", "seed", "targets"}`` (their signed resume, with the raw
 Ed25519 seed as base64url), ``{"do": "arm"}``, ``{"do": "lockouts"}``, ``{"do": "peers"}``, ``{"do": "quit"}``.
 """
 
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -61,8 +65,11 @@ class MockArm:
 
 
 arm = MockArm()
-meshes = {"srarm": init_mesh(arm, peer_id="srarm", peer_type="robot"),
-          "srop": init_mesh(None, peer_id="srop", peer_type="agent")}
+# INTEROP_ARM_ID / INTEROP_OP_ID rename the two peers (a signed-identity fleet needs ids the
+# process's one certificate speaks for: its CN and <CN>__<robot>)
+ARM_ID, OP_ID = os.environ.get("INTEROP_ARM_ID", "srarm"), os.environ.get("INTEROP_OP_ID", "srop")
+meshes = {ARM_ID: init_mesh(arm, peer_id=ARM_ID, peer_type="robot"),
+          OP_ID: init_mesh(None, peer_id=OP_ID, peer_type="agent")}
 if not all(m is not None and m.alive for m in meshes.values()):
     print("FAILED their meshes did not start", flush=True)
     sys.exit(1)
@@ -75,6 +82,23 @@ for line in sys.stdin:
     try:
         if do == "send":
             res = meshes[req["from"]].send(req["to"], req["cmd"], timeout=req.get("timeout", 5.0))
+        elif do == "broadcast":
+            res = meshes[req["from"]].broadcast(req["cmd"], timeout=req.get("timeout", 5.0))
+        elif do == "state":  # their subscription to a peer's state: the first n samples, timed
+            got, done = [], threading.Event()
+
+            def on_state(key, data, got=got, done=done, n=req.get("n", 10)):
+                got.append((time.time(), key, data))
+                if len(got) >= n:
+                    done.set()
+
+            name = meshes[req["from"]].subscribe(f"strands/{req['peer']}/state", on_state,
+                                                 name=f"state-{req['id']}")
+            done.wait(req.get("timeout", 10.0))
+            meshes[req["from"]].unsubscribe(name)
+            res = {"n": len(got), "span": got[-1][0] - got[0][0] if len(got) > 1 else 0.0,
+                   "key": got[0][1] if got else None, "first": got[0][2] if got else None,
+                   "last": got[-1][2] if got else None}
         elif do == "tell":
             res = meshes[req["from"]].tell(req["to"], req["instruction"], **req.get("kw", {}))
         elif do == "estop":

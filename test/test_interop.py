@@ -89,6 +89,14 @@ class TheirProcess:
                 assert "exc" not in r, f"their {do!r} raised {r['exc']}"
                 return r["res"]
 
+    def task_stopped(self, timeout: float = 5.0) -> dict:
+        """Wait until their arm runs no task and its last one ended stopped (not completed);
+        returns the arm's record (``running``, ``history`` with ``t_end`` in UNIX s)."""
+        arm = wait_for(lambda: (a := self.call("arm"))["running"] is None and a, timeout, interval=0.05,
+                       what="their task stopped")
+        assert arm["history"][-1]["stopped"] is True, arm
+        return arm
+
     def close(self) -> None:
         if self.p.poll() is None:
             try:
@@ -300,9 +308,7 @@ def test_our_estop_stops_their_running_task(fleet):
     report = fleet.op.emergency_stop("interop drill", timeout=2.0)
     assert "srarm" in report.stopped, report.to_dict()
     assert "srop" in report.no_actuators and not report.not_acked, report.to_dict()
-    arm = wait_for(lambda: (a := fleet.theirs.call("arm"))["running"] is None and a, 5, interval=0.05,
-                   what="their task stopped")
-    assert arm["history"][-1]["stopped"] is True
+    arm = fleet.theirs.task_stopped()
     locks = fleet.theirs.call("lockouts")
     assert all(v["locked"] for v in locks.values()), locks
     assert {v["epoch"] for v in locks.values()} == {fleet.tap.estops[-1][1]["estop_id"]}, locks
@@ -319,9 +325,7 @@ def test_our_cli_estop_stops_their_running_task(fleet):
     assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout}\n{r.stderr}"
     report = json.loads(r.stdout)
     assert "srarm" in report["stopped"] and not report["not_acked"], report
-    arm = wait_for(lambda: (a := fleet.theirs.call("arm"))["running"] is None and a, 5, interval=0.05,
-                   what="their task stopped")
-    assert arm["history"][-1]["stopped"] is True
+    arm = fleet.theirs.task_stopped()
     print(f"\nCLI e-stop: their task stopped {(arm['history'][-1]['t_end'] - t0) * 1000:.0f} ms after spawning "
           f"the CLI; report {report}")
 
@@ -437,3 +441,34 @@ def test_our_cli_signed_resume_asks_the_epoch_and_clears_both_sides(fleet, resum
     assert answers == {p: {"accepted": True, "detail": ""} for p in ("ourarm", "srarm", "srop")}, answers
     assert not ourarm.locked_out and not any(v["locked"] for v in fleet.theirs.call("lockouts").values())
     print(f"\nCLI signed resume: {took:.2f} s from spawning the CLI (1.2 s discovery included): {answers}")
+
+
+def test_their_resume_throttle_matches_ours(fleet, resume_key, tmp_path):
+    """What 0.5.3 does on repeated bad resume signatures (docs/safety.md, resume brute-force
+    throttle): after 5 bad assertions, even a good one is refused. Ours refuses the same
+    sequence the same way (test_resume_throttle.py), with the reason on the wire."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from strands_mesh_ros.robot import resume_ed25519 as ed
+
+    report = fleet.op.emergency_stop("throttle drill", timeout=2.0)
+    assert not report.not_acked, report.to_dict()
+    wait_for(lambda: fleet.theirs.call("lockouts")["srarm"]["locked"], 5, interval=0.05, what="srarm locked out")
+    epoch = fleet.op.core.last_epoch
+    forger = Ed25519PrivateKey.generate()
+
+    def resume_with(key) -> dict:
+        r = fleet.op.send("srarm", {"action": "resume", "assertion": ed.sign_assertion(key, epoch, ["srarm"])},
+                          timeout=5)
+        assert r.status == "done", f"{r.status} {r.error}"
+        return r.result
+
+    for _ in range(5):
+        assert resume_with(forger) == {"status": "error", "error": "resume rejected"}
+    assert resume_with(resume_key[0]) == {"status": "error", "error": "resume rejected"}  # throttled
+    assert fleet.theirs.call("lockouts")["srarm"]["locked"]
+    # the reasons stay in their local audit log (the wire answer is generic by design)
+    lines = [json.loads(x) for x in (tmp_path / "their_home" / "mesh_audit.jsonl").read_text().splitlines()]
+    reasons = [e["payload"].get("reason") for e in lines if e.get("event") == "resume_denied"
+               and e["payload"].get("reason")]
+    assert reasons == ["assertion signature does not verify"] * 5 + ["resume rate-limited (brute-force throttle)"]

@@ -88,7 +88,7 @@ def test_the_module_graph_has_no_cycles():
 PURE = ["strands_mesh_ros", "strands_mesh_ros.contract", "strands_mesh_ros.contract.keys",
         "strands_mesh_ros.contract.payloads", "strands_mesh_ros.robot.driver", "strands_mesh_ros.robot.lanes",
         "strands_mesh_ros.robot.runtime", "strands_mesh_ros.robot.dispatcher", "strands_mesh_ros.robot.safety",
-        "strands_mesh_ros.robot.peer_core", "strands_mesh_ros.drivers.skills", "strands_mesh_ros.drivers.mock",
+        "strands_mesh_ros.robot.peer_core", "strands_mesh_ros.robot.wire_identity", "strands_mesh_ros.drivers.skills", "strands_mesh_ros.drivers.mock",
         "strands_mesh_ros.drivers.diffdrive", "strands_mesh_ros.drivers.fleet_config",
         "strands_mesh_ros.drivers.ros_topics_config", "strands_mesh_ros.mesh.config",
         "strands_mesh_ros.ros.topics", "strands_mesh_ros.ros.convert", "strands_mesh_ros.ros.entry"]

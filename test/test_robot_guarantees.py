@@ -354,9 +354,13 @@ def kind(request) -> str:
 
 
 @pytest.fixture
-def robot(kind, net):
+def robot(kind, net, monkeypatch):
     """A fresh robot of ``kind`` on this test's private mesh, with an operator holding the resume
     key, a rogue session and a state watch; everything is torn down after the test."""
+    # The rogue forges resumes on purpose (and probes with unsigned ones): with the default
+    # brute-force throttle (5 bad attempts, test_resume_throttle.py) the operator's genuine
+    # resume after them would be refused for 30 s.
+    monkeypatch.setenv("STRANDS_MESH_RESUME_MAX_FAILS", "1000")
     with ExitStack() as stack:
         if kind == "mesh":
             rid = f"mbot_{uid()}"

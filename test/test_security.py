@@ -319,6 +319,14 @@ def test_operator_commands_estops_and_resumes_a_robot(sec):
     assert status(op)["locked_out"]
     assert op.resume(["arm1"], operator="test", timeout=5) == {"arm1": {"accepted": True, "detail": ""}}
     assert not status(op)["locked_out"]
+    # The CLI with op's certificate: signatures are required here (mTLS + a trust root), so its
+    # operator id is op__cli-<host>-<pid>, which op's certificate speaks for; its tell is run.
+    tell = python_proc("-c", CLIENT_MODE, "strands_mesh_ros.cli", "tell", "arm1", "move joints to 0.2 0 0 0 0 0 in 0.1 s",
+                       "--config", sec.conf("op"), "--prefix", sec.prefix, "--json")
+    sec.procs.append(tell)
+    assert tell.p.wait(45) == 0, "\n".join(tell.lines)
+    answer = json.loads(next(line for line in tell.lines if line.startswith("{")))
+    assert answer["status"] == "done" and answer["responder_id"] == "arm1", answer
     # A second operator process (the CLI, op's certificate) e-stops the fleet through the router.
     cli = python_proc("-c", CLIENT_MODE, "strands_mesh_ros.cli", "estop", "--config", sec.conf("op"), "--prefix", sec.prefix,
                       "--reason", "cli drill", "--timeout", "5", "--json")

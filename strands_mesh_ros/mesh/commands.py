@@ -8,6 +8,7 @@ a response is accepted only from the peer the command went to.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -26,6 +27,7 @@ from ..contract.payloads import (
     make_response,
     new_turn_id,
 )
+from ..robot.wire_identity import BROADCAST_TARGET, NEVER_REFUSED, REQUIRE_ENV
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +155,9 @@ class CommandPath:
             info = self.table.get(target)
             if info is not None and info.strands_robots:
                 _pace_foreign_command()
+        # signed, a command names its target inside the signature (0.5.3 refuses a signed
+        # command without one: it could have been copied off another robot's key)
+        data = self.signed(data, target_id=target if target is not None else BROADCAST_TARGET)
         self._session.put(self.keys.cmd(target) if target else self.keys.broadcast, data,
                           congestion_control=self._zenoh.CongestionControl.BLOCK, source_info=self.source_info())
         return fut
@@ -200,6 +205,10 @@ class CommandPath:
         if parsed.turn_id != resp.turn_id:
             self._spoof(f"key turn {parsed.turn_id} but payload turn {resp.turn_id}")
             return
+        refusal = self._wire_refusal(bytes(sample.payload.to_bytes()), resp.responder_id)
+        if refusal:
+            self._spoof(f"answer of {resp.responder_id} on turn {resp.turn_id}: {refusal}")
+            return
         with self._pending_lock:
             p = self._pending.get(resp.turn_id)
             if p is None:
@@ -243,6 +252,8 @@ class CommandPath:
             try:
                 payload = bytes(sample.payload.to_bytes())
                 broadcast = str(sample.key_expr) == self.keys.broadcast
+                if self._refuse_unsigned(payload, broadcast):
+                    continue
                 if self._relay is not None:  # a bridge's proxy: the ROS robot's own core answers
                     self._relay(payload, broadcast)
                 else:
@@ -250,12 +261,61 @@ class CommandPath:
             except Exception:  # never let one command kill the peer
                 log.exception("%s: command handling failed", self.peer_id)
 
+    def _wire_refusal(self, payload: bytes, claimed: str | None, *, target: bool = False) -> str | None:
+        """Why a message that claims to come from ``claimed`` is not accepted under this peer's
+        signed-identity policy (docs/security.md), or None. JSON is parsed only when the policy
+        requires signatures or the message carries one. ``target``: also refuse a signed command
+        whose ``target_id`` names another peer (copied off that peer's key)."""
+        trust = self._wire.trust if self._wire is not None else None
+        if trust is None or not (trust.required or (trust.roots and b'"sig"' in payload)):
+            return None
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            return None  # not JSON: the contract decoder refuses it with its own error
+        got = trust.check(message, claimed)
+        if isinstance(got, str):
+            return got
+        if got is not None and target and isinstance(message, dict) and message.get("target_id") not in (
+                None, self.peer_id, BROADCAST_TARGET):
+            return f"signed command is for {str(message.get('target_id'))[:64]!r}, not this peer"
+        return None
+
+    def _refuse_unsigned(self, payload: bytes, broadcast: bool) -> bool:
+        """Answer and audit a command that the signed-identity policy refuses; True if refused.
+        Stops (``stop``, ``emergency_stop``) and ``status``/``ping`` are never refused."""
+        trust = self._wire.trust if self._wire is not None else None
+        if trust is None or not (trust.required or (trust.roots and b'"sig"' in payload)):
+            return False
+        try:
+            message = json.loads(payload)
+            sender, turn = message.get("sender_id"), message.get("turn_id")
+            action = (message.get("command") or {}).get("action")
+        except (ValueError, AttributeError):
+            return False  # malformed: the core answers it with the contract's error
+        if action in NEVER_REFUSED or not isinstance(sender, str) or sender == self.peer_id:
+            return False
+        refusal = self._wire_refusal(payload, sender, target=not broadcast)
+        if refusal is None:
+            return False
+        error = f"refused: {refusal} (signed wire identity is required here, {REQUIRE_ENV})" if trust.required \
+            else f"refused: {refusal}"
+        log.warning("%s: refused %r from %s: %s", self.peer_id, action, sender, refusal)
+        if self.audit:
+            self.audit.write("identity_refused", time.time(), sync=False, sender=sender, turn_id=turn,
+                             action=action, reason=refusal)
+        try:
+            self._send_answer(self.core.error_answer(sender, turn, error))
+        except (ValueError, TypeError) as exc:  # no usable sender/turn to answer: the audit line stands
+            log.warning("%s: could not answer the refused command: %s", self.peer_id, exc)
+        return True
+
     def _send_answer(self, answer: Any) -> None:
         """Put an :class:`~strands_mesh_ros.robot.peer_core.Answer` (from any thread)."""
         if answer.key is None:
             return
         try:
-            self._session.put(answer.key, answer.data, congestion_control=self._zenoh.CongestionControl.BLOCK,
+            self._session.put(answer.key, self.signed(answer.data), congestion_control=self._zenoh.CongestionControl.BLOCK,
                               source_info=self.source_info())
         except Exception as exc:  # the session closed under us during shutdown
             log.debug("%s: answer not sent: %s", self.peer_id, exc)

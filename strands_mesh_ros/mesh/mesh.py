@@ -16,6 +16,7 @@ except the e-stop callback, which halts the robot in place before anything else.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import queue
 import threading
@@ -30,6 +31,7 @@ from ..robot.runtime import Robot
 from ..robot.watchdog import WatchdogConfig
 from .commands import INBOX_CAPACITY, BroadcastResult, CommandPath, _Pending  # noqa: F401 (re-exported)
 from .config import MeshConfig
+from .identity import WireSetup, warn_if_cannot_speak, wire_setup
 from .peers import PeerInfo, PeerTable
 from ..robot.safety import AuditLog, load_resume_key
 from .safety_path import MeshError, SafetyPath, _AckCollector
@@ -180,6 +182,7 @@ class Mesh(CommandPath, SafetyPath):
         self._check_unique = check_unique
         self._with_audit = audit
         self.core: PeerCore | None = None
+        self._wire: WireSetup | None = None
 
     @property
     def stats(self) -> dict[str, int]:
@@ -205,6 +208,8 @@ class Mesh(CommandPath, SafetyPath):
         import zenoh
 
         self._zenoh = zenoh
+        self._wire = wire_setup(self.config)  # raises before any session opens
+        warn_if_cannot_speak(self._wire, self.peer_id)
         self._session = POOL.acquire(self.config, "main")
         if self._check_unique:
             try:
@@ -241,6 +246,7 @@ class Mesh(CommandPath, SafetyPath):
         self._resume_pub = z.declare_publisher(k.resume, **rt)
         self._decl += [self._presence_pub, self._state_pub, self._stream_pub, self._estop_pub, self._resume_pub]
         self._shared_peers = POOL.peers_for(s, self.config, self._peer_left)
+        self._shared_peers.trust = self._wire.trust
         self.table = self._shared_peers.table
         # Commands arrive through Zenoh's own FIFO channel, read by a dispatcher thread: one
         # thread hand-off fewer than a Python callback feeding a queue (bench/bench_mesh.py rtt).
@@ -270,6 +276,13 @@ class Mesh(CommandPath, SafetyPath):
         binds a peer id to the zid its presence came with and drops answers from any other
         (CONTRACT.md, strands-robots 0.5.3, item 1)."""
         return self._zenoh.SourceInfo(self._presence_pub.id, next(self._source_sn))
+
+    def signed(self, data: bytes, **fields: Any) -> bytes:
+        """``data`` (a JSON object) plus ``fields``, with this peer's ``sig`` block, when it has a
+        signing identity (docs/security.md, signed wire identity); else ``data`` unchanged."""
+        if self._wire is None or self._wire.identity is None:
+            return data
+        return json.dumps(self._wire.identity.sign({**json.loads(data), **fields}), separators=(",", ":")).encode()
 
     def _spawn(self, fn: Callable[[], None], name: str) -> None:
         t = threading.Thread(target=fn, name=f"{self.peer_id}-{name}", daemon=True)
@@ -358,7 +371,7 @@ class Mesh(CommandPath, SafetyPath):
 
     def _publish_presence(self) -> None:
         pr = self.core.presence()
-        self._presence_pub.put(pr.to_json(), source_info=self.source_info())
+        self._presence_pub.put(self.signed(pr.to_json()), source_info=self.source_info())
         self.table.heard(pr)
 
     def _heartbeat_loop(self) -> None:
@@ -418,7 +431,7 @@ class Mesh(CommandPath, SafetyPath):
             MeshError: not started.
         """
         self._require()
-        self._session.put(key, payload, congestion_control=self._zenoh.CongestionControl.BLOCK,
+        self._session.put(key, self.signed(payload), congestion_control=self._zenoh.CongestionControl.BLOCK,
                           source_info=self.source_info())
 
     def publish_state(self, state: State) -> None:

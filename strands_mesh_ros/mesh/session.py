@@ -9,9 +9,11 @@ express, real-time priority kept p99 under 10 ms with nothing lost.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
+import time
 from typing import Any, Literal
 
 from .config import MeshConfig
@@ -126,6 +128,8 @@ class SharedPeers:
         self._listeners: list[Any] = []
         self._lock = threading.Lock()
         self.table = PeerTable(timeout, on_leave=self._left)
+        self.trust: Any = None  # a WireTrust, set by the first Mesh on this session (mesh/identity.py)
+        self._refused: dict[tuple[str, str], float] = {}  # (peer, reason) -> last warned, monotonic s
         self._subs = [
             session.declare_subscriber(keys.all_presence, self._on_presence),
             session.liveliness().declare_subscriber(keys.all_alive, self._on_alive, history=True),
@@ -162,7 +166,26 @@ class SharedPeers:
         if not pr.is_fresh():
             log.debug("stale presence from %s dropped", pr.id)
             return
+        if self.trust is not None and (why := self._identity_refusal(bytes(sample.payload.to_bytes()), pr.id)):
+            self._warn_refused(pr.id, why)
+            return
         self.table.heard(pr)
+
+    def _identity_refusal(self, payload: bytes, peer_id: str) -> str | None:
+        """Why a presence is refused under the signed-identity policy (docs/security.md), or
+        None. Replays are not checked: a presence is re-announced every beat anyway."""
+        trust = self.trust
+        if not (trust.required or (trust.roots and b'"sig"' in payload)):
+            return None
+        got = trust.check(json.loads(payload), peer_id, replay=False)
+        return got if isinstance(got, str) else None
+
+    def _warn_refused(self, peer_id: str, why: str) -> None:
+        """Warn about a refused presence once per peer and reason per 30 s (it beats at 2 Hz)."""
+        now = time.monotonic()
+        if now - self._refused.get((peer_id, why), -1e9) >= 30.0:
+            self._refused[(peer_id, why)] = now
+            log.warning("presence of %s refused (not admitted as a peer): %s", peer_id, why)
 
     def _on_alive(self, sample: Any) -> None:
         try:

@@ -48,6 +48,7 @@ from ..contract.payloads import (
 )
 from . import resume_ed25519 as ed
 from .dispatcher import Dispatcher
+from .resume_throttle import ResumeThrottle
 from .safety import AuditLog, EStopGuard, ResumeGuard, halt_without_latch
 from .runtime import Robot
 from .watchdog import LinkWatchdog, WatchdogConfig
@@ -105,6 +106,13 @@ class NullAudit:
         """Nothing to close."""
 
 
+OVERRIDE_CODE_RETIRED = ("override codes are retired: a plain override code (the strands-robots 2026-08 "
+                         "resume) is never accepted; resume with the signed HMAC resume or an Ed25519 assertion "
+                         "(docs/safety.md)")
+"""The answer to a resume that carries ``override_code``: a shared code any subscriber of the
+command key could read and replay; strands-robots 0.5.3 retired it too (``core.py`` ~3250)."""
+
+
 class PeerCore:
     """One peer's side of the contract (see the module docstring).
 
@@ -150,6 +158,7 @@ class PeerCore:
         self.ros, self.via = ros, via
         self._presence_extra = presence_extra
         self._guard = ResumeGuard(resume_key)
+        self.resume_throttle = ResumeThrottle()
         self._assertions = ed.AssertionGuard(ed.load_public_keys() if resume_public_keys is None
                                              else resume_public_keys)
         self.last_epoch: str | None = None  # estop_id of the latest e-stop issued or received here
@@ -433,6 +442,8 @@ class PeerCore:
             return NOTHING, None
         if ed.is_assertion_form(data):
             return self._assertion_received(data, received)
+        if isinstance(data, dict) and "override_code" in data:
+            return self._override_code_received(data, received), None
         try:
             env = decode(Resume, payload, SAFETY_MAX_BYTES)
         except ContractError as exc:
@@ -440,7 +451,10 @@ class PeerCore:
             return NOTHING, None
         if env.peer_id == self.peer_id:
             return NOTHING, env
-        refusal = self._guard.check(env, self.peer_id, received)
+        if isinstance(env.targets, (list, tuple)) and self.peer_id not in env.targets:
+            return NOTHING, env  # not for this peer: no answer, and no throttle oracle either
+        refusal = self._throttled(env.peer_id, received) or self._counted(
+            env.peer_id, self._guard.check(env, self.peer_id, received))
         if refusal == "not a target":
             return NOTHING, env
         self._resumed(refusal, received)
@@ -455,14 +469,34 @@ class PeerCore:
             return NOTHING, None
         if env.peer_id == self.peer_id:
             return NOTHING, env
-        accepted, detail = self.check_assertion(env.assertion, received)
         a = env.assertion if isinstance(env.assertion, dict) else {}
+        # one not aimed at this peer is not throttled here (a well-signed one gets no answer)
+        aimed = not (isinstance(a.get("targets"), list) and self.peer_id not in a["targets"])
+        throttled = self._throttled(env.peer_id, received) if aimed else None
+        accepted, detail = (False, throttled) if throttled else self._counted_assertion(
+            env.peer_id, *self.check_assertion(env.assertion, received))
         self.audit.write("resume_received", received, sync=detail != "not a target", scheme="ed25519",
                          issuer=env.peer_id, epoch=str(a.get("epoch"))[:64], nonce=str(a.get("nonce"))[:64],
                          accepted=accepted, detail=detail)
         if detail == "not a target":
             return NOTHING, env
         return self.resume_ack(env, accepted, "" if accepted and detail == "resumed" else detail), env
+
+    def _override_code_received(self, data: dict[str, Any], received: float) -> Answer:
+        """A 2026-08 override-code resume on the safety key: refused, audited, answered (when
+        it names an issuer we can answer) and counted by the throttle; never compared."""
+        issuer = data.get("peer_id")
+        self.audit.write("resume_received", received, scheme="override_code", issuer=str(issuer)[:64],
+                         accepted=False, detail=OVERRIDE_CODE_RETIRED)
+        try:
+            check_peer_id(issuer)
+        except (InvalidPeerId, TypeError, ValueError):
+            return NOTHING
+        if issuer == self.peer_id:
+            return NOTHING
+        refusal = self._throttled(issuer, received) or self._counted(issuer, OVERRIDE_CODE_RETIRED)
+        body = json.dumps({"responder_id": self.peer_id, "seq": None, "accepted": False, "detail": refusal}).encode()
+        return Answer(self.keys.resume_ack(issuer, self.peer_id), body, None, issuer)
 
     def check_assertion(self, assertion: Any, now: float) -> tuple[bool, str]:
         """Check a strands-robots 0.5.3 resume assertion for this peer and clear the lockout
@@ -508,9 +542,15 @@ class PeerCore:
         """``resume`` over the command path: same signed fields, targets = [this peer]; or
         strands-robots 0.5.3's ``{"action": "resume", "assertion": {...}}``.
         Returns None when resumed, else why not."""
+        now = time.time()
+        if throttled := self._throttled(sender, now):
+            return throttled
+        if "override_code" in fields:
+            self.audit.write("resume_command", now, scheme="override_code", issuer=sender, accepted=False,
+                             detail=OVERRIDE_CODE_RETIRED)
+            return self._counted(sender, OVERRIDE_CODE_RETIRED)
         if "assertion" in fields:
-            now = time.time()
-            accepted, detail = self.check_assertion(fields["assertion"], now)
+            accepted, detail = self._counted_assertion(sender, *self.check_assertion(fields["assertion"], now))
             a = fields["assertion"] if isinstance(fields["assertion"], dict) else {}
             self.audit.write("resume_command", now, scheme="ed25519", issuer=sender, epoch=str(a.get("epoch"))[:64],
                              nonce=str(a.get("nonce"))[:64], accepted=accepted, detail=detail)
@@ -520,10 +560,32 @@ class PeerCore:
                          operator=fields.get("operator", ""), targets=[self.peer_id], mac=fields.get("mac", ""))
         except ValueError as exc:
             return f"bad resume fields: {exc}"
-        refusal = self._guard.check(env, self.peer_id, time.time())
+        refusal = self._counted(sender, self._guard.check(env, self.peer_id, time.time()))
         self._resumed(refusal, time.time())
         self.audit.write("resume_command", time.time(), issuer=sender, accepted=refusal is None, detail=refusal or "")
         return refusal
+
+    def _throttled(self, sender: str, now: float) -> str | None:
+        """The throttle's refusal for a resume from ``sender`` (audited), or None."""
+        refusal = self.resume_throttle.refusal(sender)
+        if refusal:
+            self.audit.write("resume_throttled", now, sync=False, issuer=sender, detail=refusal)
+        return refusal
+
+    def _counted(self, sender: str, refusal: str | None) -> str | None:
+        """Count a resume check's outcome in the throttle; returns ``refusal``. Not a target
+        and replays are not guesses (a replay carries a good signature), so they do not count."""
+        if refusal != "not a target" and "replayed" not in (refusal or ""):
+            if self.resume_throttle.note(sender, refusal is None):
+                log.warning("%s: %d bad resume attempts: resumes refused for %.0f s (last from %s)", self.peer_id,
+                            self.resume_throttle.max_fails, self.resume_throttle.backoff, sender)
+                self.audit.write("resume_throttle_engaged", time.time(), issuer=sender,
+                                 seconds=self.resume_throttle.backoff)
+        return refusal
+
+    def _counted_assertion(self, sender: str, accepted: bool, detail: str) -> tuple[bool, str]:
+        self._counted(sender, None if accepted else detail)
+        return accepted, detail
 
     def resume_local(self) -> None:
         """Clear this peer's own lockout (an operator resuming from this very peer)."""
