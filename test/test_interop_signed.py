@@ -106,6 +106,9 @@ def signed(tmp_path, monkeypatch):
     for var in ("STRANDS_MESH_REQUIRE_SIGNED_IDENTITY", "STRANDS_MESH_TLS_CA", "STRANDS_MESH_TLS_CERT",
                 "STRANDS_MESH_TLS_KEY"):
         monkeypatch.delenv(var, raising=False)
+    # Our peers require signatures only when told (their "auto" requires them under mTLS; ours
+    # checks what is signed and requires nothing, for a bridge's ROS robots): here, told.
+    monkeypatch.setenv("STRANDS_MESH_REQUIRE_SIGNED_IDENTITY", "1")
     f = SignedFleet(tmp_path)
     try:
         yield f
@@ -119,7 +122,7 @@ def test_their_peer_requiring_signatures_accepts_our_presence_answers_and_comman
     ourarm = signed.mesh("ourarm", robot=MockDriver("ourarm"))
     op = signed.mesh("op")
     assert ourarm._wire.identity.cn == "ourarm" and ourarm._wire.identity.alg == "rsa-pss-sha256"
-    assert op._wire.trust.required  # auto: our json5 runs mTLS with a trust root
+    assert op._wire.trust.required  # STRANDS_MESH_REQUIRE_SIGNED_IDENTITY=1
     # presence: with STRANDS_MESH_REQUIRE_SIGNED_IDENTITY=1 an unsigned one is dropped
     signed.their_peers_see("ourarm", "op")
     signed.their_peers_see("op", who="srop__arm")

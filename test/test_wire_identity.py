@@ -113,3 +113,27 @@ def test_loading_refuses_mismatched_or_missing_files(pki, tmp_path):
     (tmp_path / "empty.pem").write_text("")
     with pytest.raises(ValueError, match="trust roots"):
         wi.load_roots(tmp_path / "empty.pem")
+
+
+def test_our_auto_signs_and_checks_but_requires_nothing(pki, monkeypatch):
+    """Our peers' default on an mTLS session: sign what we can speak for, check signatures that
+    are present, require none (a bridge's ROS robots cannot sign for themselves); ``1`` requires."""
+    from strands_mesh_ros.mesh.config import MeshConfig
+    from strands_mesh_ros.mesh.identity import signer_for, wire_setup
+
+    monkeypatch.setenv("STRANDS_MESH_AUTH_MODE", "mtls")
+    monkeypatch.setenv("STRANDS_MESH_TLS_CERT", str(pki / "arm1.pem"))
+    monkeypatch.setenv("STRANDS_MESH_TLS_KEY", str(pki / "arm1.key"))
+    monkeypatch.setenv("STRANDS_MESH_TLS_CA", str(pki / "ca.pem"))
+    monkeypatch.delenv("STRANDS_MESH_REQUIRE_SIGNED_IDENTITY", raising=False)
+    setup = wire_setup(MeshConfig())
+    assert setup.identity is not None and setup.identity.cn == "arm1" and setup.trust.roots
+    assert not setup.trust.required
+    assert setup.trust.check({"peer_id": "x"}, "x") is None  # unsigned: taken (the ACL decides)
+    bad = ident(pki, "op").sign({"peer_id": "arm1"})
+    assert "does not speak for" in setup.trust.check(bad, "arm1")  # a present signature is checked
+    # a CN speaks for itself and <CN>__<robot>; for anything else the peer publishes unsigned
+    assert signer_for(setup, "arm1") is setup.identity and signer_for(setup, "arm1__r1") is setup.identity
+    assert signer_for(setup, "ur5") is None
+    monkeypatch.setenv("STRANDS_MESH_REQUIRE_SIGNED_IDENTITY", "1")
+    assert wire_setup(MeshConfig()).trust.required

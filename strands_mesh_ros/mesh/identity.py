@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..robot.wire_identity import REQUIRE_ENV, WireIdentity, WireTrust, load_roots, signing_required
+from ..robot.wire_identity import REQUIRE_ENV, WireIdentity, WireTrust, cn_speaks_for, load_roots, signing_required
 from .config import MeshConfig
 
 log = logging.getLogger(__name__)
@@ -60,17 +60,32 @@ def wire_setup(config: MeshConfig) -> WireSetup:
     roots = load_roots(ca) if ca else None
     mtls = _tls_setting(config, "enable_mtls") is True or (
         os.environ.get("STRANDS_MESH_AUTH_MODE", "").strip().lower() == "mtls" and bool(cert and key and ca))
-    required = signing_required(os.environ.get(REQUIRE_ENV), mtls=mtls, have_roots=roots is not None)
+    setting = os.environ.get(REQUIRE_ENV)
+    # Our peers' "auto" checks every signature that is present and requires none: ROS robots
+    # behind a bridge cannot sign for themselves (a ROS name cannot be "<CN>__<robot>"), so
+    # requiring signatures by default would cut them off a secured fleet, whose router ACL
+    # already ties every key to a CN. "1" requires them, as 0.5.3's "auto" does under mTLS.
+    auto = (setting or "auto").strip().lower() == "auto"
+    required = False if auto else signing_required(setting, mtls=mtls, have_roots=roots is not None)
     if required and roots is None:
         raise ValueError(f"{REQUIRE_ENV} requires signed identity but no trust root is configured: set "
                          f"STRANDS_MESH_TLS_CA or the json5's transport/link/tls/root_ca_certificate")
     return WireSetup(identity, WireTrust(roots, required))
 
 
+def signer_for(setup: WireSetup, peer_id: str) -> WireIdentity | None:
+    """The identity ``peer_id`` signs with: None when it has none, or when its certificate's
+    CN cannot speak for ``peer_id`` (a bridge's ROS robots): every receiver with a trust root
+    refuses such a signature, so the message goes unsigned and is judged as unsigned."""
+
+    if setup.identity is None or not cn_speaks_for(setup.identity.cn, peer_id):
+        return None
+    return setup.identity
+
+
 def warn_if_cannot_speak(setup: WireSetup, peer_id: str) -> None:
     """Log once at start when this peer's signatures will be refused by a receiver that
     requires them (no identity, or a CN that does not speak for ``peer_id``)."""
-    from ..robot.wire_identity import cn_speaks_for
 
     if setup.identity is None:
         if setup.trust.required:
@@ -79,5 +94,5 @@ def warn_if_cannot_speak(setup: WireSetup, peer_id: str) -> None:
                         "require it will refuse this peer's presence, answers and commands", peer_id)
     elif not cn_speaks_for(setup.identity.cn, peer_id):
         log.warning("%s: the signing certificate's CN %r does not speak for this peer id (it must equal it, or "
-                    "the id must be '<CN>__<robot>'): peers that require signed identity will refuse it",
-                    peer_id, setup.identity.cn)
+                    "the id must be '<CN>__<robot>'): it publishes unsigned, and peers that require signed "
+                    "identity will refuse it", peer_id, setup.identity.cn)

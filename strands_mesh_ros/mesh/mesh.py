@@ -31,7 +31,7 @@ from ..robot.runtime import Robot
 from ..robot.watchdog import WatchdogConfig
 from .commands import INBOX_CAPACITY, BroadcastResult, CommandPath, _Pending  # noqa: F401 (re-exported)
 from .config import MeshConfig
-from .identity import WireSetup, warn_if_cannot_speak, wire_setup
+from .identity import WireSetup, signer_for, warn_if_cannot_speak, wire_setup
 from .peers import PeerInfo, PeerTable
 from ..robot.safety import AuditLog, load_resume_key
 from .safety_path import MeshError, SafetyPath, _AckCollector
@@ -183,6 +183,7 @@ class Mesh(CommandPath, SafetyPath):
         self._with_audit = audit
         self.core: PeerCore | None = None
         self._wire: WireSetup | None = None
+        self._signer = None  # the identity this peer signs with (identity.signer_for)
 
     @property
     def stats(self) -> dict[str, int]:
@@ -210,6 +211,7 @@ class Mesh(CommandPath, SafetyPath):
         self._zenoh = zenoh
         self._wire = wire_setup(self.config)  # raises before any session opens
         warn_if_cannot_speak(self._wire, self.peer_id)
+        self._signer = signer_for(self._wire, self.peer_id)
         self._session = POOL.acquire(self.config, "main")
         if self._check_unique:
             try:
@@ -280,9 +282,9 @@ class Mesh(CommandPath, SafetyPath):
     def signed(self, data: bytes, **fields: Any) -> bytes:
         """``data`` (a JSON object) plus ``fields``, with this peer's ``sig`` block, when it has a
         signing identity (docs/security.md, signed wire identity); else ``data`` unchanged."""
-        if self._wire is None or self._wire.identity is None:
+        if self._signer is None:
             return data
-        return json.dumps(self._wire.identity.sign({**json.loads(data), **fields}), separators=(",", ":")).encode()
+        return json.dumps(self._signer.sign({**json.loads(data), **fields}), separators=(",", ":")).encode()
 
     def _spawn(self, fn: Callable[[], None], name: str) -> None:
         t = threading.Thread(target=fn, name=f"{self.peer_id}-{name}", daemon=True)
