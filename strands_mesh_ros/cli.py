@@ -440,6 +440,101 @@ def up(
     raise typer.Exit(run_up(fleet, cli_mesh, use_ros=not no_ros, headless=headless, duration=duration))
 
 
+# -- record / replay (strands_mesh_ros.recording; docs/recording.md) ---------------------------
+
+@app.command()
+def record(
+    out_dir: Annotated[str, typer.Argument(help="Bag directory to create (rosbag2, MCAP storage).")],
+    duration: Annotated[float, typer.Option("--duration", help="Stop after this many seconds (0 = until Ctrl-C).")] = 0.0,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it is an existing bag.")] = False,
+    as_json: Json = False, connect: Connect = None, listen: Listen = None, config: ConfigFile = None,
+    prefix: Prefix = None, namespace: Namespace = None,
+) -> None:
+    """Record the mesh into a rosbag2/MCAP bag: joint_states, odometry and all contract traffic."""
+    import signal
+    import time
+
+    from .recording import Recorder, RecordingError, prepare_output
+
+    if duration < 0:
+        err.print(f"[red]error:[/] --duration must be >= 0, got {duration}")
+        raise typer.Exit(Exit.USAGE)
+    cfg = _config(connect, listen, config, prefix, namespace)
+    try:
+        rec = Recorder(prepare_output(out_dir, force), cfg)
+    except RecordingError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(Exit.USAGE)
+    try:
+        rec.start()
+    except (RuntimeError, ValueError) as exc:
+        err.print(f"[red]error:[/] could not join the mesh: {exc}")
+        raise typer.Exit(Exit.NO_MESH)
+
+    def _interrupt(*_: Any) -> None:  # SIGTERM ends a recording as Ctrl-C does: the bag is closed
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    deadline = time.monotonic() + duration if duration else None
+
+    def left() -> float | None:
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+    err.print(f"recording {cfg.prefix}/** to {escape(out_dir)}" + (f" for {duration} s" if duration else " (Ctrl-C stops)"))
+    try:
+        if rec.first_sample.wait(left()):
+            err.print("receiving samples")
+        threading.Event().wait(left())
+    except KeyboardInterrupt:
+        pass
+    try:
+        stats = rec.stop()
+    except RecordingError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(Exit.FAILED)
+    if as_json:
+        _print_json({"bag": out_dir, **stats.to_dict()})
+    else:
+        t = Table(title=f"recorded {out_dir}")
+        t.add_column("topic")
+        t.add_column("messages", justify="right")
+        for topic, n in sorted(stats.topics.items()):
+            t.add_row(topic, str(n))
+        out.print(t)
+
+
+@app.command()
+def replay(
+    bag: Annotated[str, typer.Argument(help="Bag directory written by `strands-mesh record`.")],
+    replay_prefix: Annotated[Optional[str], typer.Option(
+        "--prefix", help="Key prefix to republish under (default: <recorded prefix>_replay).")] = None,
+    rate: Annotated[float, typer.Option("--rate", help="Playback speed factor (1 = as recorded).")] = 1.0,
+    as_json: Json = False, connect: Connect = None, listen: Listen = None, config: ConfigFile = None,
+    namespace: Namespace = None,
+) -> None:
+    """Republish a bag's recorded robot state (never commands or e-stops) under a replay prefix."""
+    from .recording import RecordingError, replay as run_replay
+
+    cfg = _config(connect, listen, config, None, namespace)
+    stop = threading.Event()
+    try:
+        stats = run_replay(bag, cfg, replay_prefix=replay_prefix, rate=rate, stop=stop,
+                           on_start=lambda p: err.print(f"replaying {escape(bag)} under {p}/"))
+    except (RecordingError, ValueError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(Exit.USAGE)
+    except RuntimeError as exc:
+        err.print(f"[red]error:[/] could not join the mesh: {exc}")
+        raise typer.Exit(Exit.NO_MESH)
+    except KeyboardInterrupt:
+        return
+    if as_json:
+        _print_json(stats.to_dict())
+    else:
+        out.print(f"replayed {stats.states} states and {stats.presences} presences of "
+                  f"{', '.join(sorted(stats.peers)) or 'no robot'}")
+
+
 def main() -> None:
     app()
 
