@@ -286,6 +286,9 @@ class Recorder:
         self.config = config or MeshConfig.from_env()
         self.path = Path(out)
         self.first_sample = threading.Event()
+        self.received = 0
+        """Samples taken from Zenoh so far (written, or queued to be)."""
+        self._count_lock = threading.Lock()
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._writer = BagWriter(self.path, self.config)
         self._session = self._sub = None
@@ -310,6 +313,8 @@ class Recorder:
 
     def _on_sample(self, sample: Any) -> None:
         self._q.put((str(sample.key_expr), bytes(sample.payload.to_bytes()), time.time_ns()))
+        with self._count_lock:  # Zenoh may call back from several threads
+            self.received += 1
         self.first_sample.set()
 
     def _drain(self) -> None:
