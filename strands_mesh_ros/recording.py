@@ -230,7 +230,9 @@ class BagWriter:
             velocity=np.array([st.joints[n].velocity for n in names], dtype=np.float64),
             effort=np.array([st.joints[n].effort for n in names], dtype=np.float64))
         self._put(f"{ns}/joint_states", "sensor_msgs/msg/JointState", js, recv_ns)
-        pose = (st.model_extra or {}).get("base_pose")
+        # ``base_pose`` is a State extension: a declared field once the contract names it, an
+        # extra field from peers whose contract does not (read both ways)
+        pose = getattr(st, "base_pose", None) or (st.model_extra or {}).get("base_pose")
         if isinstance(pose, dict):
             odom = self._odometry(peer_id, header, pose)
             if odom is not None:
@@ -306,6 +308,7 @@ class Recorder:
             self._session = POOL.acquire(self.config, "main")
         except BaseException:
             self._writer.close()
+            shutil.rmtree(self.path, ignore_errors=True)  # the empty bag we just made: a retry must not need --force
             raise
         self._thread.start()
         self._sub = self._session.declare_subscriber(f"{self.config.prefix}/**", self._on_sample)

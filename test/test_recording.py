@@ -8,6 +8,8 @@ message against what a separate Zenoh session saw on the wire.
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -303,7 +305,7 @@ def test_record_cli_writes_a_bag_and_refuses_bad_outputs(net, tmp_path, monkeypa
                      "--prefix", net.prefix, "--connect", net.endpoint])
         try:
             proc.wait_line("receiving samples", 30)
-            proc.signal(2)  # Ctrl-C: the bag is closed, not lost
+            proc.signal(signal.SIGTERM)  # as a service manager stops it: the bag is closed, not lost
             assert proc.p.wait(30) == 0, "\n".join(proc.lines)
         finally:
             proc.close()
@@ -328,3 +330,11 @@ def test_record_cli_writes_a_bag_and_refuses_bad_outputs(net, tmp_path, monkeypa
         assert r.returncode == 2 and "cannot write" in r.stderr, r.stderr
     r = cli("record", str(tmp_path / "x"), "--duration", "-1")
     assert r.returncode == 2 and "--duration" in r.stderr
+    # a mesh that cannot be joined (the listen port is taken): exit 3, and no half-made bag left
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = cli("record", str(tmp_path / "y"), "--duration", "0.2", "--listen", f"tcp/127.0.0.1:{port}")
+    assert r.returncode == 3 and "could not join the mesh" in r.stderr, r.stderr
+    assert not (tmp_path / "y").exists()
