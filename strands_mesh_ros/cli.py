@@ -471,20 +471,22 @@ def record(
         err.print(f"[red]error:[/] could not join the mesh: {exc}")
         raise typer.Exit(Exit.NO_MESH)
 
-    def _interrupt(*_: Any) -> None:  # SIGTERM ends a recording as Ctrl-C does: the bag is closed
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Waits are short ticks: a signal delivered to one of Zenoh's threads does not wake the main
+    # thread's blocking wait (it hung there), so the main thread looks at the flag every tick.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # as Ctrl-C: the bag is closed, not lost
     deadline = time.monotonic() + duration if duration else None
-
-    def left() -> float | None:
-        return None if deadline is None else max(0.0, deadline - time.monotonic())
-
     err.print(f"recording {cfg.prefix}/** to {escape(out_dir)}" + (f" for {duration} s" if duration else " (Ctrl-C stops)"))
+    announced = False
     try:
-        if rec.first_sample.wait(left()):
-            err.print("receiving samples")
-        threading.Event().wait(left())
+        while not stop.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            if not announced and rec.first_sample.is_set():
+                err.print("receiving samples")
+                announced = True
+            stop.wait(0.2 if left is None else min(0.2, left))
     except KeyboardInterrupt:
         pass
     try:

@@ -470,7 +470,10 @@ def replay(path: str | Path, config: MeshConfig, *, replay_prefix: str | None = 
                 t0, start_wall = ns, time.monotonic()
                 if on_start is not None:
                     on_start(target)
-            if stop.wait(max(0.0, start_wall + (ns - t0) / 1e9 / rate - time.monotonic())):
+            due = start_wall + (ns - t0) / 1e9 / rate
+            while not stop.is_set() and (left := due - time.monotonic()) > 0:
+                stop.wait(min(left, 0.2))  # short ticks: Ctrl-C reaches the main thread between them
+            if stop.is_set():
                 break
             out_key, out_payload, kind, peer = item
             if kind == "presence":
