@@ -36,6 +36,7 @@ import logging
 import math
 import queue
 import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -94,8 +95,9 @@ def wire_topic(kind: str) -> str:
 def prepare_output(out: str | Path, force: bool = False) -> Path:
     """Check that a bag can be written at ``out`` (a directory that must not exist yet).
 
-    With ``force``, an existing *bag* (a directory holding ``metadata.yaml``, or an empty
-    one) is removed first; anything else is never removed.
+    With ``force``, an existing *bag* (a directory of only ``metadata.yaml`` and storage files
+    ``*.mcap`` / ``*.db3``, possibly ``.zstd``-compressed, or an empty directory) is removed
+    first; anything else is never removed.
 
     Raises:
         RecordingError: ``out`` exists (without ``force``, or not a bag), or its parent is
@@ -105,19 +107,27 @@ def prepare_output(out: str | Path, force: bool = False) -> Path:
     if path.exists() or path.is_symlink():
         if not force:
             raise RecordingError(f"{path} already exists: choose a new OUT, or pass --force to replace that bag")
-        if not path.is_dir() or path.is_symlink() or not ((path / "metadata.yaml").is_file() or not any(path.iterdir())):
-            raise RecordingError(f"{path} exists and is not a rosbag2 bag (no metadata.yaml): not replacing it")
+        if not _is_bag_dir(path):
+            raise RecordingError(f"{path} exists and is not a rosbag2 bag (only metadata.yaml and .mcap/.db3 "
+                                 "files): not replacing it")
         shutil.rmtree(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise RecordingError(f"cannot write {path}: {parent} is not a directory")
-    probe = parent / f".{path.name}.probe"
     try:
-        probe.mkdir()
-        probe.rmdir()
+        Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=parent)).rmdir()  # can we create it there?
     except OSError as exc:
         raise RecordingError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
+
+
+def _is_bag_dir(path: Path) -> bool:
+    if path.is_symlink() or not path.is_dir():
+        return False
+    entries = list(path.iterdir())
+    storage = (".mcap", ".db3", ".mcap.zstd", ".db3.zstd")
+    return all(e.is_file() and not e.is_symlink() and (e.name == "metadata.yaml" or e.name.endswith(storage))
+               for e in entries) and (not entries or (path / "metadata.yaml").is_file())
 
 
 def _stamp(t: float) -> tuple[int, int]:

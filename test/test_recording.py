@@ -321,6 +321,7 @@ def test_record_cli_writes_a_bag_and_refuses_bad_outputs(net, tmp_path, monkeypa
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
+    (precious / "metadata.yaml").write_text("not: a bag")  # a metadata.yaml alone does not make a bag
     r = cli("record", str(precious), "--duration", "0.2", "--force", "--connect", net.endpoint)
     assert r.returncode == 2 and "not a rosbag2 bag" in r.stderr and (precious / "notes.txt").exists()
     # an unwritable OUT: its parent is a file, or a directory nothing may be created in
