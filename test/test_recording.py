@@ -186,6 +186,7 @@ def test_garbage_on_contract_keys_is_recorded_raw_and_a_base_pose_becomes_odomet
                 (f"{p}/arm9/cmd", b'{"action": '),                          # truncated JSON
                 (f"{p}/arm9/state", b'{"peer_id": "arm9"}'),                # a State missing fields
                 (f"{p}/arm9/health", b"ok"),                                # not a contract key
+                (f"{p}/arm-9/state", json.dumps({**state, "peer_id": "arm-9"}).encode()),  # no ROS name
                 (f"{p}/base1/state", json.dumps(state).encode()),
             ]
             for key, payload in sent:
@@ -197,6 +198,7 @@ def test_garbage_on_contract_keys_is_recorded_raw_and_a_base_pose_becomes_odomet
     assert sorted(got) == sorted(sent)
     assert stats.unconvertible == 1  # arm9's State: kept raw, no joint_states for it
     assert "/arm9/joint_states" not in stats.topics
+    assert stats.no_ros_name == {"arm-9"} and not any(t.startswith("/arm-9") for t in stats.topics)
     by_topic = rosbags_messages(bag)
     (_ns, garbage), = by_topic["/mesh_wire/estop"]
     assert bytes(garbage.payload) == sent[0][1] and not garbage.utf8 and garbage.text == ""
