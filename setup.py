@@ -36,13 +36,16 @@ setup(
         "rich>=13",
         "mujoco>=3.2",
         "cryptography>=42",  # Ed25519 resume assertions (strands-robots 0.5.3 interop)
+        "rosbags>=0.11.9",  # `strands-mesh record`: rosbag2 v9 bags with MCAP storage, pure Python
     ],
     extras_require={
         # pybullet and dm_control only ship third-party robot models (pybullet_data's Kuka iiwa,
         # Unitree A1, Franka Panda URDFs; dm_control's Jaco MJCF) that the MuJoCo tests load.
         # pytest < 8.4: launch_testing 3.7.1 / launch_pytest (ROS 2 launch, installed by
         # scripts/bootstrap.sh from ../shared/vendor/ros2_launch) break on newer pytest (ros2/launch#979).
-        "test": ["pytest>=7.4,<8.4", "pytest-timeout>=2.1", "hypothesis", "cryptography", "pybullet", "dm_control", "ruff", "json5"],
+        "test": ["pytest>=7.4,<8.4", "pytest-timeout>=2.1", "hypothesis", "cryptography", "pybullet", "dm_control", "ruff", "json5",
+                 # independent readers of the bags `strands-mesh record` writes (test_recording.py)
+                 "mcap", "mcap-ros2-support"],
     },
     entry_points={
         "console_scripts": [

@@ -488,9 +488,109 @@ def router(
         out.print(f"router {r.zid} listening on {' '.join(r.locators())}"
                   + (f", connecting to {' '.join(cfg.connect)}" if cfg.connect else ""), soft_wrap=True)
         sys.stdout.flush()
-        done.wait()
+        # in ticks: a signal delivered to one of Zenoh's threads runs its handler only when the
+        # main thread next runs Python code, which a plain wait() never does
+        while not done.wait(0.2):
+            pass
     finally:
         r.close()
+
+
+# -- record / replay (strands_mesh_ros.recording; docs/recording.md) ---------------------------
+
+@app.command()
+def record(
+    out_dir: Annotated[str, typer.Argument(help="Bag directory to create (rosbag2, MCAP storage).")],
+    duration: Annotated[float, typer.Option("--duration", help="Stop after this many seconds (0 = until Ctrl-C).")] = 0.0,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it is an existing bag.")] = False,
+    as_json: Json = False, connect: Connect = None, listen: Listen = None, config: ConfigFile = None,
+    prefix: Prefix = None, namespace: Namespace = None,
+) -> None:
+    """Record the mesh into a rosbag2/MCAP bag: joint_states, odometry and all contract traffic."""
+    import signal
+    import time
+
+    from .recording import Recorder, RecordingError, prepare_output
+
+    if duration < 0:
+        err.print(f"[red]error:[/] --duration must be >= 0, got {duration}")
+        raise typer.Exit(Exit.USAGE)
+    cfg = _config(connect, listen, config, prefix, namespace)
+    try:
+        rec = Recorder(prepare_output(out_dir, force), cfg)
+    except RecordingError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(Exit.USAGE)
+    try:
+        rec.start()
+    except (RuntimeError, ValueError) as exc:
+        err.print(f"[red]error:[/] could not join the mesh: {exc}")
+        raise typer.Exit(Exit.NO_MESH)
+
+    # Waits are short ticks: a signal delivered to one of Zenoh's threads does not wake the main
+    # thread's blocking wait (it hung there), so the main thread looks at the flag every tick.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # as Ctrl-C: the bag is closed, not lost
+    deadline = time.monotonic() + duration if duration else None
+    err.print(f"recording {cfg.prefix}/** to {escape(out_dir)}" + (f" for {duration} s" if duration else " (Ctrl-C stops)"))
+    announced = False
+    try:
+        while not stop.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            if not announced and rec.first_sample.is_set():
+                err.print("receiving samples")
+                announced = True
+            stop.wait(0.2 if left is None else min(0.2, left))
+    except KeyboardInterrupt:
+        pass
+    try:
+        stats = rec.stop()
+    except RecordingError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(Exit.FAILED)
+    if as_json:
+        _print_json({"bag": out_dir, **stats.to_dict()})
+    else:
+        t = Table(title=f"recorded {out_dir}")
+        t.add_column("topic")
+        t.add_column("messages", justify="right")
+        for topic, n in sorted(stats.topics.items()):
+            t.add_row(topic, str(n))
+        out.print(t)
+
+
+@app.command()
+def replay(
+    bag: Annotated[str, typer.Argument(help="Bag directory written by `strands-mesh record`.")],
+    replay_prefix: Annotated[Optional[str], typer.Option(
+        "--prefix", help="Key prefix to republish under (default: <recorded prefix>_replay).")] = None,
+    rate: Annotated[float, typer.Option("--rate", help="Playback speed factor (1 = as recorded).")] = 1.0,
+    as_json: Json = False, connect: Connect = None, listen: Listen = None, config: ConfigFile = None,
+    namespace: Namespace = None,
+) -> None:
+    """Republish a bag's recorded robot state (never commands or e-stops) under a replay prefix."""
+    from .recording import RecordingError, replay as run_replay
+
+    cfg = _config(connect, listen, config, None, namespace)
+    stop = threading.Event()
+    try:
+        stats = run_replay(bag, cfg, replay_prefix=replay_prefix, rate=rate, stop=stop,
+                           on_start=lambda p: err.print(f"replaying {escape(bag)} under {p}/"))
+    except (RecordingError, ValueError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(Exit.USAGE)
+    except RuntimeError as exc:
+        err.print(f"[red]error:[/] could not join the mesh: {exc}")
+        raise typer.Exit(Exit.NO_MESH)
+    except KeyboardInterrupt:
+        return
+    if as_json:
+        _print_json(stats.to_dict())
+    else:
+        out.print(f"replayed {stats.states} states and {stats.presences} presences of "
+                  f"{', '.join(sorted(stats.peers)) or 'no robot'}")
 
 
 def main() -> None:

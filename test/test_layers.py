@@ -91,7 +91,9 @@ PURE = ["strands_mesh_ros", "strands_mesh_ros.contract", "strands_mesh_ros.contr
         "strands_mesh_ros.robot.peer_core", "strands_mesh_ros.robot.wire_identity", "strands_mesh_ros.drivers.skills", "strands_mesh_ros.drivers.mock",
         "strands_mesh_ros.drivers.diffdrive", "strands_mesh_ros.drivers.fleet_config",
         "strands_mesh_ros.drivers.ros_topics_config", "strands_mesh_ros.mesh.config",
-        "strands_mesh_ros.ros.topics", "strands_mesh_ros.ros.convert", "strands_mesh_ros.ros.entry"]
+        "strands_mesh_ros.ros.topics", "strands_mesh_ros.ros.convert", "strands_mesh_ros.ros.entry",
+        # apps layer; writes ROS messages through rosbags, never rclpy (a recorder runs without ROS)
+        "strands_mesh_ros.recording"]
 """Modules that must import without zenoh or rclpy (mujoco only where the simulator is)."""
 
 
