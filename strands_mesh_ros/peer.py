@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
             mesh.subscribe(key, lambda k, v: received.__setitem__(0, received[0] + 1), raw=True)
         print("READY", args.peer_id, flush=True)
         try:
-            done.wait()
+            while not done.wait(0.2):  # in ticks: see ros/spin.py run_main
+                pass
         except KeyboardInterrupt:
             pass
         if args.subscribe:

@@ -182,7 +182,11 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
                 spinner = BackgroundSpin(executor, f"{name}-spin", on_exit=stop.set)
             else:
                 built.start(on_exit=stop.set)  # the fleet host spins its robots itself
-            stop.wait()
+            # In ticks: a signal the kernel delivers to one of rclpy's or Zenoh's threads runs its
+            # Python handler only once the main thread executes bytecode, which a bare wait()
+            # never does (seen as a ~1-in-10 hang after SIGTERM in a process with Zenoh threads).
+            while not stop.wait(0.2):
+                pass
         finally:
             if received:
                 get_logger(name).info(f"{signal.Signals(received[0]).name}: shutting down")
