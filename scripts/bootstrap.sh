@@ -387,6 +387,29 @@ setup_interop() {
   log "  interop tests will skip: $STRANDS_INTEROP_SKIP"
 }
 
+setup_browser() {
+  # Headless Chromium for test/test_view.py (the fleet view in a real browser): Debian's
+  # `chromium`, installed with apt-get when missing. Under CI=true a failed install is fatal
+  # (those tests must run in CI); elsewhere they skip with the reason.
+  unset STRANDS_VIEW_BROWSER_SKIP
+  if command -v chromium >/dev/null 2>&1; then
+    return
+  fi
+  log "installing chromium (apt-get) for the browser tests"
+  local sudo="" rc=0
+  [[ "$(id -u)" -eq 0 ]] || sudo="sudo -n"
+  { $sudo apt-get install -y -q chromium || { $sudo apt-get update -q && $sudo apt-get install -y -q chromium; }; } \
+    >"$STAMPS/chromium-apt.log" 2>&1 || rc=$?
+  if [[ "$rc" -eq 0 ]] && command -v chromium >/dev/null 2>&1; then
+    return
+  fi
+  if [[ "${CI:-}" == "true" ]]; then
+    die "apt-get install chromium failed (exit $rc; log: $STAMPS/chromium-apt.log)"
+  fi
+  export STRANDS_VIEW_BROWSER_SKIP="chromium is not installed and apt-get install chromium failed (exit $rc; log: $STAMPS/chromium-apt.log)"
+  log "  browser tests will skip: $STRANDS_VIEW_BROWSER_SKIP"
+}
+
 enter_venv() {
   export VIRTUAL_ENV="$VENV"
   export PATH="$VENV/bin:$PATH"
@@ -402,6 +425,7 @@ case "$cmd" in
     shift
     setup_all
     setup_interop
+    setup_browser
     enter_venv
     cd "$ROOT"
     log "python -m pytest $*"

@@ -1,0 +1,315 @@
+"""``strands-mesh view``: the live fleet in a browser, self-hosted and offline.
+
+A dashboard peer on the mesh (:class:`~strands_mesh_ros.mesh.mesh.Mesh`) watches presence and
+every robot's state, asks each robot once for its ``robot_description`` (the **(ext)** field of
+its ``features`` answer), and serves, over the standard library's HTTP server:
+
+=====================  ================================================================
+``GET /``              the page (``view_static/index.html``): three.js + urdf-loader, vendored
+``GET /static/<f>``    the page's files (``view_static/``; nothing outside it)
+``GET /api/fleet``     the fleet now, JSON (:meth:`FleetView.snapshot`)
+``GET /api/events``    the same snapshot pushed as Server-Sent Events, ``PUSH_HZ`` per second
+``GET /api/description/<id>``  the robot's URDF (404: unknown robot or none published)
+=====================  ================================================================
+
+Read-only: there are no command endpoints; any method but GET/HEAD answers 405. An unknown
+path answers 404, a malformed robot id 400, each with a one-line JSON error naming the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import threading
+import time
+import uuid
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .contract.keys import InvalidPeerId, check_peer_id
+from .mesh.config import MeshConfig
+from .mesh.mesh import Mesh
+from .mesh.peers import PeerInfo
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "view_static"
+"""The page and its vendored libraries (three.js 0.187, urdf-loader 0.13; LICENSE files beside)."""
+
+PUSH_HZ = 10.0
+"""Snapshots per second pushed to each page: enough for smooth joints at the robots' 20 Hz
+state, and cheap (a fleet of ten robots is ~10 KiB per snapshot)."""
+
+DESCRIBE_TIMEOUT = 5.0
+"""s a robot gets to answer the ``features`` call that carries its robot_description."""
+
+DESCRIBE_RETRY = 5.0
+"""s before a robot whose ``features`` call failed is asked again."""
+
+ROBOT_TYPES = frozenset({"robot", "sim"})
+"""Peer types shown as robots; agents, dashboards and bridges are listed but not drawn."""
+
+
+def lives(info: PeerInfo) -> str:
+    """Where a peer lives: ``strands-robots``, ``ros via <bridge>``, ``ros`` or ``mesh``."""
+    if info.strands_robots:
+        return "strands-robots"
+    if info.via:
+        return f"ros via {info.via}"
+    if info.presence.ros is not None:
+        return "ros"
+    return "mesh"
+
+
+class FleetView:
+    """Watch the fleet on the mesh and serve the page.
+
+    Args:
+        config: the mesh to watch (default :meth:`MeshConfig.from_env`).
+        host: address to listen on; the default keeps the page on this machine.
+        port: TCP port; 0 picks a free one (see :attr:`url`).
+        peer_id: this dashboard's peer id (default ``view-<random>``).
+
+    Raises:
+        OSError: the port cannot be bound (from :meth:`start`).
+    """
+
+    def __init__(self, config: MeshConfig | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                 peer_id: str | None = None) -> None:
+        self.config = config or MeshConfig.from_env()
+        self.host, self.port = host, port
+        self.peer_id = check_peer_id(peer_id or f"view-{uuid.uuid4().hex[:8]}")
+        self.mesh: Mesh | None = None
+        self._server: ThreadingHTTPServer | None = None
+        self._lock = threading.Lock()
+        self._states: dict[str, tuple[dict[str, Any], float]] = {}  # id -> (state, monotonic heard)
+        self._descriptions: dict[str, str | None] = {}  # id -> URDF, or None: asked, has none
+        self._asked: dict[str, float] = {}  # id -> monotonic time of the last features call
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``http://host:port/`` of the page (after :meth:`start`)."""
+        if self._server is None:
+            raise RuntimeError("the view is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def start(self) -> "FleetView":
+        """Join the mesh as a dashboard peer and start serving. Idempotent."""
+        if self._server is not None:
+            return self
+        self._server = ThreadingHTTPServer((self.host, self.port), _handler(self))
+        self._server.daemon_threads = True
+        try:
+            self.mesh = Mesh(self.peer_id, config=self.config, peer_type="dashboard").start()
+            self.mesh.subscribe(self.mesh.keys.all_state, self._on_state)
+        except Exception:
+            self._server.server_close()
+            self._server = None
+            raise
+        for fn, name in ((self._server.serve_forever, "http"), (self._describe_loop, "describe")):
+            t = threading.Thread(target=fn, name=f"{self.peer_id}-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (open event streams end) and leave the mesh. Idempotent."""
+        if self._server is None:
+            return
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads.clear()
+        self._server = None
+        if self.mesh is not None:
+            self.mesh.stop()
+            self.mesh = None
+
+    def __enter__(self) -> "FleetView":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- mesh side -----------------------------------------------------------------------
+
+    def _on_state(self, key: str, value: Any) -> None:
+        if not isinstance(value, dict):
+            log.warning("view: state on %s is not a JSON object; ignored", key)
+            return
+        try:
+            peer = self.mesh.keys.parse(key).peer_id
+        except ValueError:
+            return
+        with self._lock:
+            self._states[peer] = (value, time.monotonic())
+
+    def _describe_loop(self) -> None:
+        """Ask each robot peer once for its robot_description (again after a failure)."""
+        while not self._stop.wait(0.2):
+            mesh = self.mesh
+            if mesh is None:
+                continue
+            now = time.monotonic()
+            for pid, info in mesh.peers.items():
+                if info.peer_type not in ROBOT_TYPES or pid in self._descriptions:
+                    continue
+                if now - self._asked.get(pid, -DESCRIBE_RETRY) < DESCRIBE_RETRY:
+                    continue
+                self._asked[pid] = now
+                fut = mesh.send_async(pid, {"action": "features"}, timeout=DESCRIBE_TIMEOUT)
+                fut.add_done_callback(lambda f, pid=pid: self._described(pid, f.result()))
+
+    def _described(self, pid: str, response: Any) -> None:
+        if not response.ok:
+            log.info("view: no features from %s (%s); asking again in %.0f s", pid, response.error, DESCRIBE_RETRY)
+            return
+        result = response.result if isinstance(response.result, dict) else {}
+        urdf = result.get("robot_description")
+        with self._lock:
+            self._descriptions[pid] = urdf if isinstance(urdf, str) and urdf.strip() else None
+
+    # -- what the page reads -------------------------------------------------------------
+
+    def description(self, robot_id: str) -> str | None:
+        """The URDF ``robot_id`` published, or None (not asked yet, or it has none)."""
+        with self._lock:
+            return self._descriptions.get(robot_id)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The fleet now: ``{t, view, peers: [...]}``, peers sorted by id.
+
+        Each peer: ``id``, ``peer_type``, ``kind`` (its model / robot type), ``lives``
+        (:func:`lives`), ``hostname``, ``age`` (s since its presence), ``robot`` (drawn as a
+        robot), ``task`` (``{status, instruction}``), ``lockout`` (``{issuer, reason, t}`` while
+        e-stopped, else None), ``model`` (True: a URDF is at ``/api/description/<id>``;
+        False: none published; None: not known yet), ``joints`` (``{name: position}``, rad or
+        m), ``base_pose`` (``{x, y, z, yaw}`` m/rad, or None), ``state_age`` (s, or None).
+        """
+        mesh = self.mesh
+        peers = mesh.peers if mesh is not None else {}
+        now = time.monotonic()
+        out = []
+        with self._lock:
+            for pid in sorted(peers):
+                info = peers[pid]
+                state, heard = self._states.get(pid, ({}, None))
+                joints = state.get("joints") if isinstance(state.get("joints"), dict) else {}
+                task = state.get("task") if isinstance(state.get("task"), dict) else {}
+                if not task and info.presence.task_status:
+                    task = {"status": info.presence.task_status}
+                out.append({
+                    "id": pid, "peer_type": info.peer_type, "kind": info.robot_type, "lives": lives(info),
+                    "hostname": info.hostname, "age": round(info.age, 3),
+                    "robot": info.peer_type in ROBOT_TYPES,
+                    "task": task, "lockout": info.presence.lockout,
+                    "model": (self._descriptions[pid] is not None) if pid in self._descriptions else None,
+                    "joints": {n: j.get("position") for n, j in joints.items() if isinstance(j, dict)},
+                    "base_pose": state.get("base_pose") if isinstance(state.get("base_pose"), dict) else None,
+                    "state_age": round(now - heard, 3) if heard is not None else None,
+                })
+        return {"t": time.time(), "view": self.peer_id, "peers": out}
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+def _handler(view: FleetView) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "strands-mesh-view"
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt: str, *args: Any) -> None:  # requests go to logging, not stderr
+            log.debug("view %s: " + fmt, self.address_string(), *args)
+
+        def _send(self, status: int, body: bytes, ctype: str, head_only: bool = False) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            if not head_only:
+                self.wfile.write(body)
+
+        def _error(self, status: HTTPStatus, message: str) -> None:
+            body = json.dumps({"error": message, "status": int(status)}).encode()
+            self._send(status, body, "application/json", self.command == "HEAD")
+
+        def do_GET(self) -> None:
+            head = self.command == "HEAD"
+            path = unquote(urlsplit(self.path).path)
+            if path in ("/", "/index.html"):
+                return self._file(STATIC / "index.html", head)
+            if path.startswith("/static/"):
+                return self._static(path[len("/static/"):], head)
+            if path == "/api/fleet":
+                return self._send(200, json.dumps(view.snapshot()).encode(), "application/json", head)
+            if path == "/api/events":
+                return self._events(head)
+            if path.startswith("/api/description/"):
+                rid = path[len("/api/description/"):]
+                try:
+                    check_peer_id(rid, "robot id")
+                except InvalidPeerId as exc:
+                    return self._error(HTTPStatus.BAD_REQUEST, str(exc))
+                urdf = view.description(rid)
+                if urdf is None:
+                    return self._error(HTTPStatus.NOT_FOUND, f"no robot_description known for {rid!r}")
+                return self._send(200, urdf.encode(), "application/xml; charset=utf-8", head)
+            self._error(HTTPStatus.NOT_FOUND, f"no such page: {path!r}")
+
+        do_HEAD = do_GET
+
+        def _refuse(self) -> None:
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} not allowed: the view is read-only")
+
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse
+
+        def _static(self, rel: str, head: bool) -> None:
+            root = STATIC.resolve()
+            target = (root / rel).resolve()
+            if root not in target.parents or not target.is_file():
+                return self._error(HTTPStatus.NOT_FOUND, f"no such file: {rel!r}")
+            self._file(target, head)
+
+        def _file(self, target: Path, head: bool) -> None:
+            ctype = "text/javascript" if target.suffix == ".js" else (
+                mimetypes.guess_type(target.name)[0] or "application/octet-stream")
+            self._send(200, target.read_bytes(), ctype, head)
+
+        def _events(self, head: bool) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            if head:
+                return
+            period = 1.0 / PUSH_HZ
+            try:
+                while not view._stop.is_set():
+                    self.wfile.write(b"data: " + json.dumps(view.snapshot()).encode() + b"\n\n")
+                    self.wfile.flush()
+                    if view._stop.wait(period):
+                        return
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the page went away
+
+    return Handler
+
+
+def serve(config: MeshConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> FleetView:
+    """Start a :class:`FleetView` and return it (the caller stops it)."""
+    return FleetView(config, host=host, port=port).start()
+
