@@ -50,6 +50,9 @@ DESCRIBE_TIMEOUT = 5.0
 DESCRIBE_RETRY = 5.0
 """s before a robot whose ``features`` call failed is asked again."""
 
+DEFAULT_PORT = 8470
+"""TCP port of ``strands-mesh view`` and ``up --view`` unless told otherwise (unassigned by IANA)."""
+
 ROBOT_TYPES = frozenset({"robot", "sim"})
 """Peer types shown as robots; agents, dashboards and bridges are listed but not drawn."""
 
@@ -309,7 +312,46 @@ def _handler(view: FleetView) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(config: MeshConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> FleetView:
-    """Start a :class:`FleetView` and return it (the caller stops it)."""
-    return FleetView(config, host=host, port=port).start()
+def start_view(config: MeshConfig | None, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> FleetView:
+    """Start a :class:`FleetView` and print its URL on stdout (the caller stops it).
+
+    Raises:
+        OSError: the address cannot be served; the message names it and the way out.
+    """
+    try:
+        view = FleetView(config, host=host, port=port).start()
+    except OSError as exc:
+        raise OSError(f"cannot serve the fleet view on {host}:{port}: {exc.strerror or exc} "
+                      f"(another view running? pick another with --port, or 0 for a free one)") from None
+    print(f"fleet view: {view.url}", flush=True)
+    return view
+
+
+def run_view(config: MeshConfig | None, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+             duration: float = 0.0) -> int:
+    """``strands-mesh view``: serve until Ctrl-C, SIGTERM or ``duration`` s (0: no limit).
+
+    Returns:
+        0 after a clean stop; 2 the address cannot be served; 3 the mesh cannot be joined
+        (each reported as one ``error:`` line on stderr).
+    """
+    import signal
+    import sys
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        view = start_view(config, host, port)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except (RuntimeError, ValueError) as exc:
+        print(f"error: could not join the mesh: {exc}", file=sys.stderr, flush=True)
+        return 3
+    try:
+        stop.wait(duration or None)
+    finally:
+        view.stop()
+    return 0
 

@@ -117,12 +117,25 @@ class Browser:
         return r["result"].get("value")
 
     def wait(self, expression: str, timeout: float = 30.0, what: str | None = None) -> Any:
-        """Poll ``expression`` until it is truthy; returns its value.
+        """Poll ``expression`` until it is truthy; returns its value. A throw counts as falsy
+        (the page may still be loading: ``document.body`` is null for a moment).
 
         Raises:
-            TimeoutError: still falsy after ``timeout`` s.
+            TimeoutError: still falsy after ``timeout`` s (the last throw is in the message).
         """
-        return wait_for(lambda: self.eval(expression), timeout, interval=0.1, what=what or expression)
+        last: list[str] = []
+
+        def probe() -> Any:
+            try:
+                return self.eval(expression)
+            except RuntimeError as exc:
+                last[:] = [str(exc)]
+                return None
+
+        try:
+            return wait_for(probe, timeout, interval=0.1, what=what or expression)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; last error: {last[0]}" if last else str(exc)) from None
 
     def screenshot(self) -> bytes:
         """PNG of the viewport."""

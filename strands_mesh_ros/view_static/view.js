@@ -142,6 +142,7 @@ function fmtTask(t) {
 }
 
 function apply(snap) {
+  window.lastSnapshot = snap;  // for tests and the console
   const peers = snap.peers;
   const seen = new Set(peers.map(p => p.id));
   for (const [id, r] of robots) {

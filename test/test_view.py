@@ -1,0 +1,143 @@
+"""The fleet view (`strands-mesh view`): a real fleet (MuJoCo arm and base, real Zenoh), the
+page loaded in real headless Chromium over the DevTools protocol, and its HTTP endpoints."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import sys
+import urllib.request
+from urllib.parse import urlsplit
+
+import pytest
+
+from browser import Browser, chromium_path, pixels
+from helpers import Proc, free_port, wait_for
+from strands_mesh_ros.fleet import Fleet
+from strands_mesh_ros.view import FleetView
+
+BACKGROUND = (0x15, 0x18, 0x1C)  # view.js scene.background
+PANEL_WIDTH = 320  # view.css aside width, CSS px
+
+
+def need_browser() -> None:
+    if chromium_path() is None:
+        why = os.environ.get("STRANDS_VIEW_BROWSER_SKIP", "chromium is not installed (apt-get install chromium)")
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the browser tests must run in CI: {why}")
+        pytest.skip(why)
+
+
+def colored(img, hue: str):
+    """Mask of the pixels drawn in a robot's tint (view.js COLORS): blue arm1, orange base1,
+    red e-stopped. Grid, labels and background are grey, so they never count."""
+    r, g, b = (img[..., i].astype(int) for i in range(3))
+    return {"blue": b - r > 60, "orange": r - b > 60, "red": (r - g > 100) & (r - b > 100)}[hue]
+
+
+def test_view_shows_the_fleet_live_in_chromium(net):
+    need_browser()
+    robots = [{"id": "arm1", "driver": "mujoco", "model": "arm6"},
+              {"id": "base1", "driver": "mujoco", "model": "diffbot"}]
+    with Fleet(robots=robots, config=net.hub()) as fleet, FleetView(net.member()) as view, \
+            Browser(1200, 700) as page:
+        fleet.wait_ready(30)
+        page.goto(view.url)
+        page.wait("document.body.dataset.models === '2'", 60, what="both robot models loaded in the page")
+        page.wait("['arm1', 'base1'].every(id => document.getElementById('peer-' + id))", 10)
+        panel = page.eval("document.getElementById('peer-arm1').innerText")
+        assert "arm6" in panel and "mesh" in panel and "sim" in panel, panel
+        assert page.eval("document.getElementById('estop-banner').hidden") is True
+
+        before = pixels(page.screenshot())
+        canvas = before[:, : before.shape[1] - PANEL_WIDTH]
+        half = canvas.shape[1] // 2  # two robots side by side: arm1 on the left, base1 on the right
+        assert colored(canvas[:, :half], "blue").sum() > 500, "arm1 not drawn"
+        assert colored(canvas[:, half:], "orange").sum() > 200, "base1 not drawn"
+        assert (canvas != BACKGROUND).any(axis=2).mean() > 0.01
+
+        # joint motion changes the picture, where the arm is
+        assert fleet.tell("arm1", "move joints to 1.2 0.6 -0.8 0 0.4 0 in 0.5 s").ok
+        page.wait("Math.abs(lastSnapshot.peers.find(p => p.id === 'arm1').joints.joint1 - 1.2) < 0.02", 15)
+        after = pixels(page.screenshot())[:, : before.shape[1] - PANEL_WIDTH]
+        changed = (after != canvas).any(axis=2)
+        assert changed[:, :half].sum() > 500, "arm1's motion did not change the picture"
+
+        # the base moves from its odometry
+        assert fleet.tell("base1", "drive forward 0.3 m at 0.3 m/s").ok
+        page.wait("lastSnapshot.peers.find(p => p.id === 'base1').base_pose.x > 0.2", 15)
+
+        # e-stop: every robot shown locked out, unmistakably
+        assert fleet.estop("view test").all_stopped
+        page.wait("document.body.dataset.estopped === 'arm1,base1'", 15, what="both robots shown e-stopped")
+        assert page.eval("document.getElementById('estop-banner').hidden") is False
+        assert "E-STOP" in page.eval("document.getElementById('estop-banner').innerText")
+        for rid in ("arm1", "base1"):
+            assert page.eval(f"document.getElementById('peer-{rid}').dataset.estop") == "1"
+            assert "view test" in page.eval(f"document.getElementById('peer-{rid}').innerText")
+        stopped = pixels(page.screenshot())[:, : before.shape[1] - PANEL_WIDTH]
+        assert colored(stopped, "red").sum() > 500, "e-stopped robots are not drawn red"
+        assert colored(stopped, "blue").sum() < 50
+
+
+def get(url: str, method: str = "GET") -> tuple[int, str, bytes]:
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    try:
+        conn.request(method, url[len(f"{u.scheme}://{u.netloc}"):] or "/")
+        r = conn.getresponse()
+        return r.status, r.getheader("Content-Type") or "", r.read()
+    finally:
+        conn.close()
+
+
+def test_http_endpoints_answer_and_reject_bad_input(net):
+    with FleetView(net.hub()) as view:
+        base = view.url.rstrip("/")
+        status, ctype, body = get(base + "/")
+        assert status == 200 and "text/html" in ctype and b"fleet view" in body
+        status, ctype, body = get(base + "/static/vendor/three/build/three.module.js")
+        assert status == 200 and "javascript" in ctype
+        status, _, body = get(base + "/api/fleet")
+        assert status == 200 and json.loads(body)["peers"] == []
+        for path in ("/nope", "/static/nope.js", "/static/../view.py", "/static/%2e%2e/view.py",
+                     "/static/..%2f..%2fcli.py", "/api/description/ghost"):
+            status, ctype, body = get(base + path)
+            assert status == 404 and "json" in ctype, path
+            assert json.loads(body)["error"], path
+        status, _, body = get(base + "/api/description/bad$id")
+        assert status == 400 and "bad$id" in json.loads(body)["error"]
+        for method in ("POST", "PUT", "DELETE"):
+            status, _, body = get(base + "/api/fleet", method)
+            assert status == 405 and "read-only" in json.loads(body)["error"]
+        with urllib.request.urlopen(base + "/api/events", timeout=10) as events:  # one pushed snapshot
+            assert events.headers["Content-Type"] == "text/event-stream"
+            line = events.readline()
+            assert line.startswith(b"data: ") and "peers" in json.loads(line[6:])
+
+
+def test_cli_view_prints_its_url_and_stops_on_ctrl_c(net):
+    port = free_port()
+    cmd = [sys.executable, "-m", "strands_mesh_ros.cli", "view", "--port", str(port),
+           "--prefix", net.prefix, "--listen", net.endpoint]
+    proc = Proc(cmd)
+    try:
+        line = proc.wait_line("fleet view: http://127.0.0.1:", 30)
+        assert line.strip().endswith(f":{port}/")
+        status, _, _ = get(f"http://127.0.0.1:{port}/api/fleet")
+        assert status == 200
+        # a second view on the same port says why it cannot start
+        second = Proc(cmd[:-2] + ["--connect", net.endpoint])
+        try:
+            second.wait_line("cannot serve the fleet view", 30)
+            wait_for(lambda: second.p.poll() is not None, 15, what="the second view to exit")
+            assert second.p.returncode == 2
+        finally:
+            second.close()
+        proc.signal(signal.SIGINT)
+        wait_for(lambda: proc.p.poll() is not None, 15, what="view to stop on Ctrl-C")
+        assert proc.p.returncode == 0
+    finally:
+        proc.close()
