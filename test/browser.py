@@ -121,7 +121,7 @@ class Browser:
         (the page may still be loading: ``document.body`` is null for a moment).
 
         Raises:
-            TimeoutError: still falsy after ``timeout`` s (the last throw is in the message).
+            AssertionError: still falsy after ``timeout`` s (the last throw is in the message).
         """
         last: list[str] = []
 
@@ -134,8 +134,8 @@ class Browser:
 
         try:
             return wait_for(probe, timeout, interval=0.1, what=what or expression)
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}; last error: {last[0]}" if last else str(exc)) from None
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last error: {last[0]}" if last else str(exc)) from None
 
     def screenshot(self) -> bytes:
         """PNG of the viewport."""

@@ -141,3 +141,25 @@ def test_cli_view_prints_its_url_and_stops_on_ctrl_c(net):
         assert proc.p.returncode == 0
     finally:
         proc.close()
+
+
+def test_up_view_serves_the_fleet(net, tmp_path):
+    port = free_port()
+    fleet_file = tmp_path / "fleet.yaml"
+    fleet_file.write_text("robots:\n  - {id: armv, driver: mock}\n")
+    cmd = [sys.executable, "-m", "strands_mesh_ros.cli", "up", str(fleet_file), "--headless", "--no-ros",
+           "--view", "--view-port", str(port), "--prefix", net.prefix, "--listen", net.endpoint]
+    proc = Proc(cmd, env={"XDG_CONFIG_HOME": str(tmp_path / "config")})
+    try:
+        proc.wait_line(f"fleet view: http://127.0.0.1:{port}/", 60)
+
+        def armv():
+            peers = json.loads(get(f"http://127.0.0.1:{port}/api/fleet")[2])["peers"]
+            return next((p for p in peers if p["id"] == "armv" and p["joints"]), None)
+
+        assert wait_for(armv, 30, what="armv in the view")["robot"]
+        proc.signal(signal.SIGINT)
+        wait_for(lambda: proc.p.poll() is not None, 20, what="up to stop on Ctrl-C")
+        assert proc.p.returncode == 0
+    finally:
+        proc.close()
