@@ -2,6 +2,7 @@
 // Frames: the world root turns ROS's z-up (REP-103) into three.js's y-up; robots stand in a row
 // along x, SPACING apart, each moved by its base pose (odometry) from its own slot.
 import * as THREE from 'three';
+import { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js';
 import URDFLoader from './vendor/urdf-loader/src/URDFLoader.js';
 
 const SPACING = 1.2;  // m between robot slots: wider than the built-in arm's reach (~0.9 m)
@@ -23,6 +24,8 @@ scene.add(new THREE.HemisphereLight(0xffffff, 0x303040, 2.0));
 const sun = new THREE.DirectionalLight(0xffffff, 2.0);
 sun.position.set(3, 6, 4);
 scene.add(sun);
+const controls = new OrbitControls(camera, renderer.domElement);  // drag to orbit, wheel to zoom
+let framed = -1;  // robots the camera was framed for: reframed only when that changes
 const root = new THREE.Group();       // ROS frame: x forward, y left, z up
 root.rotation.x = -Math.PI / 2;
 scene.add(root);
@@ -46,10 +49,13 @@ function resize() {
 window.addEventListener('resize', resize);
 
 function frameCamera(n) {
+  if (n === framed) return;  // keep the user's orbit
+  framed = n;
   const width = Math.max(1, n) * SPACING;
   const d = Math.max(2.0, width * 0.95);
   camera.position.set(0, d * 0.7, d * 1.05);
-  camera.lookAt(0, 0.3, 0);
+  controls.target.set(0, 0.3, 0);
+  controls.update();
 }
 
 function label(text) {
