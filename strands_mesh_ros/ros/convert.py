@@ -178,6 +178,7 @@ def presence_to_msg(pr: Presence, age: float = 0.0, prefix: str = "") -> Any:
         timestamp=float(pr.timestamp), ros_namespace=pr.ros.namespace if pr.ros else "",
         ros_node=pr.ros.node if pr.ros else "", via=pr.via or "", task_status=pr.task_status or "",
         skills=[skill_to_msg(s.model_dump()) for s in pr.skills], age=max(0.0, float(age)), prefix=prefix,
+        lockout_json=json.dumps(pr.lockout) if pr.lockout else "",
     )
 
 
@@ -185,7 +186,8 @@ def msg_to_presence(msg: Any) -> Presence:
     """``strands_mesh_ros/Presence`` -> contract :class:`Presence` (``age`` is dropped).
 
     Raises:
-        ContractError: a bad peer id, or a skill whose ``params_json`` is not a JSON object.
+        ContractError: a bad peer id, or a skill whose ``params_json`` (or the ``lockout_json``)
+            is not a JSON object.
     """
     skills = []
     for s in msg.skills:
@@ -203,6 +205,11 @@ def msg_to_presence(msg: Any) -> Presence:
     }
     if msg.ros_namespace:
         data["ros"] = {"namespace": msg.ros_namespace, "node": msg.ros_node}
+    if msg.lockout_json:
+        lockout = loads(msg.lockout_json, what="lockout_json")
+        if not isinstance(lockout, dict):
+            raise ContractError(f"lockout_json of {msg.peer_id!r} must be a JSON object")
+        data["lockout"] = lockout
     try:
         return Presence.model_validate(data)
     except ValidationError as exc:
