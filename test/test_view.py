@@ -163,3 +163,40 @@ def test_up_view_serves_the_fleet(net, tmp_path):
         assert proc.p.returncode == 0
     finally:
         proc.close()
+
+
+def test_view_shows_a_ros_base_through_the_bridge(net):
+    """A MuJoCo base living in ROS: on the mesh through the bridge, its base pose from its
+    odometry (nav_msgs/Odometry on /<id>/odom), its lockout from its relayed presence."""
+    ros_helpers = pytest.importorskip("ros_helpers")
+    if not (ros_helpers.HAVE_RCLPY and ros_helpers.HAVE_MSGS):
+        pytest.skip(ros_helpers.NO_ROS_REASON if not ros_helpers.HAVE_RCLPY else ros_helpers.NO_MSGS_REASON)
+    import uuid
+
+    from strands_mesh_ros.drivers.fleet_config import RobotSpec, make_driver
+    from strands_mesh_ros.mesh.mesh import Mesh
+    from strands_mesh_ros.ros.bridge_node import BridgeNode
+    from strands_mesh_ros.ros.robot_node import RobotNode
+
+    env = ros_helpers.RosEnv(ros_helpers.domain_id(9) % 230)
+    try:
+        rid = f"base_{uuid.uuid4().hex[:6]}"
+        driver = make_driver(RobotSpec(id=rid, driver="mujoco", model="diffbot"))
+        env.add(RobotNode(rid, driver=driver, context=env.context, close_driver=True))
+        env.add(BridgeNode(mesh_config=net.hub(), bridge_id="bridge_v", context=env.context,
+                           node_name=f"bridge_{uuid.uuid4().hex[:6]}"))
+        with FleetView(net.member()) as view, Mesh("op", config=net.member()) as op:
+            def shown():
+                return next((p for p in view.snapshot()["peers"] if p["id"] == rid and p["base_pose"]), None)
+
+            peer = wait_for(shown, 30, what="the ROS base in the view with a base pose")
+            assert peer["lives"] == "ros via bridge_v" and peer["robot"] and peer["lockout"] is None
+            wait_for(lambda: shown()["model"], 20, what="its robot_description")
+            assert view.description(rid).startswith("<?xml") and "base_free" in view.description(rid)
+            assert op.tell(rid, "drive forward 0.3 m at 0.3 m/s", timeout=30).ok
+            wait_for(lambda: shown()["base_pose"]["x"] > 0.2, 15, what="the base pose to follow its odometry")
+            op.emergency_stop("ros view drill", timeout=2.0)
+            lock = wait_for(lambda: shown()["lockout"], 15, what="the ROS base shown locked out")
+            assert lock["reason"] == "ros view drill"
+    finally:
+        env.close()
