@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import mimetypes
 import threading
 import time
@@ -165,7 +166,12 @@ class FleetView:
             if mesh is None:
                 continue
             now = time.monotonic()
-            for pid, info in mesh.peers.items():
+            peers = mesh.peers
+            with self._lock:  # a peer that left may come back as another robot: forget it
+                for table in (self._descriptions, self._asked, self._states):
+                    for pid in set(table) - set(peers):
+                        del table[pid]
+            for pid, info in peers.items():
                 if info.peer_type not in ROBOT_TYPES or pid in self._descriptions:
                     continue
                 if now - self._asked.get(pid, -DESCRIBE_RETRY) < DESCRIBE_RETRY:
@@ -218,11 +224,23 @@ class FleetView:
                     "robot": info.peer_type in ROBOT_TYPES,
                     "task": task, "lockout": info.presence.lockout,
                     "model": (self._descriptions[pid] is not None) if pid in self._descriptions else None,
-                    "joints": {n: j.get("position") for n, j in joints.items() if isinstance(j, dict)},
-                    "base_pose": state.get("base_pose") if isinstance(state.get("base_pose"), dict) else None,
+                    "joints": {n: _number(j.get("position")) for n, j in joints.items() if isinstance(j, dict)},
+                    "base_pose": _pose(state.get("base_pose")),
                     "state_age": round(now - heard, 3) if heard is not None else None,
                 })
         return {"t": time.time(), "view": self.peer_id, "peers": out}
+
+
+def _number(v: Any) -> float | None:
+    """A finite number, else None: one robot's NaN must not make the page's JSON unreadable."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def _pose(v: Any) -> dict[str, float] | None:
+    if not isinstance(v, dict):
+        return None
+    pose = {k: _number(v.get(k)) for k in ("x", "y", "z", "yaw")}
+    return pose if all(x is not None for x in pose.values()) else None
 
 
 # -- HTTP ------------------------------------------------------------------------------------

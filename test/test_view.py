@@ -112,6 +112,28 @@ def test_http_endpoints_answer_and_reject_bad_input(net):
         for method in ("POST", "PUT", "DELETE"):
             status, _, body = get(base + "/api/fleet", method)
             assert status == 405 and "read-only" in json.loads(body)["error"]
+        # a peer publishing garbage state (NaN, a string) leaves the page's JSON strict and readable
+        from strands_mesh_ros.mesh.mesh import Mesh
+
+        def strict(body: bytes):
+            return json.loads(body, parse_constant=lambda c: pytest.fail(f"{c} in the view's JSON"))
+
+        def rogue_with(joint: str):
+            return lambda: next((p for p in strict(get(base + "/api/fleet")[2])["peers"]
+                                 if p["id"] == "rogue" and joint in p["joints"]), None)
+
+        with Mesh("rogue", config=net.member()) as rogue:
+            key = rogue.keys.state("rogue")
+            rogue._session.put(key, b'{"peer_id": "rogue", "t": 1, "joints": {"j": {"position": NaN}}, '
+                                    b'"base_pose": {"x": NaN, "y": 0, "z": 0, "yaw": 0}}')
+            seen = wait_for(rogue_with("j"), 10, what="the NaN state in the view")
+            assert seen["joints"] == {"j": None} and seen["base_pose"] is None
+            for raw in (b'{"peer_id": "rogue", "t": 1, "joints": {"j": {"position": "high"}}, "base_pose": 3}',
+                        b"[1, 2]", b"\xff\xfe",
+                        b'{"peer_id": "rogue", "t": 1, "joints": {"k": {"position": 0.5}}}'):
+                rogue._session.put(key, raw)
+            seen = wait_for(rogue_with("k"), 10, what="the view still reading state after garbage")
+            assert seen["joints"] == {"k": 0.5} and seen["base_pose"] is None
         with urllib.request.urlopen(base + "/api/events", timeout=10) as events:  # one pushed snapshot
             assert events.headers["Content-Type"] == "text/event-stream"
             line = events.readline()
