@@ -31,7 +31,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pydantic import ValidationError
+
 from .contract.keys import InvalidPeerId, check_peer_id
+from .contract.payloads import EStopAck, validation_summary
 from .mesh.config import MeshConfig
 from .mesh.mesh import Mesh
 from .mesh.peers import PeerInfo
@@ -53,6 +56,11 @@ DESCRIBE_RETRY = 5.0
 
 DEFAULT_PORT = 8470
 """TCP port of ``strands-mesh view`` and ``up --view`` unless told otherwise (unassigned by IANA)."""
+
+ACK_MARGIN = 0.2
+"""s: a robot's e-stop ack shows it locked out until a presence heard this long after the ack
+says otherwise. Presence and acks travel on different sessions, so a presence sent just before
+the latch can arrive just after the ack; it must not clear the lockout on the page."""
 
 ROBOT_TYPES = frozenset({"robot", "sim"})
 """Peer types shown as robots; agents, dashboards and bridges are listed but not drawn."""
@@ -93,6 +101,8 @@ class FleetView:
         self._states: dict[str, tuple[dict[str, Any], float]] = {}  # id -> (state, monotonic heard)
         self._descriptions: dict[str, str | None] = {}  # id -> URDF, or None: asked, has none
         self._asked: dict[str, float] = {}  # id -> monotonic time of the last features call
+        self._acked: dict[str, tuple[float, dict[str, Any]]] = {}  # id -> (monotonic, lockout) from its e-stop ack
+        self._changed = threading.Condition()  # wakes the event streams at once (an e-stop ack)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -115,6 +125,8 @@ class FleetView:
         try:
             self.mesh = Mesh(self.peer_id, config=self.config, peer_type="dashboard").start()
             self.mesh.subscribe(self.mesh.keys.all_state, self._on_state)
+            # every peer's e-stop acks, from any issuer (KeySpace builds them for one issuer only)
+            self.mesh.subscribe(f"{self.mesh.keys.prefix}/safety/estop/ack/*/*", self._on_estop_ack)
         except Exception:
             self._server.server_close()
             self._server = None
@@ -130,6 +142,8 @@ class FleetView:
         if self._server is None:
             return
         self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
         self._server.shutdown()
         self._server.server_close()
         for t in self._threads:
@@ -159,6 +173,21 @@ class FleetView:
         with self._lock:
             self._states[peer] = (value, time.monotonic())
 
+    def _on_estop_ack(self, key: str, value: Any) -> None:
+        """An ack that says its robot halted and latched shows the lockout at once, ahead of the
+        robot's next presence (up to 0.5 s later). Only acks: an e-stop alone proves no halt."""
+        try:
+            ack = EStopAck.model_validate(value)
+        except ValidationError as exc:
+            log.warning("view: unreadable e-stop ack on %s: %s", key, validation_summary(exc))
+            return
+        if not ack.halted or ack.detail:  # no actuators, or a replay halted without a latch
+            return
+        with self._lock:
+            self._acked[ack.responder_id] = (time.monotonic(), {"issuer": ack.issuer_id, "t": ack.t})
+        with self._changed:
+            self._changed.notify_all()
+
     def _describe_loop(self) -> None:
         """Ask each robot peer once for its robot_description (again after a failure)."""
         while not self._stop.wait(0.2):
@@ -168,7 +197,7 @@ class FleetView:
             now = time.monotonic()
             peers = mesh.peers
             with self._lock:  # a peer that left may come back as another robot: forget it
-                for table in (self._descriptions, self._asked, self._states):
+                for table in (self._descriptions, self._asked, self._states, self._acked):
                     for pid in set(table) - set(peers):
                         del table[pid]
             for pid, info in peers.items():
@@ -218,11 +247,18 @@ class FleetView:
                 task = state.get("task") if isinstance(state.get("task"), dict) else {}
                 if not task and info.presence.task_status:
                     task = {"status": info.presence.task_status}
+                lockout = info.presence.lockout
+                if pid in self._acked:
+                    acked_at, hint = self._acked[pid]
+                    if now - info.age < acked_at + ACK_MARGIN:  # no presence since the ack yet
+                        lockout = lockout or hint
+                    else:
+                        del self._acked[pid]  # presence is the word from here on
                 out.append({
                     "id": pid, "peer_type": info.peer_type, "kind": info.robot_type, "lives": lives(info),
                     "hostname": info.hostname, "age": round(info.age, 3),
                     "robot": info.peer_type in ROBOT_TYPES,
-                    "task": task, "lockout": info.presence.lockout,
+                    "task": task, "lockout": lockout,
                     "model": (self._descriptions[pid] is not None) if pid in self._descriptions else None,
                     "joints": {n: _number(j.get("position")) for n, j in joints.items() if isinstance(j, dict)},
                     "base_pose": _pose(state.get("base_pose")),
@@ -322,7 +358,9 @@ def _handler(view: FleetView) -> type[BaseHTTPRequestHandler]:
                 while not view._stop.is_set():
                     self.wfile.write(b"data: " + json.dumps(view.snapshot()).encode() + b"\n\n")
                     self.wfile.flush()
-                    if view._stop.wait(period):
+                    with view._changed:
+                        view._changed.wait(period)
+                    if view._stop.is_set():
                         return
             except (BrokenPipeError, ConnectionResetError):
                 return  # the page went away

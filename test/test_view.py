@@ -19,7 +19,6 @@ from strands_mesh_ros.fleet import Fleet
 from strands_mesh_ros.view import FleetView
 
 BACKGROUND = (0x15, 0x18, 0x1C)  # view.js scene.background
-PANEL_WIDTH = 320  # view.css aside width, CSS px
 
 
 def need_browser() -> None:
@@ -37,6 +36,13 @@ def colored(img, hue: str):
     return {"blue": b - r > 60, "orange": r - b > 60, "red": (r - g > 100) & (r - b > 100)}[hue]
 
 
+def world_shot(page: Browser):
+    """A screenshot cropped to the 3D canvas (no banner, no panels), shape (h, w, 3)."""
+    r = page.eval("document.querySelector('#world canvas').getBoundingClientRect().toJSON()")
+    img = pixels(page.screenshot())
+    return img[round(r["top"]): round(r["bottom"]), round(r["left"]): round(r["right"])]
+
+
 def test_view_shows_the_fleet_live_in_chromium(net):
     need_browser()
     robots = [{"id": "arm1", "driver": "mujoco", "model": "arm6"},
@@ -51,8 +57,7 @@ def test_view_shows_the_fleet_live_in_chromium(net):
         assert "arm6" in panel and "mesh" in panel and "sim" in panel, panel
         assert page.eval("document.getElementById('estop-banner').hidden") is True
 
-        before = pixels(page.screenshot())
-        canvas = before[:, : before.shape[1] - PANEL_WIDTH]
+        canvas = world_shot(page)
         half = canvas.shape[1] // 2  # two robots side by side: arm1 on the left, base1 on the right
         assert colored(canvas[:, :half], "blue").sum() > 500, "arm1 not drawn"
         assert colored(canvas[:, half:], "orange").sum() > 200, "base1 not drawn"
@@ -61,7 +66,8 @@ def test_view_shows_the_fleet_live_in_chromium(net):
         # joint motion changes the picture, where the arm is
         assert fleet.tell("arm1", "move joints to 1.2 0.6 -0.8 0 0.4 0 in 0.5 s").ok
         page.wait("Math.abs(lastSnapshot.peers.find(p => p.id === 'arm1').joints.joint1 - 1.2) < 0.02", 15)
-        after = pixels(page.screenshot())[:, : before.shape[1] - PANEL_WIDTH]
+        after = world_shot(page)
+        assert after.shape == canvas.shape
         changed = (after != canvas).any(axis=2)
         assert changed[:, :half].sum() > 500, "arm1's motion did not change the picture"
 
@@ -76,8 +82,10 @@ def test_view_shows_the_fleet_live_in_chromium(net):
         assert "E-STOP" in page.eval("document.getElementById('estop-banner').innerText")
         for rid in ("arm1", "base1"):
             assert page.eval(f"document.getElementById('peer-{rid}').dataset.estop") == "1"
-            assert "view test" in page.eval(f"document.getElementById('peer-{rid}').innerText")
-        stopped = pixels(page.screenshot())[:, : before.shape[1] - PANEL_WIDTH]
+            # the ack shows the lockout at once; the reason follows with the robot's presence
+            page.wait(f"document.getElementById('peer-{rid}').innerText.includes('view test')", 10)
+        page.wait("document.getElementById('estop-banner').offsetHeight > 0", 5)
+        stopped = world_shot(page)  # the banner pushed the world down: crop it again
         assert colored(stopped, "red").sum() > 500, "e-stopped robots are not drawn red"
         assert colored(stopped, "blue").sum() < 50
 
@@ -218,7 +226,36 @@ def test_view_shows_a_ros_base_through_the_bridge(net):
             assert op.tell(rid, "drive forward 0.3 m at 0.3 m/s", timeout=30).ok
             wait_for(lambda: shown()["base_pose"]["x"] > 0.2, 15, what="the base pose to follow its odometry")
             op.emergency_stop("ros view drill", timeout=2.0)
-            lock = wait_for(lambda: shown()["lockout"], 15, what="the ROS base shown locked out")
-            assert lock["reason"] == "ros view drill"
+            lock = wait_for(lambda: (shown()["lockout"] or {}).get("reason"), 15, what="the ROS base shown locked out")
+            assert lock == "ros view drill"
     finally:
         env.close()
+
+
+def test_an_estop_ack_shows_the_lockout_until_presence_says_otherwise(net):
+    """A halted-and-latched ack shows its robot locked out at once (ahead of its next presence);
+    the robot's presence heard afterwards is the word from then on. Acks that prove no latch
+    and unreadable ones do not disturb the view."""
+    import time as _time
+
+    from strands_mesh_ros.contract.payloads import EStopAck
+    from strands_mesh_ros.drivers.mock import MockDriver
+    from strands_mesh_ros.mesh.mesh import Mesh
+
+    with Mesh("rb", robot=MockDriver("rb"), config=net.hub()) as rb, FleetView(net.member()) as view, \
+            Mesh("op", config=net.member()) as op:
+        def lockout():
+            return next((p["lockout"] for p in view.snapshot()["peers"] if p["id"] == "rb"), "absent")
+
+        wait_for(lambda: lockout() is None, 10, what="rb in the view, not locked out")
+        for halted, detail in ((False, "no actuators on this peer"), (True, "replayed e-stop")):
+            ack = EStopAck(issuer_id="op", responder_id="rb", seq=1, t=_time.time(), halted=halted, detail=detail)
+            op._session.put(op.keys.estop_ack("op", "rb"), ack.to_json())
+        op._session.put(op.keys.estop_ack("op", "rb"), b'{"halted": "yes"}')  # unreadable: logged, ignored
+        ack = EStopAck(issuer_id="op", responder_id="rb", seq=2, t=_time.time(), halted=True)
+        op._session.put(op.keys.estop_ack("op", "rb"), ack.to_json())
+        shown = wait_for(lambda: lockout() or None, 10, what="the ack's lockout in the view")
+        assert shown["issuer"] == "op"
+        # rb never latched (the ack was forged): its next presence clears the page
+        wait_for(lambda: lockout() is None, 10, what="rb's presence to clear the ack's lockout")
+        assert not rb.robot.locked_out
