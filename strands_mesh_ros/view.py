@@ -62,6 +62,11 @@ ACK_MARGIN = 0.2
 says otherwise. Presence and acks travel on different sessions, so a presence sent just before
 the latch can arrive just after the ack; it must not clear the lockout on the page."""
 
+SR_LOCKOUT_ON = frozenset({"remote_estop_engaged", "emergency_stop"})
+SR_LOCKOUT_OFF = frozenset({"remote_resume_applied", "resume_ok"})
+"""strands-robots 0.5.3 announces its four lockout transitions on ``P/{id}/safety/event``
+(``core.py`` ~4230; docs/interop-notes.md (b)); its presence carries no lockout."""
+
 ROBOT_TYPES = frozenset({"robot", "sim"})
 """Peer types shown as robots; agents, dashboards and bridges are listed but not drawn."""
 
@@ -102,6 +107,7 @@ class FleetView:
         self._descriptions: dict[str, str | None] = {}  # id -> URDF, or None: asked, has none
         self._asked: dict[str, float] = {}  # id -> monotonic time of the last features call
         self._acked: dict[str, tuple[float, dict[str, Any]]] = {}  # id -> (monotonic, lockout) from its e-stop ack
+        self._sr_lockout: dict[str, dict[str, Any]] = {}  # strands-robots peer -> lockout from its safety events
         self._changed = threading.Condition()  # wakes the event streams at once (an e-stop ack)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -127,6 +133,7 @@ class FleetView:
             self.mesh.subscribe(self.mesh.keys.all_state, self._on_state)
             # every peer's e-stop acks, from any issuer (KeySpace builds them for one issuer only)
             self.mesh.subscribe(f"{self.mesh.keys.prefix}/safety/estop/ack/*/*", self._on_estop_ack)
+            self.mesh.subscribe(f"{self.mesh.keys.prefix}/*/safety/event", self._on_safety_event)
         except Exception:
             self._server.server_close()
             self._server = None
@@ -188,6 +195,25 @@ class FleetView:
         with self._changed:
             self._changed.notify_all()
 
+    def _on_safety_event(self, key: str, value: Any) -> None:
+        """A strands-robots peer's lockout transitions (:data:`SR_LOCKOUT_ON` / ``_OFF``)."""
+        try:
+            pid = check_peer_id(key[len(self.mesh.keys.prefix) + 1:].split("/", 1)[0])
+        except InvalidPeerId:
+            return
+        kind = value.get("type") if isinstance(value, dict) else None
+        if kind not in SR_LOCKOUT_ON | SR_LOCKOUT_OFF:
+            return
+        payload = value.get("payload") if isinstance(value.get("payload"), dict) else {}
+        with self._lock:
+            if kind in SR_LOCKOUT_ON:
+                issuer = payload.get("issuer") or payload.get("sender_id") or pid
+                self._sr_lockout[pid] = {"issuer": str(issuer), "reason": kind, "t": _number(value.get("t"))}
+            else:
+                self._sr_lockout.pop(pid, None)
+        with self._changed:
+            self._changed.notify_all()
+
     def _describe_loop(self) -> None:
         """Ask each robot peer once for its robot_description (again after a failure)."""
         while not self._stop.wait(0.2):
@@ -197,6 +223,8 @@ class FleetView:
             now = time.monotonic()
             peers = mesh.peers
             with self._lock:  # a peer that left may come back as another robot: forget it
+                # (a strands-robots lockout is kept: such a peer has no liveliness token, so a
+                # presence gap under load must not make a locked-out robot look free)
                 for table in (self._descriptions, self._asked, self._states, self._acked):
                     for pid in set(table) - set(peers):
                         del table[pid]
@@ -248,6 +276,8 @@ class FleetView:
                 if not task and info.presence.task_status:
                     task = {"status": info.presence.task_status}
                 lockout = info.presence.lockout
+                if info.strands_robots and pid in self._sr_lockout:
+                    lockout = self._sr_lockout[pid]
                 if pid in self._acked:
                     acked_at, hint = self._acked[pid]
                     if now - info.age < acked_at + ACK_MARGIN:  # no presence since the ack yet

@@ -259,3 +259,28 @@ def test_an_estop_ack_shows_the_lockout_until_presence_says_otherwise(net):
         # rb never latched (the ack was forged): its next presence clears the page
         wait_for(lambda: lockout() is None, 10, what="rb's presence to clear the ack's lockout")
         assert not rb.robot.locked_out
+
+
+def test_a_strands_robots_peer_appears_with_its_state_and_lockout(tmp_path, monkeypatch):
+    """The REAL strands-robots 0.5.3 (test/interop_peer.py in the interop venv): its peers
+    appear as strands-robots peers without a model, and its lockout (announced on its
+    ``safety/event`` key) shows once another of its peers e-stops the fleet."""
+    interop = pytest.importorskip("test_interop")
+    if not interop.INTEROP_PYTHON:
+        pytest.skip(interop.SKIP_REASON)
+    monkeypatch.setenv("STRANDS_MESH_PREFIX", "strands")  # theirs is literal; the namespace isolates
+    fleet = interop.Fleet(tmp_path)
+    try:
+        fleet.op.wait_for_peer("srarm", 15)
+        with FleetView(fleet.member_config) as view:
+            def srarm():
+                return next((p for p in view.snapshot()["peers"] if p["id"] == "srarm"), None)
+
+            peer = wait_for(lambda: (p := srarm()) and p["model"] is False and p, 20,
+                            what="srarm in the view, its features answered without a model")
+            assert peer["lives"] == "strands-robots" and peer["robot"] and peer["lockout"] is None
+            fleet.theirs.call("estop", wait=30, **{"from": "srop"})
+            lock = wait_for(lambda: srarm()["lockout"], 15, what="srarm shown locked out")
+            assert lock["issuer"] == "srop" and lock["reason"] == "remote_estop_engaged"
+    finally:
+        fleet.close()
