@@ -234,10 +234,19 @@ class FleetView:
                 if now - self._asked.get(pid, -DESCRIBE_RETRY) < DESCRIBE_RETRY:
                     continue
                 self._asked[pid] = now
-                fut = mesh.send_async(pid, {"action": "features"}, timeout=DESCRIBE_TIMEOUT)
-                fut.add_done_callback(lambda f, pid=pid: self._described(pid, f.result()))
+                try:
+                    fut = mesh.send_async(pid, {"action": "features"}, timeout=DESCRIBE_TIMEOUT)
+                except Exception as exc:  # the mesh stopping under us: asked again if it still runs
+                    log.debug("view: features of %s not sent: %s", pid, exc)
+                    continue
+                fut.add_done_callback(lambda f, pid=pid: self._described(pid, f))
 
-    def _described(self, pid: str, response: Any) -> None:
+    def _described(self, pid: str, fut: Any) -> None:
+        try:
+            response = fut.result()
+        except Exception as exc:
+            log.info("view: no features from %s (%s); asking again in %.0f s", pid, exc, DESCRIBE_RETRY)
+            return
         if not response.ok:
             log.info("view: no features from %s (%s); asking again in %.0f s", pid, response.error, DESCRIBE_RETRY)
             return

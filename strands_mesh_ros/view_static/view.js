@@ -116,7 +116,8 @@ function panelFor(id) {
   s.innerHTML = `<h2><span class="swatch"></span><span class="rid"></span></h2>
     <div class="lock"></div>
     <dl><dt>kind</dt><dd class="kind"></dd><dt>type</dt><dd class="ptype"></dd>
-    <dt>lives</dt><dd class="lives"></dd><dt>task</dt><dd class="task"></dd>
+    <dt>lives</dt><dd class="lives"></dd><dt>model</dt><dd class="model"></dd>
+    <dt>task</dt><dd class="task"></dd>
     <dt>joints</dt><dd class="joints"></dd></dl>`;
   s.querySelector('.rid').textContent = id;
   return s;
@@ -183,6 +184,9 @@ function apply(snap) {
     el.querySelector('.ptype').textContent = p.peer_type;
     el.querySelector('.lives').textContent = p.lives;
     el.querySelector('.task').textContent = fmtTask(p.task);
+    // a locked-out robot refuses `features` (its URDF): the view asks again every 5 s
+    el.querySelector('.model').textContent = !p.robot ? '—' : p.model === true ? 'URDF'
+      : p.model === false ? 'none published' : (p.lockout ? 'asked after resume' : 'asking…');
     const js = Object.entries(p.joints || {});
     el.querySelector('.joints').textContent = js.length
       ? js.map(([n, q]) => `${n} ${typeof q === 'number' ? q.toFixed(2) : '?'}`).join(', ') : '—';
