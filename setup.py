@@ -23,7 +23,9 @@ setup(
     # interfaces (strands_mesh_ros.msg/.srv in site-packages) join through pkgutil.extend_path.
     package_dir={"": "."},
     packages=find_packages(include=[PACKAGE, PACKAGE + ".*"]),
-    package_data={PACKAGE: ["models/*.xml", "models/*.urdf", "config/*"]},
+    package_data={PACKAGE: ["models/*.xml", "models/*.urdf", "config/*",
+                           # the fleet view's page and its vendored three.js / urdf-loader (+ LICENSE files)
+                           "view_static/*", "view_static/vendor/*/LICENSE", "view_static/vendor/**/*.js"]},
     include_package_data=False,
     zip_safe=False,
     install_requires=[
@@ -43,7 +45,7 @@ setup(
         # Unitree A1, Franka Panda URDFs; dm_control's Jaco MJCF) that the MuJoCo tests load.
         # pytest < 8.4: launch_testing 3.7.1 / launch_pytest (ROS 2 launch, installed by
         # scripts/bootstrap.sh from ../shared/vendor/ros2_launch) break on newer pytest (ros2/launch#979).
-        "test": ["pytest>=7.4,<8.4", "pytest-timeout>=2.1", "hypothesis", "cryptography", "pybullet", "dm_control", "ruff", "json5",
+        "test": ["pytest>=7.4,<8.4", "pytest-timeout>=2.1", "hypothesis", "cryptography", "pybullet", "dm_control", "ruff", "json5", "pillow",
                  # independent readers of the bags `strands-mesh record` writes (test_recording.py)
                  "mcap", "mcap-ros2-support"],
     },

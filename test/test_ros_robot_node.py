@@ -454,7 +454,13 @@ def test_conversions_round_trip():
     assert (pm.ros_namespace, pm.age, pm.skills[0].lane) == ("/arm1", 0.5, "motion")
     again = convert.msg_to_presence(pm)
     assert again.ros.namespace == "/arm1" and again.skills[0].params == {"type": "object"}
-    assert again.timestamp == pr.timestamp and again.task_status == "idle"
+    assert again.timestamp == pr.timestamp and again.task_status == "idle" and again.lockout is None
+    locked = make_presence("arm1", robot_type="arm6", peer_type="sim", lockout={"issuer": "op", "reason": "r", "t": 1.0})
+    assert convert.msg_to_presence(convert.presence_to_msg(locked)).lockout == {"issuer": "op", "reason": "r", "t": 1.0}
+    bad = convert.presence_to_msg(locked)
+    bad.lockout_json = "[1]"
+    with pytest.raises(ContractError, match="lockout_json"):
+        convert.msg_to_presence(bad)
 
     from strands_mesh_ros.contract.payloads import EStop
     from strands_mesh_ros.msg import EStop as EStopMsg

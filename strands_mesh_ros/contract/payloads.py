@@ -107,6 +107,8 @@ class Presence(_Model):
     ros: RosInfo | None = None
     via: PeerId | None = None
     task_status: str | None = None
+    lockout: dict[str, Any] | None = None
+    """(ext) the robot's e-stop lockout (``{issuer, reason, t, ...}``) while latched, else absent."""
 
     @model_validator(mode="before")
     @classmethod
@@ -301,6 +303,8 @@ class State(_Model):
     task: dict[str, Any] = Field(default_factory=dict)
     sim_time: float | None = None
     seq: int | None = None
+    base_pose: dict[str, float] | None = None
+    """(ext) pose of a mobile base in its odometry frame: ``{x, y, z}`` in m, ``yaw`` in rad."""
 
 
 class Step(_Model):
@@ -370,7 +374,7 @@ class Resume(_Model):
 
 def make_presence(peer_id: str, *, robot_type: str, peer_type: str, skills: list[dict[str, Any]] | None = None,
                   ros: dict[str, str] | None = None, via: str | None = None, task_status: str | None = None,
-                  hostname: str | None = None) -> Presence:
+                  hostname: str | None = None, lockout: dict[str, Any] | None = None) -> Presence:
     return Presence(
         robot_id=peer_id,
         peer_id=peer_id,
@@ -383,6 +387,7 @@ def make_presence(peer_id: str, *, robot_type: str, peer_type: str, skills: list
         ros=RosInfo.model_validate(ros) if ros else None,
         via=via,
         task_status=task_status,
+        lockout=lockout,
     )
 
 

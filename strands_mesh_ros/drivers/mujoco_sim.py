@@ -488,8 +488,10 @@ class MujocoDriver(JointSkillsMixin, BaseDriver):
     # -- Driver: state and commands -----------------------------------------------------
 
     def observe(self) -> Observation:
-        """A snapshot (copies) of the servoed joints; effort is the actuator force (N·m | N)."""
+        """A snapshot (copies) of the servoed joints; effort is the actuator force (N·m | N);
+        the base pose of a free-floating base."""
         with self.locked() as d:
+            base = self._base_pose_locked(d)
             return Observation(
                 t=time.time(),
                 names=self._names,
@@ -497,6 +499,7 @@ class MujocoDriver(JointSkillsMixin, BaseDriver):
                 velocity=d.qvel[self._dadr],
                 effort=d.qfrc_actuator[self._dadr],
                 sim_time=float(d.time),
+                base_pose=base,
             )
 
     @property
@@ -506,11 +509,14 @@ class MujocoDriver(JointSkillsMixin, BaseDriver):
 
     def base_pose(self) -> tuple[float, float, float, float] | None:
         """(x, y, z, yaw) of the free-floating base in the world (m, rad), or None if fixed."""
+        with self.locked() as d:
+            return self._base_pose_locked(d)
+
+    def _base_pose_locked(self, d: Any) -> tuple[float, float, float, float] | None:
         if self._free_qadr is None:
             return None
         a = self._free_qadr
-        with self.locked() as d:
-            x, y, z, qw, qx, qy, qz = d.qpos[a:a + 7]
+        x, y, z, qw, qx, qy, qz = d.qpos[a:a + 7]
         return float(x), float(y), float(z), math.atan2(2 * (qw * qz + qx * qy), 1 - 2 * (qy * qy + qz * qz))
 
     def command_positions(self, names: Sequence[str], positions: Sequence[float]) -> None:

@@ -84,6 +84,8 @@ class Observation:
         velocity: shape (n,), rad/s or m/s.
         effort: shape (n,), N·m or N.
         sim_time: simulated time in s for simulated robots, else ``None``.
+        base_pose: ``(x, y, z, yaw)`` of a mobile base in its odometry frame (m, rad), else
+            ``None`` (a fixed base).
     """
 
     t: float
@@ -92,6 +94,7 @@ class Observation:
     velocity: np.ndarray
     effort: np.ndarray
     sim_time: float | None = None
+    base_pose: tuple[float, float, float, float] | None = None
 
     def joints_dict(self) -> dict[str, dict[str, float]]:
         """The contract's ``joints`` field: ``{name: {position, velocity, effort}}``."""

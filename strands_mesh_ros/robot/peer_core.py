@@ -185,7 +185,7 @@ class PeerCore:
         fields: dict[str, Any] = dict(
             robot_type=self.robot_type, peer_type=self.peer_type,
             skills=robot.describe_skills() if robot else None, ros=self.ros, via=self.via,
-            task_status=robot.task["status"] if robot else None)
+            task_status=robot.task["status"] if robot else None, lockout=robot.lockout if robot else None)
         if self._presence_extra is not None:
             fields.update(self._presence_extra())
         return make_presence(self.peer_id, **fields)
@@ -200,7 +200,8 @@ class PeerCore:
             return None
         obs = self.robot.driver.observe()
         return State(peer_id=self.peer_id, t=obs.t, joints=obs.joints_dict(), task=self.robot.task,
-                     sim_time=obs.sim_time, seq=seq)
+                     sim_time=obs.sim_time, seq=seq,
+                     base_pose=dict(zip(("x", "y", "z", "yaw"), obs.base_pose)) if obs.base_pose else None)
 
     def _state_answer(self) -> dict[str, Any] | None:
         st = self.state()

@@ -111,9 +111,11 @@ class _RosEndpoints:
     """
 
     def __init__(self, bridge: "BridgeNode", robot_id: str) -> None:
+        from nav_msgs.msg import Odometry
         from sensor_msgs.msg import JointState
 
         self.proxy: _RosRobotProxy | None = None
+        self.base_pose: dict[str, float] | None = None  # from the robot's odom, relayed in its state
         self.last_heard = 0.0  # monotonic time of the last joint_states or answer: evidence of life
         self.cmd_pub = bridge.create_publisher(convert_msg("Command"), topics.robot_topic(robot_id, topics.MESH_COMMAND),
                                                qos.COMMAND)
@@ -125,7 +127,17 @@ class _RosEndpoints:
             bridge.create_subscription(JointState, topics.robot_topic(robot_id, topics.JOINT_STATES),
                                        contained(log, f"{robot_id} joint_states", self._on_joint_states),
                                        qos.JOINT_STATES, callback_group=bridge.fast_group),
+            bridge.create_subscription(Odometry, topics.robot_topic(robot_id, topics.ODOM),
+                                       contained(log, f"{robot_id} odom", self._on_odom), qos.ODOM,
+                                       callback_group=bridge.fast_group),
         ]
+        self._log, self._robot_id = log, robot_id
+
+    def _on_odom(self, msg: Any) -> None:
+        try:
+            self.base_pose = convert.odometry_to_base_pose(msg)
+        except ContractError as exc:
+            self._log.warning(f"{self._robot_id}: bad odom: {exc}", throttle_duration_sec=5.0)
 
     def _on_response(self, msg: Any) -> None:
         self.last_heard = time.monotonic()  # an answer is evidence of life too (a flood can delay presence)
@@ -167,7 +179,7 @@ class _RosRobotProxy:
     def _presence_fields(self) -> dict[str, Any]:
         pr = self.presence
         return {"skills": [s.model_dump() for s in pr.skills], "task_status": pr.task_status,
-                "hostname": pr.hostname}
+                "hostname": pr.hostname, "lockout": pr.lockout}
 
     def forward(self, payload: bytes, broadcast: bool) -> None:
         """Relay one mesh command into ROS (the proxy Mesh's intake thread). Waits while
@@ -219,7 +231,7 @@ class _RosRobotProxy:
         joints = {n: {"position": p, "velocity": v, "effort": e} for n, (p, v, e) in entries.items()}
         try:
             self.mesh.publish_state(State(peer_id=self.robot_id, t=now if sim_time is not None or not stamp else stamp,
-                                          joints=joints, sim_time=sim_time,
+                                          joints=joints, sim_time=sim_time, base_pose=self._endpoints.base_pose,
                                           task={"status": self.presence.task_status or "idle"}))
         except Exception as exc:  # the proxy is stopping
             self.bridge.get_logger().debug(f"state relay of {self.robot_id} stopped: {exc}")

@@ -178,6 +178,7 @@ def presence_to_msg(pr: Presence, age: float = 0.0, prefix: str = "") -> Any:
         timestamp=float(pr.timestamp), ros_namespace=pr.ros.namespace if pr.ros else "",
         ros_node=pr.ros.node if pr.ros else "", via=pr.via or "", task_status=pr.task_status or "",
         skills=[skill_to_msg(s.model_dump()) for s in pr.skills], age=max(0.0, float(age)), prefix=prefix,
+        lockout_json=json.dumps(pr.lockout) if pr.lockout else "",
     )
 
 
@@ -185,7 +186,8 @@ def msg_to_presence(msg: Any) -> Presence:
     """``strands_mesh_ros/Presence`` -> contract :class:`Presence` (``age`` is dropped).
 
     Raises:
-        ContractError: a bad peer id, or a skill whose ``params_json`` is not a JSON object.
+        ContractError: a bad peer id, or a skill whose ``params_json`` (or the ``lockout_json``)
+            is not a JSON object.
     """
     skills = []
     for s in msg.skills:
@@ -203,6 +205,11 @@ def msg_to_presence(msg: Any) -> Presence:
     }
     if msg.ros_namespace:
         data["ros"] = {"namespace": msg.ros_namespace, "node": msg.ros_node}
+    if msg.lockout_json:
+        lockout = loads(msg.lockout_json, what="lockout_json")
+        if not isinstance(lockout, dict):
+            raise ContractError(f"lockout_json of {msg.peer_id!r} must be a JSON object")
+        data["lockout"] = lockout
     try:
         return Presence.model_validate(data)
     except ValidationError as exc:
@@ -265,8 +272,38 @@ def joint_state_entries(msg: Any) -> dict[str, tuple[float, float, float]]:
     }
 
 
+def base_pose_to_odometry(pose: tuple[float, float, float, float], stamp: Any, robot_id: str) -> Any:
+    """``(x, y, z, yaw)`` (m, rad) of a mobile base -> ``nav_msgs/Odometry`` with frames
+    ``<robot_id>/odom`` -> ``<robot_id>/base_link`` (REP-105, prefixed like the robot's TF)."""
+    from nav_msgs.msg import Odometry
+
+    x, y, z, yaw = (float(v) for v in pose)
+    msg = Odometry()
+    msg.header.stamp = stamp
+    msg.header.frame_id = f"{robot_id}/odom"
+    msg.child_frame_id = f"{robot_id}/base_link"
+    p = msg.pose.pose
+    p.position.x, p.position.y, p.position.z = x, y, z
+    p.orientation.z, p.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+    return msg
+
+
+def odometry_to_base_pose(msg: Any) -> dict[str, float]:
+    """``nav_msgs/Odometry`` -> the contract state's ``base_pose``: ``{x, y, z}`` m, ``yaw`` rad.
+
+    Raises:
+        ContractError: a non-finite position or orientation.
+    """
+    p, q = msg.pose.pose.position, msg.pose.pose.orientation
+    values = (p.x, p.y, p.z, q.x, q.y, q.z, q.w)
+    if not all(math.isfinite(v) for v in values):
+        raise ContractError(f"odometry with a non-finite pose: {values}")
+    yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+    return {"x": float(p.x), "y": float(p.y), "z": float(p.z), "yaw": yaw}
+
+
 __all__ = [
     "command_to_envelope", "command_msg_payload", "answer_to_msg", "response_to_msg", "error_response_msg",
     "msg_to_response", "skill_to_msg", "presence_to_msg", "msg_to_presence", "estop_msg_payload",
-    "observation_to_joint_state", "joint_state_entries",
+    "observation_to_joint_state", "joint_state_entries", "base_pose_to_odometry", "odometry_to_base_pose",
 ]

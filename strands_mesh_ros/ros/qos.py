@@ -53,6 +53,7 @@ def _qos(depth: int, *, reliable: bool = True, latched: bool = False) -> QoSProf
 
 
 JOINT_STATES = _qos(10)
+ODOM = _qos(10)
 ROBOT_DESCRIPTION = _qos(1, latched=True)
 PRESENCE = _qos(50)
 COMMAND = _qos(100)
@@ -65,6 +66,6 @@ COMMAND_OUT = _qos(10)
 SENSOR_IN = _qos(5, reliable=False)
 
 __all__ = [
-    "JOINT_STATES", "ROBOT_DESCRIPTION", "PRESENCE", "COMMAND", "RESPONSE", "ESTOP", "ESTOP_ACK",
+    "JOINT_STATES", "ODOM", "ROBOT_DESCRIPTION", "PRESENCE", "COMMAND", "RESPONSE", "ESTOP", "ESTOP_ACK",
     "RESUME", "RESUME_ACK", "COMMAND_OUT", "SENSOR_IN",
 ]

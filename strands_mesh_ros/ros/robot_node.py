@@ -276,6 +276,7 @@ class RobotNode(Node):
         t = topics.robot_topic
         log = self.get_logger()
         self._js_pub = None
+        self._odom_pub = None  # made at the first observation with a base pose (a mobile base)
         if topics.JOINT_STATES not in provided:
             from sensor_msgs.msg import JointState
 
@@ -447,7 +448,15 @@ class RobotNode(Node):
         except DriverError as exc:  # e.g. a ros_topics robot that has not published yet
             self.get_logger().warning(f"no joint state: {exc}", throttle_duration_sec=5.0)
             return
-        self._js_pub.publish(convert.observation_to_joint_state(obs, self.get_clock().now().to_msg()))
+        stamp = self.get_clock().now().to_msg()
+        self._js_pub.publish(convert.observation_to_joint_state(obs, stamp))
+        if obs.base_pose is not None:
+            if self._odom_pub is None:
+                from nav_msgs.msg import Odometry
+
+                self._odom_pub = self.create_publisher(Odometry, topics.robot_topic(self.robot_id, topics.ODOM),
+                                                       qos.ODOM)
+            self._odom_pub.publish(convert.base_pose_to_odometry(obs.base_pose, stamp, self.robot_id))
 
     def _publish_presence(self) -> None:
         self.core.tick()

@@ -32,6 +32,8 @@ import re
 
 JOINT_STATES = "joint_states"
 ROBOT_DESCRIPTION = "robot_description"
+ODOM = "odom"
+"""nav_msgs/Odometry of a mobile base (frames ``<id>/odom`` -> ``<id>/base_link``, REP-105)."""
 MESH_COMMAND = "mesh/command"
 MESH_RESPONSE = "mesh/response"
 
@@ -106,7 +108,7 @@ def resolve(ns: str, name: str) -> str:
 
 
 __all__ = [
-    "JOINT_STATES", "ROBOT_DESCRIPTION", "MESH_COMMAND", "MESH_RESPONSE", "PRESENCE", "ESTOP",
+    "JOINT_STATES", "ROBOT_DESCRIPTION", "ODOM", "MESH_COMMAND", "MESH_RESPONSE", "PRESENCE", "ESTOP",
     "ESTOP_ACK", "RESUME", "RESUME_ACK", "PEERS", "PRESENCE_HZ", "DEFAULT_STATE_RATE", "ROS_ROBOT_ID_PATTERN",
     "check_ros_robot_id", "namespace", "robot_topic", "resolve",
 ]
