@@ -38,6 +38,7 @@ mujoco = pytest.importorskip("mujoco")
 
 from helpers import wait_for  # noqa: E402
 
+from strands_mesh_ros.drivers.skills import STREAM_RATE_HZ  # noqa: E402
 from strands_mesh_ros.robot.driver import SkillContext  # noqa: E402
 from strands_mesh_ros.drivers.mock import MockDriver  # noqa: E402
 from strands_mesh_ros.drivers.mujoco_sim import MujocoDriver  # noqa: E402
@@ -345,15 +346,17 @@ def test_mujoco_zero_duration_is_stretched_and_measured_speed_stays_within_limit
     ratios = check_speeds(rec, v)
     assert ratios[limiting] >= STRETCH_REACHED, ratios
     # The gripper (0.1 m/s per finger): closing 0.04 m needs 1.875 * 0.04 / 0.1 = 0.75 s.
+    # Both fingers travel the same 0.04 m at the same limit: which one "limits" is a tie that the
+    # measured positions' last digits break, so either may be named.
     want_g, limiting_g = expected_stretch(driver, dict.fromkeys(FINGERS, 0.0))
-    assert limiting_g == "finger_left_joint" and want_g == pytest.approx(0.75, rel=1e-2)
+    assert limiting_g in FINGERS and want_g == pytest.approx(0.75, rel=1e-2)
     grip = recorded(rec, lambda: robot.call_skill("move_gripper", {"opening": 0.0, "duration": 0}).result(timeout=20))
     assert grip.status == "done", grip.error
     g = grip.result
-    assert (g["requested_duration"], g["stretched"], g["limited_by"]) == (0.0, True, limiting_g)
-    assert g["duration"] == pytest.approx(want_g, rel=1e-3)
+    assert (g["requested_duration"], g["stretched"]) == (0.0, True) and g["limited_by"] in FINGERS
+    assert g["duration"] == pytest.approx(want_g, rel=1e-2)
     ratios = check_speeds(rec, v)
-    assert ratios[limiting_g] >= STRETCH_REACHED, ratios
+    assert max(ratios[f] for f in FINGERS) >= STRETCH_REACHED, ratios
 
 
 def test_mujoco_feasible_duration_is_used_as_asked(make):
@@ -398,5 +401,10 @@ def test_mock_stretches_move_home_and_gripper_and_commands_stay_within_limits(ma
         peaks = command_speed_peaks(sent, duration / 10)
         assert peaks, "no commands recorded"
         assert all(peaks[n] <= v[n] * (1 + VEL_TOL) for n in peaks), {n: peaks[n] / v[n] for n in peaks}
-    first = command_speed_peaks(moves[0], want / 10)
-    assert first[limiting] >= STRETCH_REACHED * v[limiting], first
+    # The stretch is tight: at the profile's peak one stream period of trajectory time moves the
+    # limiting joint ~max_velocity / STREAM_RATE_HZ. Measured per command step, not per wall-clock
+    # window: a loaded machine delays the stream (the trajectory then runs late, by design), which
+    # lowers wall-clock speeds but never a step's size.
+    step = max(abs(b[1][limiting] - a[1][limiting]) for a, b in zip(moves[0], moves[0][1:])
+               if limiting in a[1] and limiting in b[1])
+    assert step * STREAM_RATE_HZ >= STRETCH_REACHED * v[limiting], step
