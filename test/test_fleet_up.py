@@ -57,7 +57,7 @@ def up_proc(net, *args, env=None) -> Proc:
 
 
 def peers_json(net) -> dict:
-    r = subprocess.run([sys.executable, "-m", "strands_mesh_ros.cli", "peers", "--json", "--discover", "1.5",
+    r = subprocess.run([sys.executable, "-m", "strands_mesh_ros.cli", "peers", "--json",
                         "--prefix", net.prefix, "--connect", net.endpoint], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return {p["peer_id"]: p for p in json.loads(r.stdout)}
@@ -99,6 +99,14 @@ def test_up_with_ros_default_fleet(net):
         assert {"arm1", "arm2", "base1"} <= set(peers)
         assert peers["arm1"]["ros"]["namespace"] == "/arm1" and peers["arm1"]["via"]
         assert peers["base1"]["ros"] is None  # mesh-only, shown in ROS by the bridge
+        # e-stop state on the wire for ROS robots (via the bridge) and mesh robots alike
+        assert peers["arm1"]["locked_out"] is False and peers["base1"]["locked_out"] is False
+        r = subprocess.run([sys.executable, "-m", "strands_mesh_ros.cli", "estop", "--json", "--prefix", net.prefix,
+                            "--connect", net.endpoint], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        wait_for(lambda: all(p["locked_out"] for rid, p in peers_json(net).items() if rid in ("arm1", "arm2", "base1")),
+                 20, what="every robot's presence to say it is locked out")
+        assert peers_json(net)["arm1"]["lockout"]["reason"] == "operator e-stop"
         topics = ["/arm1/joint_states", "/arm2/joint_states", "/base1/joint_states"]
         listener = Proc([sys.executable, str(HERE / "ros_listener.py"), *topics], env=env).ready(30)
         for t in topics:
