@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import python_proc
+from helpers import python_proc, wait_for
 
 
 def cli(net, *args: str, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -158,3 +158,17 @@ def test_help_has_no_raw_doc_markup():
         assert "``" not in r.stdout and ":func:" not in r.stdout and ":class:" not in r.stdout, r.stdout
     assert "Exit codes" in subprocess.run([sys.executable, "-m", "strands_mesh_ros.cli", "--help"],
                                           capture_output=True, text=True, timeout=60).stdout
+
+
+def test_a_presence_query_finds_peers_without_waiting_for_a_beat(net):
+    """Presence beats every 20 s here: a peer that joins later learns the robot only because
+    the robot answers the presence query (and its token the liveliness query)."""
+    from strands_mesh_ros.drivers.mock import MockDriver
+    from strands_mesh_ros.mesh.mesh import Mesh
+
+    slow = dict(presence_hz=0.05, peer_timeout=60.0)
+    with Mesh("arm1", robot=MockDriver("arm1"), config=net.hub(**slow)):
+        with Mesh("op", config=net.member(**slow)) as op:
+            wait_for(lambda: "arm1" in op.refresh_peers(), 10, what="arm1's liveliness token")
+            info = op.peers["arm1"]  # its presence came with the query, not with a beat
+            assert info.live_token and info.presence.locked_out is False and "home" in [s["name"] for s in info.skills]
