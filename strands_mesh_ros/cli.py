@@ -96,8 +96,10 @@ def _open(connect, listen, config, prefix, namespace, resume_key: bytes | None =
 
     cfg = _config(connect, listen, config, prefix, namespace)
     try:
+        # check_unique=False: the id carries this process's pid, so no other peer has it, and
+        # an e-stop goes out one network round trip sooner.
         return Mesh(_cli_peer_id(), config=cfg, peer_type="agent", robot_type="cli", resume_key=resume_key,
-                    resume_signing_key=resume_signing_key, audit_name=OPERATOR_AUDIT).start()
+                    resume_signing_key=resume_signing_key, audit_name=OPERATOR_AUDIT, check_unique=False).start()
     except (RuntimeError, ValueError) as exc:
         raise _error(f"could not join the mesh: {exc}", Exit.NO_MESH) from None
 
@@ -126,54 +128,11 @@ def _check_peer(peer: str) -> str:
         raise _error(str(exc), Exit.USAGE) from None
 
 
-# Columns of the peer table: (header, cell, priority). At a narrow width, or piped (80 columns
-# unless COLUMNS says otherwise), the lowest-priority columns are left out whole rather than
-# every column squashed to a blank header.
-_PEER_COLUMNS: list[tuple[str, Any, int]] = [
-    ("peer", lambda p: p.peer_id, 0),
-    ("type", lambda p: p.peer_type, 4),
-    ("kind", lambda p: p.robot_type, 2),
-    ("e-stop", lambda p: p.estop_state, 1),
-    ("task", lambda p: p.presence.task_status or "", 3),
-    ("ros", lambda p: p.presence.ros.namespace if p.presence.ros else "", 5),
-    ("via", lambda p: p.via or "", 6),
-    ("host", lambda p: p.hostname, 8),
-    ("age s", lambda p: f"{p.age:.1f}", 7),
-    ("token", lambda p: "✓" if p.live_token else "–", 9),
-    ("skills", lambda p: ", ".join(s.name for s in p.presence.skills), 10),
-]
-_SKILLS_MIN = 12  # the last column, cut with an ellipsis, is shown only with room for this many
-
-
-def _estop_cell(text: str) -> str:
-    return {"LOCKED OUT": "[bold white on red]LOCKED OUT[/]", "ok": "[green]ok[/]"}.get(text, text)
-
-
 def _peers_table(peers: dict, width: int | None = None) -> Table:
-    """The peer table for a terminal ``width`` (default the console's) columns wide: columns
-    in priority order while they fit whole (peer, e-stop, kind, task, type, ...), skills last
-    and cut with an ellipsis."""
-    width = width or out.size.width
-    rows = [peers[pid] for pid in sorted(peers)]
-    cells = [[fn(p) for _, fn, _ in _PEER_COLUMNS] for p in rows]
-    need = [max([len(h)] + [len(r[i]) for r in cells]) for i, (h, _, _) in enumerate(_PEER_COLUMNS)]
-    used = 1  # the table's left border
-    shown: set[int] = set()
-    for i in sorted(range(len(_PEER_COLUMNS)), key=lambda i: _PEER_COLUMNS[i][2]):
-        header = _PEER_COLUMNS[i][0]
-        cost = (min(need[i], _SKILLS_MIN) if header == "skills" else need[i]) + 3  # padding and border
-        if used + cost <= width:
-            shown.add(i)
-            used += need[i] + 3 if header != "skills" else cost
-    t = Table(title="strands mesh peers", expand=False)
-    for i, (header, _, _) in enumerate(_PEER_COLUMNS):
-        if i in shown:
-            t.add_column(header, no_wrap=True, overflow="ellipsis",
-                         max_width=max(_SKILLS_MIN, width - used + need[i]) if header == "skills" else None)
-    for r in cells:
-        t.add_row(*[escape(c) if _PEER_COLUMNS[i][0] != "e-stop" else _estop_cell(c)
-                    for i, c in enumerate(r) if i in shown])
-    return t
+    """The peer table for ``width`` columns (default the console's): :func:`~strands_mesh_ros.peer_columns.peers_table`."""
+    from .peer_columns import peers_table
+
+    return peers_table(peers, width or out.size.width, title="strands mesh peers")
 
 
 def _show_response(resp, as_json: bool) -> None:

@@ -117,18 +117,10 @@ def ros_available() -> str | None:
 
 
 def _view(fleet, started: float) -> Table:
-    t = Table(title=f"strands mesh — up {time.monotonic() - started:.0f} s (Ctrl-C to stop)")
-    for col in ("peer", "kind", "e-stop", "task", "type", "ros", "via", "age s"):
-        t.add_column(col, no_wrap=True, overflow="ellipsis")
-    for pid, p in sorted(fleet.peers.items()):
-        if p.robot_type in ("cli", "fleet"):
-            continue
-        ros = p.presence.ros.namespace if p.presence.ros else ""
-        estop = p.estop_state
-        cell = {"LOCKED OUT": "[bold white on red]LOCKED OUT[/]", "ok": "[green]ok[/]"}.get(estop, estop)
-        t.add_row(escape(pid), escape(p.robot_type), cell, escape(p.presence.task_status or ""), p.peer_type,
-                  escape(ros), escape(p.via or ""), f"{p.age:.1f}")
-    return t
+    from .peer_columns import peers_table
+
+    return peers_table(fleet.peers, console.size.width, hide_kinds=("cli", "fleet"),
+                       title=f"strands mesh — up {time.monotonic() - started:.0f} s (Ctrl-C to stop)")
 
 
 def run_up(fleet_path: str | None = None, cli_mesh: Mapping[str, Any] | None = None, *, use_ros: bool = True,

@@ -172,3 +172,32 @@ def test_a_presence_query_finds_peers_without_waiting_for_a_beat(net):
             wait_for(lambda: "arm1" in op.refresh_peers(), 10, what="arm1's liveliness token")
             info = op.peers["arm1"]  # its presence came with the query, not with a beat
             assert info.live_token and info.presence.locked_out is False and "home" in [s["name"] for s in info.skills]
+
+
+@pytest.mark.parametrize("width", [60, 80, 140])
+def test_peer_table_keeps_columns_whole_by_priority(width):
+    """The table of `peers` and of up's live view fits the width; lower-priority columns go
+    whole, the peer, its e-stop state, kind and task stay."""
+    from rich.console import Console
+
+    from strands_mesh_ros.contract.payloads import make_presence
+    from strands_mesh_ros.mesh.peers import PeerTable
+    from strands_mesh_ros.peer_columns import peers_table
+
+    table = PeerTable(30.0)
+    table.heard(make_presence("arm1", robot_type="arm6", peer_type="robot", skills=[{"name": "move_joints"}],
+                              ros={"namespace": "/arm1", "node": "robot_node"}, via="bridge-host-1234",
+                              task_status="idle", locked_out=True, lockout={"reason": "drill"}))
+    table.heard(make_presence("base1", robot_type="diffbot", peer_type="sim", task_status="running", locked_out=False))
+    table.heard(make_presence("cli-host-1", robot_type="cli", peer_type="agent"))
+    console = Console(width=width, record=True)
+    console.print(peers_table(table.snapshot(), width, title="t", hide_kinds=("cli",)))
+    text = console.export_text()
+    lines = text.splitlines()
+    assert all(len(line) <= width for line in lines), text
+    header = next(line for line in lines if " e-stop " in line)
+    assert all(f" {c} " in header for c in ("peer", "kind", "e-stop", "task")), text
+    assert ("skills" in header) == (width >= 140), text
+    assert any("arm1" in line and "LOCKED OUT" in line for line in lines)
+    assert any("base1" in line and " ok " in line for line in lines)
+    assert "cli-host-1" not in text
