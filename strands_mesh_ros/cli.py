@@ -50,7 +50,7 @@ Json = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output
 Timeout = Annotated[float, typer.Option("--timeout", "-t", help="Seconds to wait for answers.")]
 Discover = Annotated[float, typer.Option(
     "--discover", help="Most seconds to wait for the target peer to be heard (returns as soon as it is).")]
-Listen_for = Annotated[float, typer.Option(
+ExtraListen = Annotated[float, typer.Option(
     "--discover", help="Extra seconds to listen for peers that answer no query (strands-robots peers are "
                        "heard only by their 2 Hz presence: 0.6 hears them); default 0.")]
 
@@ -160,10 +160,10 @@ def _wait_peer(mesh, peer: str, discover: float) -> None:
         raise _error(f"peer {peer!r} not found on the mesh within {discover} s (known: {known})", Exit.FAILED)
 
 
-@app.command(help="List the peers on the mesh: asked of the mesh, answered in milliseconds (--watch: a live table).")
+@app.command(short_help="List the peers, with their e-stop state (--watch: live).", help="List the peers on the mesh: asked of the mesh, answered in milliseconds (--watch: a live table).")
 def peers(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep a live table until Ctrl-C.")] = False,
-    discover: Listen_for = 0.0, as_json: Json = False, connect: Connect = None, listen: Listen = None,
+    discover: ExtraListen = 0.0, as_json: Json = False, connect: Connect = None, listen: Listen = None,
     config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
 ) -> None:
     """List the peers on the mesh (with --watch, live).
@@ -215,7 +215,7 @@ def _ignore_leave(peer_id: str, why: str) -> None:
     """The peers command has no pending calls to fail when a peer leaves."""
 
 
-@app.command(help="Execute a plain-text instruction on PEER and wait for it to finish.")
+@app.command(short_help="Run a plain-text instruction on PEER and wait for it.", help="Execute a plain-text instruction on PEER and wait for it to finish.")
 def tell(
     peer: Annotated[str, typer.Argument(help="Target peer id.")],
     text: Annotated[str, typer.Argument(help='Instruction, e.g. "home" or "open gripper".')],
@@ -257,10 +257,10 @@ def send(
         mesh.stop()
 
 
-@app.command(help="Send a JSON command to every peer and print each answer (returns when all known peers answered).")
+@app.command(short_help="Send a JSON command to every peer; print each answer.", help="Send a JSON command to every peer and print each answer (returns when all known peers answered).")
 def broadcast(
     command: Annotated[str, typer.Argument(help="Command JSON for every peer.")],
-    timeout: Timeout = 3.0, discover: Listen_for = 0.0, as_json: Json = False, connect: Connect = None,
+    timeout: Timeout = 3.0, discover: ExtraListen = 0.0, as_json: Json = False, connect: Connect = None,
     listen: Listen = None, config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
 ) -> None:
     """Send a JSON command to every peer and print each answer."""
@@ -291,7 +291,7 @@ def broadcast(
         mesh.stop()
 
 
-@app.command(help="Software e-stop of every peer: supplementary, NOT a hardwired emergency stop. The e-stop goes "
+@app.command(short_help="Software e-stop of every peer (NOT a hardwired e-stop).", help="Software e-stop of every peer: supplementary, NOT a hardwired emergency stop. The e-stop goes "
                   "out the moment the mesh is joined; returns as soon as every peer known to the mesh acked. "
                   "Exit 0 when every peer heard of is known to have stopped.")
 def estop(
@@ -334,7 +334,7 @@ def estop(
         mesh.stop()
 
 
-@app.command(help="Clear e-stop lockouts with a signed resume: our HMAC resume (key from STRANDS_MESH_RESUME_KEY, "
+@app.command(short_help="Clear e-stop lockouts with a signed resume.", help="Clear e-stop lockouts with a signed resume: our HMAC resume (key from STRANDS_MESH_RESUME_KEY, "
                   "else the file in STRANDS_MESH_RESUME_KEY_FILE, else the per-user key file `strands-mesh up` "
                   "creates) and, when STRANDS_MESH_RESUME_PRIVATE_KEY_FILE names an Ed25519 key, the "
                   "strands-robots 0.5.3 signed assertion first (docs/safety.md).")
@@ -344,7 +344,7 @@ def resume(
     epoch: Annotated[Optional[str], typer.Option(
         "--epoch", help="Lockout epoch (the e-stop's estop_id) the Ed25519 assertion clears; default: "
                         "asked of the targets' status.")] = None,
-    timeout: Timeout = 1.0, discover: Listen_for = 0.0, as_json: Json = False, connect: Connect = None,
+    timeout: Timeout = 1.0, discover: ExtraListen = 0.0, as_json: Json = False, connect: Connect = None,
     listen: Listen = None, config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
 ) -> None:
     """Clear e-stop lockouts with a signed resume.
@@ -473,7 +473,7 @@ def echo(
         mesh.stop()
 
 
-@app.command(help="Bring up a simulated fleet on the mesh (ROS nodes and the bridge when rclpy is importable), "
+@app.command(short_help="Run a simulated fleet with a live view; Ctrl-C stops it.", help="Bring up a simulated fleet on the mesh (ROS nodes and the bridge when rclpy is importable), "
                   "with a live view; Ctrl-C stops it. Mesh options win over the fleet file's mesh: section, which "
                   "wins over the environment.")
 def up(
