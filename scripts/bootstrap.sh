@@ -49,7 +49,44 @@ ROS_REQUIREMENTS=(
 )
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
-step_done() { log "  done in $((SECONDS - STEP_START)) s"; }
+
+TICKER=""
+stop_ticker() {
+  if [[ -n "$TICKER" ]]; then
+    kill "$TICKER" 2>/dev/null || true
+    wait "$TICKER" 2>/dev/null || true
+    TICKER=""
+  fi
+}
+trap stop_ticker EXIT
+
+# with_progress WHAT ESTIMATE CMD...: a line saying what runs and roughly how long it takes, a
+# "still ..." line every 15 s while it runs, and its elapsed time after; returns CMD's status.
+# Every set-up step that can take more than a few seconds runs through it.
+with_progress() {
+  local what="$1" est="$2" start=$SECONDS rc=0
+  shift 2
+  log "$what (usually $est) ..."
+  (
+    trap - EXIT
+    while sleep 15; do log "  ... still $what: $((SECONDS - start)) s so far"; done
+  ) >/dev/null &
+  TICKER=$!
+  "$@" || rc=$?
+  stop_ticker
+  if [[ "$rc" -eq 0 ]]; then
+    log "  $what: done in $((SECONDS - start)) s"
+  else
+    log "  $what: FAILED after $((SECONDS - start)) s"
+  fi
+  return "$rc"
+}
+to_log() {  # to_log LOG CMD...: run CMD with its output in LOG
+  local logf="$1"
+  shift
+  "$@" >"$logf" 2>&1
+}
+
 die() { printf '[bootstrap] ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
@@ -87,13 +124,11 @@ apt_install() {  # apt_install PKG...
     sudo=(sudo)
   fi
   if [[ "$APT_UPDATED" -eq 0 ]]; then
-    log "apt-get update"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    with_progress "apt-get update" "10-30 s" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     APT_UPDATED=1
   fi
-  log "apt-get install $*"
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  with_progress "apt-get install $*" "10-60 s" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null  # stdout only: log lines go to stderr
 }
 
 pick_python() {
@@ -136,10 +171,10 @@ ensure_venv() {
   if ! "$PY" -c 'import venv' >/dev/null 2>&1 || ! "$PY" -m ensurepip --version >/dev/null 2>&1; then
     apt_install "python${PYVER}-venv"
   fi
-  log "creating .venv with $PY (Python $PYVER)"
   rm -rf "$VENV"
-  "$PY" -m venv "$VENV" || die "could not create $VENV with $PY -m venv"
-  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 \
+  with_progress "creating .venv with $PY (Python $PYVER)" "5 s" "$PY" -m venv "$VENV" \
+    || die "could not create $VENV with $PY -m venv"
+  with_progress "upgrading pip in .venv" "5-10 s" to_log /dev/null "$VENV/bin/python" -m pip install -q --upgrade pip \
     || log "note: could not upgrade pip; continuing with the bundled one"
 }
 
@@ -149,12 +184,10 @@ ensure_ros_wheels() {
   if stamp_ok ros-wheels "$h"; then
     return
   fi
-  log "pip install ROS 2 Kilted wheels (${#ROS_REQUIREMENTS[@]} requirements)"
-  STEP_START=$SECONDS
-  "$VENV/bin/python" -m pip install -q "${ROS_REQUIREMENTS[@]}" \
+  with_progress "pip install of the ROS 2 Kilted wheels (${#ROS_REQUIREMENTS[@]} requirements)" \
+    "1-3 min the first time" "$VENV/bin/python" -m pip install -q "${ROS_REQUIREMENTS[@]}" \
     || die "pip install of the ROS wheels failed"
   stamp_set ros-wheels "$h"
-  step_done
   CHANGED=1
 }
 
@@ -164,13 +197,11 @@ ensure_project() {
   if stamp_ok project "$h" && [[ -x "$VENV/bin/strands-mesh" ]]; then
     return
   fi
-  log "pip install -e '.[test]'"
-  STEP_START=$SECONDS
   # Editable install = a plain .pth with the repository root (see setup.py's package_dir).
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[test]" \
+  with_progress "pip install -e '.[test]' (zenoh, MuJoCo, test tools)" "30-90 s the first time, 5 s after" \
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[test]" \
     || die "pip install -e .[test] failed"
   stamp_set project "$h"
-  step_done
   CHANGED=1
 }
 
@@ -199,24 +230,32 @@ ensure_interfaces() {
     return
   fi
   ensure_build_tools
-  log "building msg/ and srv/ into the venv (cmake, STRANDS_INTERFACES_ONLY=ON)"
-  STEP_START=$SECONDS
   local blog="$STAMPS/interfaces-build.log"
-  if ! cmake_into_venv "$ROOT" "$BUILD_DIR" "$blog" -DSTRANDS_INTERFACES_ONLY=ON; then
+  if ! with_progress "building msg/ and srv/ into the venv (cmake)" \
+    "75 s the first time on 2 cores, 10-20 s after a change" \
+    cmake_into_venv "$ROOT" "$BUILD_DIR" "$blog" -DSTRANDS_INTERFACES_ONLY=ON; then
     tail -n 40 "$blog" >&2
     die "interface build failed (full log: $blog)"
   fi
   stamp_set interfaces "$h"
-  step_done
   CHANGED=1
 }
 
 cmake_into_venv() {  # cmake_into_venv SOURCE_DIR BUILD_DIR LOG [cmake -D args...]
   local src="$1" build="$2" blog="$3"
   shift 3
-  # Remove what a previous build installed, so renamed or deleted files do not linger.
+  # A build folder configured for another checkout or venv (a venv copied from elsewhere) is
+  # not ours: start it afresh. CMake refuses a cache made for another source folder, and that
+  # folder's install manifest names the other venv's files.
+  if [[ -f "$build/CMakeCache.txt" ]] \
+    && ! grep -qxF "CMAKE_INSTALL_PREFIX:PATH=$VENV" "$build/CMakeCache.txt"; then
+    log "  $build was configured for another venv: starting it afresh"
+    rm -rf "$build"
+  fi
+  # Remove what a previous build installed, so renamed or deleted files do not linger; only
+  # files inside this venv, whatever the manifest says.
   if [[ -f "$build/install_manifest.txt" ]]; then
-    xargs -d '\n' rm -f <"$build/install_manifest.txt"
+    grep -F "$VENV/" "$build/install_manifest.txt" | xargs -r -d '\n' rm -f  || true
   fi
   mkdir -p "$build"
   (
@@ -261,7 +300,7 @@ and $LAUNCH_VENDOR does not exist (put the vendored sources there and re-run boo
     return
   fi
   log "installing ROS 2 launch, launch_ros, launch_testing, launch_pytest from $vendor"
-  STEP_START=$SECONDS
+  local launch_start=$SECONDS
   # pip builds in the source folder (egg-info): work on a writable copy of the read-only vendor tree
   local src="$STAMPS/vendor-ros2_launch"
   rm -rf "$src"
@@ -271,19 +310,22 @@ and $LAUNCH_VENDOR does not exist (put the vendored sources there and re-run boo
   local extra=()
   "$VENV/bin/python" -c 'import lark' >/dev/null 2>&1 || extra+=(lark)
   "$VENV/bin/python" -c 'import yaml' >/dev/null 2>&1 || extra+=(pyyaml)
-  "$VENV/bin/python" -m pip install -q "${LAUNCH_PYPI[@]}" "${extra[@]}" \
+  with_progress "pip install ${LAUNCH_PYPI[*]} ${extra[*]}" "5-15 s" \
+    "$VENV/bin/python" -m pip install -q "${LAUNCH_PYPI[@]}" "${extra[@]}" \
     || die "pip install ${LAUNCH_PYPI[*]} ${extra[*]} failed"
   local pkg dirs=()
   for pkg in "${LAUNCH_PACKAGES[@]}"; do dirs+=("$src/$pkg"); done
   local plog="$STAMPS/launch-pip.log"
-  if ! "$VENV/bin/python" -m pip install -q --no-deps "${dirs[@]}" >"$plog" 2>&1; then
+  if ! with_progress "pip install --no-deps of the vendored launch packages" "10-30 s" \
+    to_log "$plog" "$VENV/bin/python" -m pip install -q --no-deps "${dirs[@]}"; then
     tail -n 40 "$plog" >&2
     die "pip install --no-deps of the vendored launch packages failed (full log: $plog)"
   fi
   ensure_build_tools
-  log "building composition_interfaces into the venv (cmake)"
   local blog="$STAMPS/composition_interfaces-build.log"
-  if ! cmake_into_venv "$src/rcl_interfaces/composition_interfaces" "$STAMPS/build-composition_interfaces" \
+  if ! with_progress "building composition_interfaces into the venv (cmake)" \
+    "40-80 s the first time on 2 cores" \
+    cmake_into_venv "$src/rcl_interfaces/composition_interfaces" "$STAMPS/build-composition_interfaces" \
     "$blog" -DCMAKE_PROJECT_INCLUDE="$ROOT/cmake/strands_drop_missing_include_dirs.cmake" \
     -DSTRANDS_DROP_MISSING_INCLUDE_DIRS_DEFER=ON; then
     tail -n 40 "$blog" >&2
@@ -292,7 +334,7 @@ and $LAUNCH_VENDOR does not exist (put the vendored sources there and re-run boo
   launch_importable || die "launch, launch_ros or launch_pytest is not importable after installing them; try:
     cd / && $VENV/bin/python -c 'import launch_ros, launch_pytest'"
   stamp_set launch "$h"
-  step_done
+  log "  ROS 2 launch: done in $((SECONDS - launch_start)) s"
   CHANGED=1
 }
 
@@ -370,8 +412,8 @@ setup_interop() {
   # else they skip with the reason.
   local out rc=0 line
   unset STRANDS_INTEROP_SKIP
-  log "interop venv (scripts/interop_venv.sh)"
-  out="$(bash "$ROOT/scripts/interop_venv.sh")" || rc=$?
+  out="$(with_progress "interop venv (scripts/interop_venv.sh: strands-robots 0.5.3 on Python >= 3.12)" \
+    "1-3 min the first time, 1 s after" bash "$ROOT/scripts/interop_venv.sh")" || rc=$?
   line="$(printf '%s\n' "$out" | tail -n 1)"
   if [[ "$rc" -eq 0 && -x "$line" ]]; then
     export STRANDS_INTEROP_PYTHON="$line"

@@ -1,16 +1,13 @@
-"""``strands-mesh``: the fleet from a terminal.
+"""``strands-mesh``: the fleet from a terminal (``strands-mesh --help``; docs/cli.md).
 
-    strands-mesh up                      # the default simulated fleet (ROS nodes + bridge when rclpy is there)
-    strands-mesh peers --watch
-    strands-mesh tell arm1 "move joints to 0 0.5 -0.5 0 0 0"
-    strands-mesh send arm1 '{"action": "skill", "name": "home"}'
-    strands-mesh estop --reason "drill"
-    strands-mesh router --listen tcp/0.0.0.0:7447   # a Zenoh router for fleets beyond one LAN
+Every command takes ``--json`` and the connection options ``--connect/--listen/--config/--prefix/
+--namespace``. Exit codes: 0 ok; 1 the mesh answered with an error, a refusal, a timeout, or an
+e-stop not acked by every peer; 2 bad usage or input; 3 the mesh could not be joined. Under
+``--json`` results go to stdout and an error is one JSON line on stderr,
+``{"error": "<message>", "exit": <code>}`` (usage errors included).
 
-Every command takes ``--json`` (machine-readable output on stdout) and the connection options
-``--connect/--listen/--config/--prefix/--namespace``. Exit codes: 0 ok; 1 the mesh answered
-with an error, a refusal, a timeout, or an e-stop not acked by every peer; 2 bad usage or
-input; 3 the mesh could not be joined.
+No command waits a fixed discovery time: who is on the mesh is asked of it (a liveliness
+query and a presence query, answered in milliseconds; :func:`~strands_mesh_ros.mesh.session.query_peers`).
 """
 
 from __future__ import annotations
@@ -28,7 +25,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+HELP = (
+    "The strands mesh fleet from a terminal.\n\n"
+    "Examples:\n\n"
+    "  strands-mesh up  (the simulated default fleet, with a live view)\n\n"
+    "  strands-mesh peers\n\n"
+    "  strands-mesh tell arm1 \"move joints to 0 0.5 -0.5 0 0 0\"\n\n"
+    "  strands-mesh send arm1 '{\"action\": \"status\"}'\n\n"
+    "  strands-mesh estop --reason drill\n\n"
+    "  strands-mesh view  (the live fleet in a browser)\n\n"
+    "  strands-mesh record incident --duration 30  (a rosbag2/MCAP bag)\n\n"
+    "  strands-mesh router  (a Zenoh router for fleets beyond one LAN)\n\n"
+    "Exit codes: 0 ok; 1 an error, refusal or timeout from the mesh, or an e-stop not acked by "
+    "every peer; 2 bad usage; 3 the mesh could not be joined. With --json, results go to stdout "
+    "and errors to stderr as one JSON line {\"error\": ..., \"exit\": ...}."
+)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP, rich_markup_mode=None)
 out = Console()
 err = Console(stderr=True)
 
@@ -39,11 +51,32 @@ Prefix = Annotated[Optional[str], typer.Option("--prefix", help="Contract key pr
 Namespace = Annotated[Optional[str], typer.Option("--namespace", help="Zenoh session namespace ('strands' for strands-robots).")]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 Timeout = Annotated[float, typer.Option("--timeout", "-t", help="Seconds to wait for answers.")]
-Discover = Annotated[float, typer.Option("--discover", help="Seconds to wait for peers to be heard.")]
+Discover = Annotated[float, typer.Option(
+    "--discover", help="Most seconds to wait for the target peer to be heard (returns as soon as it is).")]
+ExtraListen = Annotated[float, typer.Option(
+    "--discover", help="Extra seconds to listen for peers that answer no query (strands-robots peers are "
+                       "heard only by their 2 Hz presence: 0.6 hears them); default 0.")]
+
+OPERATOR_AUDIT = "operator"
+"""Audit file name part of every CLI call's peer (``audit-operator.jsonl``): one file for the
+operator's calls, not one per CLI process (each line names its peer)."""
+
+_json_errors = False  # set by main() when --json is on the command line
 
 
 class Exit:
     OK, FAILED, USAGE, NO_MESH = 0, 1, 2, 3
+
+
+def _error(message: str, code: int) -> typer.Exit:
+    """Report ``message`` on stderr (one JSON line under --json, else ``error: ...``) and return
+    the typer.Exit with ``code`` for the caller to raise."""
+    if _json_errors:
+        sys.stderr.write(json.dumps({"error": message, "exit": code}) + "\n")
+        sys.stderr.flush()
+    else:
+        err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    return typer.Exit(code)
 
 
 def _cli_peer_id(cn: str | None = None) -> str:
@@ -66,8 +99,7 @@ def _config(connect, listen, config, prefix, namespace):
         return MeshConfig.from_env(connect=connect or None, listen=listen or None, config_file=config,
                                    prefix=prefix, namespace=namespace)
     except ValueError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(Exit.USAGE)
+        raise _error(str(exc), Exit.USAGE) from None
 
 
 def _open(connect, listen, config, prefix, namespace, resume_key: bytes | None = None, resume_signing_key=None):
@@ -78,11 +110,13 @@ def _open(connect, listen, config, prefix, namespace, resume_key: bytes | None =
     cfg = _config(connect, listen, config, prefix, namespace)
     try:
         identity = wire_setup(cfg).identity
-        return Mesh(_cli_peer_id(identity.cn if identity else None), config=cfg, peer_type="agent", robot_type="cli", resume_key=resume_key,
-                    resume_signing_key=resume_signing_key).start()
+        # check_unique=False: the id carries this process's pid, so no other peer has it, and
+        # an e-stop goes out one network round trip sooner.
+        return Mesh(_cli_peer_id(identity.cn if identity else None), config=cfg, peer_type="agent", robot_type="cli",
+                    resume_key=resume_key, resume_signing_key=resume_signing_key, audit_name=OPERATOR_AUDIT,
+                    check_unique=False).start()
     except (RuntimeError, ValueError) as exc:
-        err.print(f"[red]error:[/] could not join the mesh: {exc}")
-        raise typer.Exit(Exit.NO_MESH)
+        raise _error(f"could not join the mesh: {exc}", Exit.NO_MESH) from None
 
 
 def _print_json(data: Any) -> None:
@@ -94,11 +128,9 @@ def _parse_json(text: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        err.print(f"[red]error:[/] {what} is not valid JSON: {exc}")
-        raise typer.Exit(Exit.USAGE)
+        raise _error(f"{what} is not valid JSON: {exc}", Exit.USAGE) from None
     if not isinstance(value, dict) or not isinstance(value.get("action"), str):
-        err.print(f'[red]error:[/] {what} must be a JSON object with an "action", e.g. {{"action": "status"}}')
-        raise typer.Exit(Exit.USAGE)
+        raise _error(f'{what} must be a JSON object with an "action", e.g. {{"action": "status"}}', Exit.USAGE)
     return value
 
 
@@ -108,81 +140,97 @@ def _check_peer(peer: str) -> str:
     try:
         return check_peer_id(peer)
     except InvalidPeerId as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(Exit.USAGE)
+        raise _error(str(exc), Exit.USAGE) from None
 
 
-def _peers_table(peers: dict) -> Table:
-    t = Table(title="strands mesh peers", expand=False)
-    for col in ("peer", "type", "kind", "host", "age s", "token", "task", "ros", "via"):
-        t.add_column(col, no_wrap=True)
-    t.add_column("skills", overflow="ellipsis", no_wrap=True, max_width=40)
-    for pid in sorted(peers):
-        p = peers[pid]
-        ros = p.presence.ros.namespace if p.presence.ros else ""
-        t.add_row(pid, p.peer_type, p.robot_type, p.hostname, f"{p.age:.1f}", "✓" if p.live_token else "–",
-                  p.presence.task_status or "", ros, p.via or "", ", ".join(s.name for s in p.presence.skills))
-    return t
+def _peers_table(peers: dict, width: int | None = None) -> Table:
+    """The peer table for ``width`` columns (default the console's): :func:`~strands_mesh_ros.peer_columns.peers_table`."""
+    from .peer_columns import peers_table
+
+    return peers_table(peers, width or out.size.width, title="strands mesh peers")
 
 
 def _show_response(resp, as_json: bool) -> None:
     failure = resp.failure()  # also a "done" answer whose result says ok: false / error
     if as_json:
         _print_json(resp.model_dump(exclude_none=True))
+        if failure is not None:
+            raise _error(f"{resp.status} from {resp.responder_id}: {failure}", Exit.FAILED)
     elif failure is None:
         out.print_json(data=resp.result) if resp.result is not None else out.print("[green]done[/]")
     elif resp.ok:
-        err.print(f"[red]failed[/] at {resp.responder_id}: {failure}")
+        err.print(f"[red]failed[/] at {resp.responder_id}: {escape(str(failure))}")
     else:
-        err.print(f"[red]{resp.status}[/] from {resp.responder_id}: {resp.error}")
+        err.print(f"[red]{resp.status}[/] from {resp.responder_id}: {escape(str(resp.error))}")
     if failure is not None:
         raise typer.Exit(Exit.FAILED)
 
 
 def _wait_peer(mesh, peer: str, discover: float) -> None:
-    try:
-        mesh.wait_for_peer(peer, discover)
-    except TimeoutError:
+    """Return as soon as ``peer`` is known (its liveliness token, delivered within ms of
+    joining, or its presence); fail after ``discover`` s."""
+    if not mesh.table.wait_known(peer, discover):
         known = ", ".join(sorted(mesh.peers)) or "none"
-        err.print(f"[red]error:[/] peer {peer!r} not found on the mesh within {discover} s (known: {known})")
         mesh.stop()
-        raise typer.Exit(Exit.FAILED)
+        raise _error(f"peer {peer!r} not found on the mesh within {discover} s (known: {known})", Exit.FAILED)
 
 
-@app.command()
+@app.command(short_help="List the peers, with their e-stop state (--watch: live).", help="List the peers on the mesh: asked of the mesh, answered in milliseconds (--watch: a live table).")
 def peers(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep a live table until Ctrl-C.")] = False,
-    discover: Discover = 1.2, as_json: Json = False, connect: Connect = None, listen: Listen = None,
+    discover: ExtraListen = 0.0, as_json: Json = False, connect: Connect = None, listen: Listen = None,
     config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
 ) -> None:
-    """List the peers on the mesh (with --watch, live)."""
-    mesh = _open(connect, listen, config, prefix, namespace)
+    """List the peers on the mesh (with --watch, live).
+
+    Joins as a plain Zenoh session, not a peer (so it is not listed itself and writes no audit
+    line), asks the liveliness tokens and every peer's presence at once (:func:`query_peers`),
+    and waits only for the presence of a peer whose token answered but whose presence did not.
+    """
+    from .mesh.session import POOL, query_peers
+
+    cfg = _config(connect, listen, config, prefix, namespace)
     try:
-        threading.Event().wait(discover)  # presence beats at 2 Hz: listen for a couple
+        session = POOL.acquire(cfg, "main")
+    except (RuntimeError, ValueError) as exc:
+        raise _error(f"could not join the mesh: {exc}", Exit.NO_MESH) from None
+    shared = POOL.peers_for(session, cfg, _ignore_leave)
+    table = shared.table
+    try:
+        live = query_peers(session, cfg.keys, table, timeout=2.0)
+        # a live token whose presence did not answer the query: an older peer, heard at its 2 Hz beat
+        table.wait_for(lambda s: live <= set(s), 0.6)
+        if discover > 0:
+            threading.Event().wait(discover)
         if not watch:
-            found = mesh.peers
+            found = table.snapshot()
             if as_json:
-                _print_json([p.to_dict() for p in found.values()])
+                _print_json([p.to_dict() for _, p in sorted(found.items())])
             else:
                 out.print(_peers_table(found))
             return
         from rich.live import Live
 
         tick = threading.Event()
-        with Live(_peers_table(mesh.peers), console=out, refresh_per_second=4) as live:
+        with Live(_peers_table(table.snapshot()), console=out, refresh_per_second=4) as live_view:
             while True:
                 if as_json:
-                    _print_json([p.to_dict() for p in mesh.peers.values()])
+                    _print_json([p.to_dict() for _, p in sorted(table.snapshot().items())])
                 else:
-                    live.update(_peers_table(mesh.peers))
+                    live_view.update(_peers_table(table.snapshot()))
                 tick.wait(0.5)
     except KeyboardInterrupt:
         pass
     finally:
-        mesh.stop()
+        POOL.release_peers(shared, _ignore_leave)
+        POOL.release(session)
 
 
-@app.command()
+def _ignore_leave(peer_id: str, why: str) -> None:
+    """The peers command has no pending calls to fail when a peer leaves."""
+
+
+@app.command(short_help="Run a plain-text instruction on PEER and wait for it.", help="Execute a plain-text instruction on PEER and wait for it to finish.")
 def tell(
     peer: Annotated[str, typer.Argument(help="Target peer id.")],
     text: Annotated[str, typer.Argument(help='Instruction, e.g. "home" or "open gripper".')],
@@ -200,14 +248,13 @@ def tell(
         try:
             resp = mesh.tell(peer, text, timeout=timeout, policy_provider=policy_provider)
         except ValueError as exc:
-            err.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(Exit.USAGE) from None
+            raise _error(str(exc), Exit.USAGE) from None
         _show_response(resp, as_json)
     finally:
         mesh.stop()
 
 
-@app.command()
+@app.command(help="Send a JSON command to PEER and print its response.")
 def send(
     peer: Annotated[str, typer.Argument(help="Target peer id.")],
     command: Annotated[str, typer.Argument(help='Command JSON, e.g. \'{"action": "status"}\'.')],
@@ -225,17 +272,19 @@ def send(
         mesh.stop()
 
 
-@app.command()
+@app.command(short_help="Send a JSON command to every peer; print each answer.", help="Send a JSON command to every peer and print each answer (returns when all known peers answered).")
 def broadcast(
     command: Annotated[str, typer.Argument(help="Command JSON for every peer.")],
-    timeout: Timeout = 3.0, discover: Discover = 1.2, as_json: Json = False, connect: Connect = None,
+    timeout: Timeout = 3.0, discover: ExtraListen = 0.0, as_json: Json = False, connect: Connect = None,
     listen: Listen = None, config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
 ) -> None:
     """Send a JSON command to every peer and print each answer."""
     cmd = _parse_json(command, "COMMAND")
     mesh = _open(connect, listen, config, prefix, namespace)
     try:
-        threading.Event().wait(discover)
+        mesh.refresh_peers(timeout)
+        if discover > 0:
+            threading.Event().wait(discover)
         res = mesh.broadcast(cmd, timeout=timeout)
         if as_json:
             _print_json({"responses": {k: v.model_dump(exclude_none=True) for k, v in res.responses.items()},
@@ -249,19 +298,24 @@ def broadcast(
             for pid in res.missing:
                 t.add_row(pid, "[red]no answer[/]", "")
             out.print(t)
-        if res.missing or any(r.failure() is not None for r in res.responses.values()):
-            raise typer.Exit(Exit.FAILED)
+        failed = sorted(p for p, r in res.responses.items() if r.failure() is not None)
+        if res.missing or failed:
+            raise _error(f"no answer from {', '.join(res.missing) or 'none'}; failed at {', '.join(failed) or 'none'}",
+                         Exit.FAILED) if as_json else typer.Exit(Exit.FAILED)
     finally:
         mesh.stop()
 
 
-@app.command()
+@app.command(short_help="Software e-stop of every peer (NOT a hardwired e-stop).", help="Software e-stop of every peer: supplementary, NOT a hardwired emergency stop. The e-stop goes "
+                  "out the moment the mesh is joined; returns as soon as every peer known to the mesh acked. "
+                  "Exit 0 when every peer heard of is known to have stopped.")
 def estop(
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why (audited by every peer).")] = "operator e-stop",
     timeout: Annotated[float, typer.Option("--timeout", "-t", help="Most seconds to gather acks and stop answers.")] = 1.5,
     discover: Annotated[float, typer.Option(
         "--discover", help="Least seconds to listen after the e-stop went out, so peers known only by their "
-                           "2 Hz presence are heard and named.")] = 0.6,
+                           "2 Hz presence (strands-robots peers: 0.6) are heard and named; default 0: the peers "
+                           "a liveliness and presence query finds.")] = 0.0,
     as_json: Json = False, connect: Connect = None, listen: Listen = None,
     config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
 ) -> None:
@@ -285,20 +339,27 @@ def estop(
             for pid in report.not_acked:
                 t.add_row(pid, "[bold red]NO ACK: not known to be stopped[/]")
             out.print(t)
+            if discover <= 0:
+                err.print("[dim]peers without a liveliness token (strands-robots peers) are named only when heard: "
+                          "--discover 0.6 listens for their presence[/]")
         if not report.all_stopped:
-            raise typer.Exit(Exit.FAILED)
+            raise _error(f"NOT known to be stopped: {', '.join(report.not_acked)}", Exit.FAILED) if as_json \
+                else typer.Exit(Exit.FAILED)
     finally:
         mesh.stop()
 
 
-@app.command()
+@app.command(short_help="Clear e-stop lockouts with a signed resume.", help="Clear e-stop lockouts with a signed resume: our HMAC resume (key from STRANDS_MESH_RESUME_KEY, "
+                  "else the file in STRANDS_MESH_RESUME_KEY_FILE, else the per-user key file `strands-mesh up` "
+                  "creates) and, when STRANDS_MESH_RESUME_PRIVATE_KEY_FILE names an Ed25519 key, the "
+                  "strands-robots 0.5.3 signed assertion first (docs/safety.md).")
 def resume(
     target: Annotated[Optional[list[str]], typer.Option("--target", help="Peer to resume (repeatable); default all.")] = None,
     operator: Annotated[str, typer.Option("--operator", help="Who resumes (audited).")] = "",
     epoch: Annotated[Optional[str], typer.Option(
         "--epoch", help="Lockout epoch (the e-stop's estop_id) the Ed25519 assertion clears; default: "
                         "asked of the targets' status.")] = None,
-    timeout: Timeout = 1.0, discover: Discover = 1.2, as_json: Json = False, connect: Connect = None,
+    timeout: Timeout = 1.0, discover: ExtraListen = 0.0, as_json: Json = False, connect: Connect = None,
     listen: Listen = None, config: ConfigFile = None, prefix: Prefix = None, namespace: Namespace = None,
 ) -> None:
     """Clear e-stop lockouts with a signed resume.
@@ -319,26 +380,24 @@ def resume(
         key = load_resume_key(user_file=True)
         signing = load_signing_key()
     except ValueError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(Exit.USAGE)
+        raise _error(str(exc), Exit.USAGE) from None
     if key is None and signing is None:
-        err.print(f"[red]error:[/] no resume key: set STRANDS_MESH_RESUME_KEY (or STRANDS_MESH_RESUME_KEY_FILE) "
-                  f"to the fleet's key, or run `strands-mesh up` on this machine once to create "
-                  f"{escape(str(default_resume_key_path()))}; for strands-robots peers, set "
-                  f"{PRIVATE_KEY_FILE_ENV} to the Ed25519 signing key", soft_wrap=True)
-        raise typer.Exit(Exit.USAGE)
+        raise _error(f"no resume key: set STRANDS_MESH_RESUME_KEY (or STRANDS_MESH_RESUME_KEY_FILE) "
+                     f"to the fleet's key, or run `strands-mesh up` on this machine once to create "
+                     f"{default_resume_key_path()}; for strands-robots peers, set "
+                     f"{PRIVATE_KEY_FILE_ENV} to the Ed25519 signing key", Exit.USAGE)
     if epoch is not None and signing is None:
-        err.print(f"[red]error:[/] --epoch needs an Ed25519 signing key ({PRIVATE_KEY_FILE_ENV})", soft_wrap=True)
-        raise typer.Exit(Exit.USAGE)
+        raise _error(f"--epoch needs an Ed25519 signing key ({PRIVATE_KEY_FILE_ENV})", Exit.USAGE)
     mesh = _open(connect, listen, config, prefix, namespace, resume_key=key, resume_signing_key=signing)
     try:
-        threading.Event().wait(discover)
+        mesh.refresh_peers(max(timeout, 0.5))
+        if discover > 0:
+            threading.Event().wait(discover)
         try:
             answers = _resume_all(mesh, target or None, operator or os.environ.get("USER", ""), timeout,
                                   epoch, signing is not None, key is not None)
         except MeshError as exc:
-            err.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(Exit.USAGE)
+            raise _error(str(exc), Exit.USAGE) from None
         if as_json:
             _print_json(answers)
         else:
@@ -348,8 +407,9 @@ def resume(
             for pid, a in sorted(answers.items()):
                 t.add_row(pid, "[green]resumed[/]" if a["accepted"] else f"[red]refused[/]: {a['detail']}")
             out.print(t)
-        if not all(a["accepted"] for a in answers.values()):
-            raise typer.Exit(Exit.FAILED)
+        refused = sorted(p for p, a in answers.items() if not a["accepted"])
+        if refused:
+            raise _error(f"not resumed: {', '.join(refused)}", Exit.FAILED) if as_json else typer.Exit(Exit.FAILED)
     finally:
         mesh.stop()
 
@@ -387,7 +447,7 @@ def _resume_all(mesh, targets, operator, timeout, epoch, ed25519: bool, hmac: bo
     return answers
 
 
-@app.command()
+@app.command(help="Print every sample published on KEYEXPR.")
 def echo(
     keyexpr: Annotated[str, typer.Argument(help="Zenoh key expression, e.g. 'strands/*/state'.")],
     count: Annotated[int, typer.Option("--count", "-n", help="Stop after N samples (0 = until Ctrl-C).")] = 0,
@@ -416,13 +476,11 @@ def echo(
         try:
             mesh.subscribe(keyexpr, show)
         except ValueError as exc:
-            err.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(Exit.USAGE)
+            raise _error(str(exc), Exit.USAGE) from None
         n = 0
         while count == 0 or n < count:
             if not got.acquire(timeout=timeout or None):
-                err.print(f"[red]error:[/] {n} of {count} samples on {keyexpr!r} within {timeout} s")
-                raise typer.Exit(Exit.FAILED)
+                raise _error(f"{n} of {count} samples on {keyexpr!r} within {timeout} s", Exit.FAILED)
             n += 1
     except KeyboardInterrupt:
         pass
@@ -430,7 +488,9 @@ def echo(
         mesh.stop()
 
 
-@app.command()
+@app.command(short_help="Run a simulated fleet with a live view; Ctrl-C stops it.", help="Bring up a simulated fleet on the mesh (ROS nodes and the bridge when rclpy is importable), "
+                  "with a live view; Ctrl-C stops it. Mesh options win over the fleet file's mesh: section, which "
+                  "wins over the environment.")
 def up(
     fleet: Annotated[Optional[str], typer.Argument(help="Fleet YAML (default: the built-in fleet of config/fleet.yaml).")] = None,
     no_ros: Annotated[bool, typer.Option("--no-ros", help="Pure-mesh fleet: no ROS nodes, no bridge.")] = False,
@@ -491,16 +551,14 @@ def router(
                                   multicast_scouting=False if no_multicast else None)
         r = Router(cfg)
     except ValueError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(Exit.USAGE)
+        raise _error(f"{exc}", Exit.USAGE) from None
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     try:
         r.start()
     except RuntimeError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(Exit.NO_MESH)
+        raise _error(f"{exc}", Exit.NO_MESH) from None
     try:
         out.print(f"router {r.zid} listening on {' '.join(r.locators())}"
                   + (f", connecting to {' '.join(cfg.connect)}" if cfg.connect else ""), soft_wrap=True)
@@ -530,19 +588,16 @@ def record(
     from .recording import Recorder, RecordingError, prepare_output
 
     if duration < 0:
-        err.print(f"[red]error:[/] --duration must be >= 0, got {duration}")
-        raise typer.Exit(Exit.USAGE)
+        raise _error(f"--duration must be >= 0, got {duration}", Exit.USAGE) from None
     cfg = _config(connect, listen, config, prefix, namespace)
     try:
         rec = Recorder(prepare_output(out_dir, force), cfg)
     except RecordingError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(Exit.USAGE)
+        raise _error(f"{exc}", Exit.USAGE) from None
     try:
         rec.start()
     except (RuntimeError, ValueError) as exc:
-        err.print(f"[red]error:[/] could not join the mesh: {exc}")
-        raise typer.Exit(Exit.NO_MESH)
+        raise _error(f"could not join the mesh: {exc}", Exit.NO_MESH) from None
 
     # Waits are short ticks: a signal delivered to one of Zenoh's threads does not wake the main
     # thread's blocking wait (it hung there), so the main thread looks at the flag every tick.
@@ -565,8 +620,7 @@ def record(
     try:
         stats = rec.stop()
     except RecordingError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(Exit.FAILED)
+        raise _error(f"{exc}", Exit.FAILED) from None
     if as_json:
         _print_json({"bag": out_dir, **stats.to_dict()})
     else:
@@ -596,11 +650,9 @@ def replay(
         stats = run_replay(bag, cfg, replay_prefix=replay_prefix, rate=rate, stop=stop,
                            on_start=lambda p: err.print(f"replaying {escape(bag)} under {p}/"))
     except (RecordingError, ValueError) as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(Exit.USAGE)
+        raise _error(f"{exc}", Exit.USAGE) from None
     except RuntimeError as exc:
-        err.print(f"[red]error:[/] could not join the mesh: {exc}")
-        raise typer.Exit(Exit.NO_MESH)
+        raise _error(f"could not join the mesh: {exc}", Exit.NO_MESH) from None
     except KeyboardInterrupt:
         return
     if as_json:
@@ -611,7 +663,26 @@ def replay(
 
 
 def main() -> None:
-    app()
+    """The ``strands-mesh`` entry point. Under ``--json``, usage errors too are reported as one
+    JSON line on stderr (``{"error": ..., "exit": 2}``)."""
+    global _json_errors
+    _json_errors = "--json" in sys.argv[1:]
+    if not _json_errors:
+        app()
+        return
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:  # end of input while typer itself had control
+        sys.exit(130)
+    except Exception as exc:
+        # A click usage error (unknown option, missing argument, bad value), told by click's
+        # exception interface, since typer >= 0.22 vendors click under a private module.
+        fmt, status = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+        if not callable(fmt) or not isinstance(status, int):
+            raise
+        _error(fmt(), status)
+        sys.exit(status)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

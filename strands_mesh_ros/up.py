@@ -29,12 +29,25 @@ from .drivers.fleet_config import FleetSpec, load_fleet
 from .mesh.config import MeshConfig
 
 log = logging.getLogger(__name__)
-console = Console()
-err_console = Console(stderr=True)
+
+
+class _PipeSafeConsole(Console):
+    """A rich Console whose write to a closed pipe raises BrokenPipeError. rich's own handling
+    raises SystemExit(1) from inside the write, which unwinds past the fleet's stop."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(32, "the reader of this output is gone")
+
+
+console = _PipeSafeConsole()
+err_console = _PipeSafeConsole(stderr=True)
 
 def error(message: str) -> None:
     """Print ``error: <message>`` on stderr as a single line (never wrapped, no markup)."""
-    err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    try:
+        err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # nobody reads stderr any more; the exit status still says it
 
 
 def resolve_mesh_config(fleet_mesh: Mapping[str, Any] | None = None,
@@ -104,15 +117,10 @@ def ros_available() -> str | None:
 
 
 def _view(fleet, started: float) -> Table:
-    t = Table(title=f"strands mesh — up {time.monotonic() - started:.0f} s (Ctrl-C to stop)")
-    for col in ("peer", "type", "kind", "task", "ros", "via", "age s"):
-        t.add_column(col)
-    for pid, p in sorted(fleet.peers.items()):
-        if p.robot_type in ("cli", "fleet"):
-            continue
-        ros = p.presence.ros.namespace if p.presence.ros else ""
-        t.add_row(pid, p.peer_type, p.robot_type, p.presence.task_status or "", ros, p.via or "", f"{p.age:.1f}")
-    return t
+    from .peer_columns import peers_table
+
+    return peers_table(fleet.peers, console.size.width, hide_kinds=("cli", "fleet"),
+                       title=f"strands mesh — up {time.monotonic() - started:.0f} s (Ctrl-C to stop)")
 
 
 def run_up(fleet_path: str | None = None, cli_mesh: Mapping[str, Any] | None = None, *, use_ros: bool = True,
@@ -199,12 +207,59 @@ def _run(spec, config: MeshConfig, *, use_ros: bool, headless: bool, duration: f
         POOL.release(held)
 
 
+STOP_BOUND = 10.0
+"""Most seconds the fleet's orderly stop may take before ``up`` exits anyway (the robots run in
+this process, so exiting ends them and their liveliness tokens drop). Measured: the default
+fleet stops in well under 2 s (test/test_fleet_up.py)."""
+
+
+def _install_stop_signals(stop: threading.Event) -> None:
+    """Ctrl-C and SIGTERM set ``stop`` (the fleet then stops in order); a second one while
+    stopping exits at once. Installed explicitly: a process started in the background inherits
+    SIGINT ignored, and KeyboardInterrupt would then never come."""
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            _say_raw(f"second {signal.Signals(signum).name}: exiting without waiting for the fleet\n")
+            os._exit(128 + signum)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+
+
+def _say_raw(text: str) -> None:
+    try:
+        os.write(2, text.encode())
+    except OSError:
+        pass  # stderr gone too
+
+
+def _mute_output() -> None:
+    """Point stdout at /dev/null: its reader is gone (a closed pipe, e.g. ``up | tee log``
+    after Ctrl-C killed tee), and a write there must never again raise or skip the fleet's
+    stop. stderr is left alone: its writes here are guarded, and logging swallows its own
+    write errors."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+    finally:
+        os.close(null)
+
+
+def _say(text: str) -> bool:
+    """Print one line; False (and output muted) when stdout's reader is gone."""
+    try:
+        print(text, flush=True)
+        return True
+    except (BrokenPipeError, ConnectionResetError):
+        _mute_output()
+        return False
+
+
 def _run_fleet(spec, config: MeshConfig, *, use_ros: bool, headless: bool, duration: float) -> int:
     stop = threading.Event()
-    # Ctrl-C and SIGTERM end the fleet in order. Installed explicitly: a process started in the
-    # background inherits SIGINT ignored, and KeyboardInterrupt would then never come.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    _install_stop_signals(stop)
     if use_ros:
         why = ros_available()
         if why is None:
@@ -221,31 +276,67 @@ def _run_fleet(spec, config: MeshConfig, *, use_ros: bool, headless: bool, durat
 
 
 def hold(fleet, stop: threading.Event, *, headless: bool, duration: float) -> int:
-    """Show the fleet until ``stop`` is set, Ctrl-C, or ``duration`` s; then stop it."""
+    """Show the fleet until ``stop`` is set, Ctrl-C, ``duration`` s, or the output's reader is
+    gone (a closed pipe); then stop it. The fleet is always stopped, whatever ended the view:
+    a write to a dead pipe mutes the output and stops the fleet, it never skips the stop. The
+    stop runs on its own thread, so a second Ctrl-C or SIGTERM is handled at once (exit
+    without waiting), and ``up`` exits after :data:`STOP_BOUND` s whatever happens.
+
+    Returns:
+        0 after a clean stop, 1 the robots did not all come up in time (30 s) or the fleet
+        did not stop within :data:`STOP_BOUND` s.
+    """
     started = time.monotonic()
+    status = 0
     try:
         fleet.wait_ready(30)
-        print(f"READY fleet up: {', '.join(fleet.robot_ids)}", flush=True)
-        deadline = started + duration if duration > 0 else None
-
-        def done() -> bool:
-            return stop.wait(0.5) or (deadline is not None and time.monotonic() >= deadline)
-
-        if headless:
-            while not done():
-                pass
-        else:
-            with Live(_view(fleet, started), console=console, refresh_per_second=2) as live:
-                while not done():
-                    live.update(_view(fleet, started))
+        if _say(f"READY fleet up: {', '.join(fleet.robot_ids)}"):
+            _show(fleet, stop, started, headless=headless, duration=duration)
     except KeyboardInterrupt:
         pass
     except TimeoutError as exc:
         error(str(exc))
-        fleet.stop()
-        return 1
-    fleet.stop()
-    print("fleet stopped", flush=True)
+        status = 1
+    except (BrokenPipeError, ConnectionResetError):
+        _mute_output()  # the reader went away mid-write: stop the fleet, silently
+    finally:
+        status = _stop_fleet(fleet, stop) or status
+    return status
+
+
+def _show(fleet, stop: threading.Event, started: float, *, headless: bool, duration: float) -> None:
+    deadline = started + duration if duration > 0 else None
+
+    def done() -> bool:
+        return stop.wait(0.5) or (deadline is not None and time.monotonic() >= deadline)
+
+    if headless:
+        while not done():
+            pass
+        return
+    # Refreshed from this thread only (no auto-refresh thread): a write to a closed pipe then
+    # raises here, where hold() catches it and still stops the fleet.
+    with Live(_view(fleet, started), console=console, auto_refresh=False) as live:
+        while not done():
+            live.update(_view(fleet, started), refresh=True)
+
+
+def _stop_fleet(fleet, stop: threading.Event) -> int:
+    stop.set()  # from here on a second Ctrl-C / SIGTERM exits at once
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            fleet.stop()
+        finally:
+            finished.set()
+
+    threading.Thread(target=run, name="up-stop", daemon=True).start()
+    if not finished.wait(STOP_BOUND):
+        error(f"the fleet did not stop within {STOP_BOUND:.0f} s: exiting anyway")
+        logging.shutdown()
+        os._exit(1)
+    _say("fleet stopped")
     return 0
 
 

@@ -57,7 +57,7 @@ def up_proc(net, *args, env=None) -> Proc:
 
 
 def peers_json(net) -> dict:
-    r = subprocess.run([sys.executable, "-m", "strands_mesh_ros.cli", "peers", "--json", "--discover", "1.5",
+    r = subprocess.run([sys.executable, "-m", "strands_mesh_ros.cli", "peers", "--json",
                         "--prefix", net.prefix, "--connect", net.endpoint], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return {p["peer_id"]: p for p in json.loads(r.stdout)}
@@ -99,6 +99,14 @@ def test_up_with_ros_default_fleet(net):
         assert {"arm1", "arm2", "base1"} <= set(peers)
         assert peers["arm1"]["ros"]["namespace"] == "/arm1" and peers["arm1"]["via"]
         assert peers["base1"]["ros"] is None  # mesh-only, shown in ROS by the bridge
+        # e-stop state on the wire for ROS robots (via the bridge) and mesh robots alike
+        assert peers["arm1"]["locked_out"] is False and peers["base1"]["locked_out"] is False
+        r = subprocess.run([sys.executable, "-m", "strands_mesh_ros.cli", "estop", "--json", "--prefix", net.prefix,
+                            "--connect", net.endpoint], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        wait_for(lambda: all(p["locked_out"] for rid, p in peers_json(net).items() if rid in ("arm1", "arm2", "base1")),
+                 20, what="every robot's presence to say it is locked out")
+        assert peers_json(net)["arm1"]["lockout"]["reason"] == "operator e-stop"
         topics = ["/arm1/joint_states", "/arm2/joint_states", "/base1/joint_states"]
         listener = Proc([sys.executable, str(HERE / "ros_listener.py"), *topics], env=env).ready(30)
         for t in topics:
@@ -218,3 +226,54 @@ def test_driver_options_checked_without_building_the_driver():
         check_driver_options(RobotSpec(id="m1", driver="mock", options={"wings": 2}))
     with pytest.raises(ValueError, match=r"robot 'g1': .*command_interface"):
         check_driver_options(RobotSpec(id="g1", driver="ros_topics", options={"bogus": 1}))
+
+
+# -- Ctrl-C ends `up` cleanly, also when its output went into a pipe that closed (issue 11) ----
+
+
+@pytest.mark.parametrize("ros,sig", [(False, signal.SIGINT), (True, signal.SIGTERM)], ids=["mesh-sigint", "ros-sigterm"])
+def test_up_live_view_into_a_closed_pipe_still_stops_the_fleet(net, tmp_path, ros, sig):
+    """`up | tee log`, then Ctrl-C: tee dies first, the live view's last write hits a closed
+    pipe; the fleet must still stop in order, the process exit, and no robot stay live."""
+    import os
+    import threading
+
+    from strands_mesh_ros.mesh.mesh import live_peer_ids
+    from strands_mesh_ros.mesh.session import POOL
+
+    if ros:
+        pytest.importorskip("rclpy", reason="the ROS path of up needs rclpy (bash scripts/bootstrap.sh setup)")
+        pytest.importorskip("strands_mesh_ros.msg", reason="the ROS path needs the generated interfaces")
+        from ros_helpers import domain_id
+    fleet = tmp_path / "fleet.yaml"
+    robots = {"p1", "p2"}
+    fleet.write_text("robots:\n  - {id: p1, driver: mock}\n  - {id: p2, driver: mock" + (", ros: true" if ros else "")
+                     + "}\n")
+    hub = POOL.acquire(net.hub(), "main")  # the watcher holds the mesh, so it outlives the fleet
+    env = {**os.environ, "COLUMNS": "100"}
+    if ros:
+        env["ROS_DOMAIN_ID"] = str(domain_id(5) % 230)
+    p = subprocess.Popen([sys.executable, "-m", "strands_mesh_ros.cli", "up", str(fleet), *([] if ros else ["--no-ros"]),
+                          "--prefix", net.prefix, "--connect", net.endpoint],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        ready = threading.Event()
+
+        def read() -> None:
+            for line in iter(p.stdout.readline, b""):
+                if b"READY" in line:
+                    ready.set()
+                    return
+
+        threading.Thread(target=read, daemon=True).start()
+        assert ready.wait(90), "up never printed READY"
+        wait_for(lambda: robots <= live_peer_ids(hub, net.hub().keys), 30, what="the robots live")
+        p.stdout.close()  # the reader is gone, as tee is after Ctrl-C
+        p.send_signal(sig)
+        assert p.wait(timeout=30) == 0
+        wait_for(lambda: not (robots & live_peer_ids(hub, net.hub().keys)), 10, what="no robot left on the mesh")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        POOL.release(hub)

@@ -88,6 +88,11 @@ class Presence(_Model):
     ``robot_id`` is what strands-robots reads; ``peer_id`` is the seed's name. Either may be
     missing on receipt; both are sent.
 
+    **(ext)** ``locked_out`` (robots: whether an e-stop lockout is latched now; None = the peer
+    does not say, e.g. a strands-robots peer) and ``lockout`` (while latched: ``{issuer,
+    reason, t, epoch}``, the ``status`` answer's ``lockout``), so that a peer list shows
+    e-stopped robots without asking each one.
+
     On the wire, ``robot_type`` carries the peer *kind* (``robot``, ``sim``, ``agent``, ...),
     which is what strands-robots 0.5.3 shows as the peer's type, and **(ext)** ``model`` carries
     the robot's model (``arm6``, ``panda``). In this object ``robot_type`` is the model, as
@@ -107,8 +112,8 @@ class Presence(_Model):
     ros: RosInfo | None = None
     via: PeerId | None = None
     task_status: str | None = None
+    locked_out: bool | None = None
     lockout: dict[str, Any] | None = None
-    """(ext) the robot's e-stop lockout (``{issuer, reason, t, ...}``) while latched, else absent."""
 
     @model_validator(mode="before")
     @classmethod
@@ -374,7 +379,8 @@ class Resume(_Model):
 
 def make_presence(peer_id: str, *, robot_type: str, peer_type: str, skills: list[dict[str, Any]] | None = None,
                   ros: dict[str, str] | None = None, via: str | None = None, task_status: str | None = None,
-                  hostname: str | None = None, lockout: dict[str, Any] | None = None) -> Presence:
+                  hostname: str | None = None, locked_out: bool | None = None,
+                  lockout: dict[str, Any] | None = None) -> Presence:
     return Presence(
         robot_id=peer_id,
         peer_id=peer_id,
@@ -387,6 +393,7 @@ def make_presence(peer_id: str, *, robot_type: str, peer_type: str, skills: list
         ros=RosInfo.model_validate(ros) if ros else None,
         via=via,
         task_status=task_status,
+        locked_out=locked_out,
         lockout=lockout,
     )
 

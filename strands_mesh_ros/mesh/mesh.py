@@ -35,7 +35,7 @@ from .identity import WireSetup, signer_for, warn_if_cannot_speak, wire_setup
 from .peers import PeerInfo, PeerTable
 from ..robot.safety import AuditLog, load_resume_key
 from .safety_path import MeshError, SafetyPath, _AckCollector
-from .session import POOL
+from .session import POOL, query_peers  # noqa: F401 (re-exported)
 
 
 class DuplicatePeer(MeshError):
@@ -109,6 +109,9 @@ class Mesh(CommandPath, SafetyPath):
             robot's own node keeps that robot's audit.
         watchdog: halt and latch the robot when none of these operators' presence was heard
             for this long (:mod:`strands_mesh_ros.robot.watchdog`; docs/safety.md). Off by default.
+        audit_name: the audit file's name part (``audit-{audit_name}.jsonl``), default the peer
+            id; short-lived operator peers (the CLI) share one file, ``operator``, and each line
+            still names its peer.
 
     Raises:
         InvalidPeerId: bad peer id.
@@ -137,6 +140,7 @@ class Mesh(CommandPath, SafetyPath):
         check_unique: bool = True,
         audit: bool = True,
         watchdog: WatchdogConfig | None = None,
+        audit_name: str | None = None,
     ) -> None:
         self.peer_id = check_peer_id(peer_id)
         if robot is not None and not isinstance(robot, Robot):
@@ -181,6 +185,7 @@ class Mesh(CommandPath, SafetyPath):
         self._relay = relay
         self._check_unique = check_unique
         self._with_audit = audit
+        self._audit_name = audit_name
         self.core: PeerCore | None = None
         self._wire: WireSetup | None = None
         self._signer = None  # the identity this peer signs with (identity.signer_for)
@@ -227,7 +232,7 @@ class Mesh(CommandPath, SafetyPath):
                 raise DuplicatePeer(
                     f"peer id {self.peer_id!r} is already live on the mesh (prefix {self.keys.prefix!r}): one robot, "
                     f"one id. Stop the other {self.peer_id}, or give this one another id")
-        self.audit = AuditLog(self.peer_id, self._audit_dir) if self._with_audit else NullAudit()
+        self.audit = AuditLog(self.peer_id, self._audit_dir, name=self._audit_name) if self._with_audit else NullAudit()
         self.core = PeerCore(self.peer_id, self.robot, self.keys, audit=self.audit, peer_type=self.peer_type,
                              robot_type=self.robot_type, resume_key=self._resume_key, peers=self._peers_answer,
                              ros=self._ros, via=self._via, presence_extra=self._presence_extra,
@@ -261,6 +266,9 @@ class Mesh(CommandPath, SafetyPath):
             self._decl.append(z.declare_subscriber(k.resume, self._on_resume))
             self._decl.append(z.declare_subscriber(k.estop_acks_for(self.peer_id), self._on_estop_ack))
             self._decl.append(z.declare_subscriber(k.resume_acks_for(self.peer_id), self._on_resume_ack))
+        # (ext) A presence query is answered at once with this peer's presence now, so a process
+        # that has just joined (the CLI) learns the fleet in one round trip, not a 2 Hz beat.
+        self._decl.append(s.declare_queryable(k.presence(self.peer_id), self._on_presence_query))
         self._token = s.liveliness().declare_token(k.alive(self.peer_id))
         for i, sub in enumerate(self._cmd_subs):
             self._spawn(lambda sub=sub: self._dispatch_loop(sub), f"dispatch{i}")
@@ -271,6 +279,23 @@ class Mesh(CommandPath, SafetyPath):
         self._publish_presence()
         self.audit.write("start", time.time(), peer_type=self.peer_type, robot_type=self.robot_type)
         return self
+
+    def _on_presence_query(self, query: Any) -> None:
+        try:
+            query.reply(self.keys.presence(self.peer_id), self.core.presence().to_json())
+        except Exception as exc:  # the session closing under us, or a presence callback failing
+            log.debug("%s: presence query not answered: %s", self.peer_id, exc)
+
+    def refresh_peers(self, timeout: float = 1.0) -> set[str]:
+        """Ask the mesh who is on it now (:func:`query_peers`) and update :attr:`table`;
+        returns the ids with a live liveliness token. Returns in milliseconds when every
+        peer answers; ``timeout`` (s) bounds it when one hangs.
+
+        Raises:
+            MeshError: not started.
+        """
+        self._require()
+        return query_peers(self._session, self.keys, self.table, timeout) - {self.peer_id}
 
     def source_info(self) -> Any:
         """A Zenoh SourceInfo naming this peer's presence publisher (its session's zid) and the
@@ -316,8 +341,13 @@ class Mesh(CommandPath, SafetyPath):
         self._decl.clear()
         POOL.release_peers(self._shared_peers, self._peer_left)
         self.table = PeerTable(self.config.peer_timeout)  # a stopped peer sees no one
-        POOL.release(self._safety)
+        # The two sessions close side by side: closing one with an open link takes ~80 ms
+        # here (bench/bench_cli.py), the whole of a CLI call's stop.
+        closer = threading.Thread(target=POOL.release, args=(self._safety,), name=f"{self.peer_id}-close",
+                                  daemon=True)
+        closer.start()
         POOL.release(self._session)
+        closer.join(timeout=5)
         self._session = self._safety = None
         if self.audit:
             self.audit.write("stop", time.time())

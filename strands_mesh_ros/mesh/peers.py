@@ -57,7 +57,19 @@ class PeerInfo:
             "via": self.via, "task_status": self.presence.task_status,
             "ros": self.presence.ros.model_dump() if self.presence.ros else None,
             "skills": [s.name for s in self.presence.skills],
+            "locked_out": self.presence.locked_out, "lockout": self.presence.lockout,
         }
+
+    @property
+    def estop_state(self) -> str:
+        """``LOCKED OUT`` (an e-stop lockout is latched), ``ok`` (a robot that says it is not),
+        ``–`` (no actuators: agents, bridges, dashboards) or ``?`` (a robot that does not say:
+        a strands-robots peer, or an older one of ours)."""
+        if self.presence.locked_out:
+            return "LOCKED OUT"
+        if self.presence.locked_out is False:
+            return "ok"
+        return "?" if self.peer_type in ("robot", "sim") else "–"
 
 
 class PeerTable:
@@ -136,6 +148,21 @@ class PeerTable:
     def has_token(self, peer_id: str) -> bool:
         with self._cond:
             return peer_id in self._tokens
+
+    def wait_known(self, peer_id: str, timeout: float) -> bool:
+        """Block until ``peer_id`` is known (fresh presence or a live liveliness token) or
+        ``timeout`` (s) passes; returns whether it is known. Wakes on each change, so it
+        returns as soon as the peer is heard, never after a fixed wait."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                entry = self._presence.get(peer_id)
+                if peer_id in self._tokens or (entry is not None and time.monotonic() - entry[1] <= self.timeout):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
 
     def wait_for(self, predicate: Callable[[dict[str, PeerInfo]], bool], timeout: float) -> bool:
         """Block until ``predicate(snapshot)`` holds or ``timeout`` (s) passes."""

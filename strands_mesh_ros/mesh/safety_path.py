@@ -100,9 +100,10 @@ class SafetyPath:
         Halts this peer's own robot first, publishes the e-stop on the dedicated safety
         session and broadcasts ``stop`` for peers that only know the command path, all before
         looking for peers: nothing waits on discovery. Then it gathers, for up to ``timeout``
-        s, the acks and the ``stop`` answers of every peer it knows of (the peer table, live
-        liveliness tokens, and peers whose presence arrives meanwhile), and returns as soon as
-        each has answered one way or the other.
+        s, the acks and the ``stop`` answers of every peer it knows of (the peer table, the
+        liveliness tokens and presence answers of a peer query made right after the e-stop
+        went out, and peers whose presence arrives meanwhile), and returns as soon as each has
+        answered one way or the other.
 
         A peer counts as stopped when it acked with actuators halted, or answered ``stop``
         successfully; as without actuators when its ack says so or its ``stop`` answer lists
@@ -134,6 +135,12 @@ class SafetyPath:
 
             self._send(None, {"action": "stop"}, max(timeout, 0.05), on_response=on_stop_answer,
                        expected=frozenset())
+            # Who is there, asked of the mesh after the e-stop went out (one round trip, ms):
+            # every peer with a liveliness token or answering a presence query is expected.
+            try:
+                self.refresh_peers(max(timeout, 0.05))
+            except Exception as exc:  # a failed query never holds up the e-stop report
+                log.warning("%s: peer query after e-stop failed: %s", self.peer_id, exc)
             deadline = t0 + timeout
             while True:
                 expected = (set(self.peers) | self.table.tokens()) - {self.peer_id}

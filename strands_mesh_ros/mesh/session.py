@@ -28,6 +28,51 @@ def _local(endpoint: str) -> str:
     return re.sub(r"/(0\.0\.0\.0|\[::\])(?=:)", "/127.0.0.1", endpoint)
 
 
+def query_peers(session: Any, keys: Any, table: Any, timeout: float = 1.0) -> set[str]:
+    """Ask the mesh who is on it now, and feed the answers into ``table``: the live liveliness
+    tokens, and the current presence of every peer that answers a presence query (each
+    :class:`Mesh` does, **(ext)**; strands-robots peers answer none and are only heard at their
+    2 Hz beat). Both queries go out at once and complete as soon as every peer has answered
+    (milliseconds on a LAN), so nothing waits a fixed discovery time.
+
+    Args:
+        session: an open Zenoh session.
+        keys: the fleet's :class:`~strands_mesh_ros.contract.keys.KeySpace`.
+        table: the :class:`~strands_mesh_ros.mesh.peers.PeerTable` to fill.
+        timeout: s, the queries' deadline (reached only when a peer hangs).
+
+    Returns:
+        The ids whose liveliness token is up.
+    """
+    from ..contract.payloads import ContractError, Presence, decode
+
+    tokens = session.liveliness().get(keys.all_alive, timeout=timeout)
+    presences = session.get(keys.all_presence, timeout=timeout)
+    live: set[str] = set()
+    for reply in tokens:
+        if reply.ok is None:
+            continue
+        try:
+            peer = keys.parse(str(reply.ok.key_expr)).peer_id
+        except ValueError:
+            continue
+        if peer:
+            live.add(peer)
+            table.token(peer, True)
+    for reply in presences:
+        if reply.ok is None:
+            continue
+        try:
+            pr = decode(Presence, bytes(reply.ok.payload.to_bytes()), 64 * 1024)
+            owner = keys.parse(str(reply.ok.key_expr)).peer_id
+        except (ContractError, ValueError) as exc:
+            log.warning("bad presence answer on %s: %s", reply.ok.key_expr, exc)
+            continue
+        if owner == pr.id and pr.is_fresh():
+            table.heard(pr)
+    return live
+
+
 class SessionPool:
     """Reference-counted Zenoh sessions keyed by (role, configuration). Thread-safe."""
 

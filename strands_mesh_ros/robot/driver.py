@@ -7,19 +7,21 @@ driver only implements the small :class:`Driver` protocol below.
 Units are SI as ROS REP-103 asks: positions in rad (revolute) or m (prismatic), velocities in
 rad/s or m/s, efforts in N·m or N, times in s.
 
-This module is pure Python (numpy only); it imports neither zenoh, rclpy nor mujoco.
+This module is pure Python; it imports neither zenoh, rclpy, mujoco nor numpy (annotations only).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:  # only annotations here: a robot-less peer (the CLI) need not import numpy
+    import numpy as np
 
 PeerType = Literal["robot", "sim"]
 JointKind = Literal["revolute", "prismatic", "continuous"]
@@ -58,8 +60,8 @@ class JointInfo:
 
     def clip(self, value: float) -> float:
         """Clamp ``value`` into ``[lower, upper]`` (limits that are ``None`` are open)."""
-        lo = -np.inf if self.lower is None else self.lower
-        hi = np.inf if self.upper is None else self.upper
+        lo = -math.inf if self.lower is None else self.lower
+        hi = math.inf if self.upper is None else self.upper
         return float(min(max(value, lo), hi))
 
     def to_dict(self) -> dict[str, Any]:

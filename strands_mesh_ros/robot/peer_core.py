@@ -185,7 +185,8 @@ class PeerCore:
         fields: dict[str, Any] = dict(
             robot_type=self.robot_type, peer_type=self.peer_type,
             skills=robot.describe_skills() if robot else None, ros=self.ros, via=self.via,
-            task_status=robot.task["status"] if robot else None, lockout=robot.lockout if robot else None)
+            task_status=robot.task["status"] if robot else None,
+            locked_out=robot.locked_out if robot else None, lockout=robot.lockout if robot else None)
         if self._presence_extra is not None:
             fields.update(self._presence_extra())
         return make_presence(self.peer_id, **fields)

@@ -17,8 +17,6 @@ import time
 from concurrent.futures import Future
 from typing import Any
 
-import jsonschema
-
 from .driver import Driver, InstructionError, Skill
 from .lanes import CallOutcome, LaneScheduler
 
@@ -49,7 +47,7 @@ class Robot:
         self._lockout: dict[str, Any] | None = None
         self._task: dict[str, Any] = {"status": "idle", "instruction": None}
         self._skills: dict[str, Skill] = {}
-        self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        self._validators: dict[str, Any] = {}  # skill name -> jsonschema validator
         self.refresh_skills()
 
     # -- identity and skills ------------------------------------------------------------
@@ -59,7 +57,7 @@ class Robot:
         skills = {s.name: s for s in self.driver.skills()}
         validators = {}
         for name, s in skills.items():
-            cls = jsonschema.validators.validator_for(s.params)
+            cls = _jsonschema().validators.validator_for(s.params)
             cls.check_schema(s.params)
             validators[name] = cls(s.params)
         with self._lock:
@@ -159,7 +157,7 @@ class Robot:
         bad = self._non_finite(args)
         if bad is not None:
             raise SkillError(f"bad args for skill {name!r} at {bad[0]}: {bad[1]} is not a finite number")
-        err = jsonschema.exceptions.best_match(self._validators[name].iter_errors(args))
+        err = _jsonschema().exceptions.best_match(self._validators[name].iter_errors(args))
         if err is not None:
             where = "/".join(str(p) for p in err.absolute_path) or "args"
             raise SkillError(f"bad args for skill {name!r} at {where}: {err.message}")
@@ -241,3 +239,13 @@ class Robot:
 
 
 __all__ = ["Robot", "SkillError", "LockedOut", "InstructionError", "CallOutcome"]
+
+
+def _jsonschema() -> Any:
+    """``jsonschema``, imported at first use: a robot-less peer (a CLI call) imports this module
+    for its types only and need not pay for it (bench/bench_cli.py)."""
+    import jsonschema
+    import jsonschema.exceptions
+    import jsonschema.validators
+
+    return jsonschema

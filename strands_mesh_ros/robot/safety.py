@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..contract.keys import check_peer_id
 from ..contract.payloads import EStop, Resume
 
 RESUME_MAX_SKEW = 10.0
@@ -410,7 +411,9 @@ def default_audit_dir() -> Path:
 
 
 class AuditLog:
-    """Append-only JSON-lines audit log, one file per peer (``audit-{peer_id}.jsonl``).
+    """Append-only JSON-lines audit log, one file per peer (``audit-{peer_id}.jsonl``), or one
+    file shared by several peers (``name``: ``audit-{name}.jsonl``, e.g. every CLI call's
+    operator peer; each line is appended whole, in one write, and names its peer).
 
     Each line: ``{"ts": ISO-8601 UTC ms, "t": UNIX s, "peer": id, "event": ..., ...}``.
     Safety events are written and flushed in the caller's thread (the contract orders the
@@ -418,11 +421,11 @@ class AuditLog:
     a writer thread so they stay off the command path, and are flushed line by line.
     """
 
-    def __init__(self, peer_id: str, directory: str | os.PathLike | None = None) -> None:
+    def __init__(self, peer_id: str, directory: str | os.PathLike | None = None, name: str | None = None) -> None:
         self.peer_id = peer_id
         d = Path(directory) if directory is not None else default_audit_dir()
         d.mkdir(parents=True, exist_ok=True)
-        self.path = d / f"audit-{peer_id}.jsonl"
+        self.path = d / f"audit-{check_peer_id(name) if name is not None else peer_id}.jsonl"
         self._lock = threading.Lock()
         self._file = open(self.path, "a", encoding="utf-8")
         self._queue: queue.SimpleQueue = queue.SimpleQueue()

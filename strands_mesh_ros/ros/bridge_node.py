@@ -179,7 +179,7 @@ class _RosRobotProxy:
     def _presence_fields(self) -> dict[str, Any]:
         pr = self.presence
         return {"skills": [s.model_dump() for s in pr.skills], "task_status": pr.task_status,
-                "hostname": pr.hostname, "lockout": pr.lockout}
+                "hostname": pr.hostname, "locked_out": pr.locked_out, "lockout": pr.lockout}
 
     def forward(self, payload: bytes, broadcast: bool) -> None:
         """Relay one mesh command into ROS (the proxy Mesh's intake thread). Waits while

@@ -178,6 +178,7 @@ def presence_to_msg(pr: Presence, age: float = 0.0, prefix: str = "") -> Any:
         timestamp=float(pr.timestamp), ros_namespace=pr.ros.namespace if pr.ros else "",
         ros_node=pr.ros.node if pr.ros else "", via=pr.via or "", task_status=pr.task_status or "",
         skills=[skill_to_msg(s.model_dump()) for s in pr.skills], age=max(0.0, float(age)), prefix=prefix,
+        lockout_state={True: "locked_out", False: "ok", None: ""}[pr.locked_out],
         lockout_json=json.dumps(pr.lockout) if pr.lockout else "",
     )
 
@@ -205,8 +206,13 @@ def msg_to_presence(msg: Any) -> Presence:
     }
     if msg.ros_namespace:
         data["ros"] = {"namespace": msg.ros_namespace, "node": msg.ros_node}
+    if msg.lockout_state in ("locked_out", "ok"):
+        data["locked_out"] = msg.lockout_state == "locked_out"
     if msg.lockout_json:
-        lockout = loads(msg.lockout_json, what="lockout_json")
+        try:
+            lockout = loads(msg.lockout_json, what="lockout_json")
+        except ContractError as exc:
+            raise ContractError(f"lockout of {msg.peer_id!r}: {exc}") from None
         if not isinstance(lockout, dict):
             raise ContractError(f"lockout_json of {msg.peer_id!r} must be a JSON object")
         data["lockout"] = lockout
