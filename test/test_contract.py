@@ -152,3 +152,32 @@ def test_actions_are_validated(command, needle):
     with pytest.raises(ContractError) as exc:
         env.action()
     assert needle in str(exc.value)
+
+
+def test_command_json_is_a_valid_envelope_and_refuses_what_json_cannot_carry():
+    from strands_mesh_ros.contract.payloads import CommandEnvelope, command_json, decode
+
+    env = decode(CommandEnvelope, command_json("op", "t1", {"action": "skill", "name": "wave", "args": {"n": 2}}))
+    assert (env.sender_id, env.turn_id, env.command["args"]) == ("op", "t1", {"n": 2})
+    assert env.reply_to is None
+    assert decode(CommandEnvelope, command_json("op", "t2", {"action": "status"}, reply_to="P/op/x")).reply_to == "P/op/x"
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        command_json("op", "t3", {"action": "skill", "args": {"x": float("nan")}})
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        command_json("op", "t4", {"action": "skill", "args": {"x": {1, 2}}})
+
+
+def test_audit_log_keeps_event_order_and_writes_queued_lines_on_close(tmp_path):
+    from strands_mesh_ros.robot.safety import AuditLog
+
+    audit = AuditLog("arm1", tmp_path)
+    audit.write("command", 1.0, sync=False, n=1)
+    audit.write("command", 2.0, sync=False, n=2)
+    audit.write("estop_received", 3.0, issuer="op")  # a safety line: written before write() returns
+    events = [json.loads(line)["event"] for line in audit.path.read_text().splitlines()]
+    assert events == ["command", "command", "estop_received"]  # queued routine lines first: file order is event order
+    audit.write("command", 4.0, sync=False, n=3)
+    audit.close()
+    lines = [json.loads(line) for line in audit.path.read_text().splitlines()]
+    assert [(x["event"], x.get("n")) for x in lines] == [("command", 1), ("command", 2), ("estop_received", None),
+                                                         ("command", 3)]

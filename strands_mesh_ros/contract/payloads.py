@@ -225,6 +225,29 @@ class CommandEnvelope(_Model):
             raise ContractError(f"bad {action!r} command: {validation_summary(exc)}", self.sender_id, self.turn_id) from None
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # json.dumps builds one per call
+
+
+def command_json(sender_id: str, turn_id: str, command: dict[str, Any], reply_to: str | None = None) -> bytes:
+    """The wire form of a :class:`CommandEnvelope` this peer sends (compact JSON bytes).
+
+    The sender builds the bytes straight from its own (already checked) ids, without a model
+    round trip: that cost ~15 us per command (bench/bench_mesh.py rtt); receivers validate
+    with :func:`decode` as before.
+
+    Raises:
+        ValueError: ``command`` holds something JSON cannot carry (a NaN or infinity, a set,
+            an object); the message names it.
+    """
+    env: dict[str, Any] = {"sender_id": sender_id, "turn_id": turn_id, "command": command, "timestamp": time.time()}
+    if reply_to is not None:
+        env["reply_to"] = reply_to
+    try:
+        return _COMPACT.encode(env).encode()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"command is not JSON-serialisable: {exc}") from None
+
+
 def new_turn_id() -> str:
     """A uuid4 hex, as the contract asks."""
     return uuid.uuid4().hex
