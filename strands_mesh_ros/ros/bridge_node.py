@@ -656,10 +656,9 @@ class BridgeNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """``ros2 run strands_mesh_ros bridge_node`` (parameters: see :class:`BridgeNode`)."""
-    # Single-threaded: rclpy's MultiThreadedExecutor costs ~1.6x the CPU per callback and made the
-    # bridged round trip ~5x slower (bench/bench_bridge.py); nothing in the bridge blocks.
-    return run_main("bridge_node", lambda argv: BridgeNode(), args, (InvalidPeerId, ValueError, RuntimeError),
-                    single_threaded=True)
+    # The package's executor (ros/spin.py make_executor): nothing in the bridge blocks, and the
+    # EventsExecutor's CPU per message decides how many robots one bridge carries.
+    return run_main("bridge_node", lambda argv: BridgeNode(), args, (InvalidPeerId, ValueError, RuntimeError))
 
 
 if __name__ == "__main__":
