@@ -399,6 +399,7 @@ class BridgeNode(Node):
         now = time.monotonic()
         with self._lock:
             seen = dict(self._ros_presence)
+        estop_namespaces: set[str] | None = None  # read once per tick, only when a robot waits to join
         for rid, (pr, heard) in seen.items():
             ends = self._endpoints.get(rid)
             heard = max(heard, ends.last_heard if ends else 0.0)  # joint_states count as life too
@@ -419,7 +420,9 @@ class BridgeNode(Node):
                     ends = self._endpoints.get(rid)
                     if ends is None:
                         ends = self._endpoints[rid] = _RosEndpoints(self, rid)
-                    if not self._ros_paths_matched(rid, ends):
+                    if estop_namespaces is None:
+                        estop_namespaces = self._estop_namespaces()
+                    if not self._ros_paths_matched(rid, ends, estop_namespaces):
                         continue  # not on the mesh before an e-stop and its commands can reach it
                     self.proxies[rid] = _RosRobotProxy(self, pr, ends)
                     self.get_logger().info(f"ROS robot {rid} ({pr.ros.namespace if pr.ros else '?'}) is now a mesh peer")
@@ -432,15 +435,20 @@ class BridgeNode(Node):
         if self.mirror_enabled:
             self._update_mirrors()
 
-    def _ros_paths_matched(self, rid: str, ends: _RosEndpoints) -> bool:
+    def _estop_namespaces(self) -> set[str]:
+        """Namespaces of the nodes subscribed to ``/mesh/estop``. Read once per housekeeping
+        tick: reading the graph once per waiting robot cost O(N²) per tick while 100 robots
+        joined (bench/bench_bridge.py fanin)."""
+        return {info.node_namespace for info in self.get_subscriptions_info_by_topic(topics.ESTOP)}
+
+    def _ros_paths_matched(self, rid: str, ends: _RosEndpoints, estop_namespaces: set[str]) -> bool:
         """The robot's e-stop subscription and command subscription are matched in ROS.
 
         Presence can be heard before DDS has matched the bridge's ``/mesh/estop`` publisher with
         the robot node's subscription; a robot announced on the mesh in that gap could miss an
         e-stop (it would get only the ``stop`` broadcast: stopped, not latched)."""
-        ns = topics.namespace(rid)
-        estop = any(info.node_namespace == ns for info in self.get_subscriptions_info_by_topic(topics.ESTOP))
-        return estop and ends.cmd_pub.get_subscription_count() > 0 and self._estop_pub.get_subscription_count() > 0
+        return (topics.namespace(rid) in estop_namespaces and ends.cmd_pub.get_subscription_count() > 0
+                and self._estop_pub.get_subscription_count() > 0)
 
     def _update_mirrors(self) -> None:
         peers = self.mesh.peers
