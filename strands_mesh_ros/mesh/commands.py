@@ -167,14 +167,21 @@ class CommandPath:
             p.future.set_result(resp)
 
     def _expire_pending(self, now: float) -> None:
-        known = set(self.table.snapshot())
+        # Every heartbeat tick of every Mesh in the process calls this; a bridge runs one Mesh
+        # per robot, so building the peer snapshot here each time cost O(N²) per tick (most of
+        # a bridge's CPU at 100 robots, bench/bench_bridge.py fanin). Look peers up one by one,
+        # and only when something is pending.
+        if not self._pending:
+            return
         done: list[tuple[str, _Pending, Response | None]] = []
         with self._pending_lock:
             for turn, p in list(self._pending.items()):
-                unknown = p.target is not None and p.target not in known and not self.table.has_token(p.target)
+                unknown = (p.target is not None and self.table.get(p.target) is None
+                           and not self.table.has_token(p.target))
                 if unknown and (now >= p.deadline or now - p.sent > DISCOVERY_GRACE):
+                    known = sorted(set(self.table.snapshot()) - {self.peer_id})
                     resp = make_response(p.target, turn, error=f"unknown peer {p.target!r}: not on the mesh "
-                                                                f"(known: {sorted(known - {self.peer_id})})")
+                                                                f"(known: {known})")
                 elif now >= p.deadline:
                     resp = make_response(p.target, turn, status="timeout",
                                          error=f"no response from {p.target} within {p.deadline - p.sent:.1f} s"
