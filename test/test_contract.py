@@ -181,3 +181,14 @@ def test_audit_log_keeps_event_order_and_writes_queued_lines_on_close(tmp_path):
     lines = [json.loads(line) for line in audit.path.read_text().splitlines()]
     assert [(x["event"], x.get("n")) for x in lines] == [("command", 1), ("command", 2), ("estop_received", None),
                                                          ("command", 3)]
+
+
+def test_state_json_is_a_valid_state_and_refuses_nan():
+    from strands_mesh_ros.contract.payloads import State, decode, state_json
+
+    st = decode(State, state_json("arm1", 12.5, {"j1": (0.25, -1.0, 3.0)}, {"status": "idle"}, sim_time=2.0))
+    assert (st.peer_id, st.t, st.sim_time, st.task) == ("arm1", 12.5, 2.0, {"status": "idle"})
+    assert (st.joints["j1"].position, st.joints["j1"].velocity, st.joints["j1"].effort) == (0.25, -1.0, 3.0)
+    assert decode(State, state_json("arm1", 1.0, {}, {})).sim_time is None
+    with pytest.raises(ValueError, match="state of arm1 is not JSON-serialisable"):
+        state_json("arm1", 1.0, {"j1": (float("nan"), 0.0, 0.0)}, {})

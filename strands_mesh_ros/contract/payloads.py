@@ -248,6 +248,27 @@ def command_json(sender_id: str, turn_id: str, command: dict[str, Any], reply_to
         raise ValueError(f"command is not JSON-serialisable: {exc}") from None
 
 
+def state_json(peer_id: str, t: float, joints: dict[str, tuple[float, float, float]], task: dict[str, Any],
+               sim_time: float | None = None) -> bytes:
+    """The wire form of a :class:`State` (compact JSON bytes) from a peer's own checked id and
+    joint readings ``{name: (position m|rad, velocity m/s|rad/s, effort N|N·m)}``, without the
+    model: a bridge relays thousands of these a second, and the model cost ~15 µs each
+    (docs/benchmarks.md, issue 12). Receivers validate with :func:`decode` as before.
+
+    Raises:
+        ValueError: a reading is NaN or infinite (JSON cannot carry it), or not a number.
+    """
+    st: dict[str, Any] = {"peer_id": peer_id, "t": t,
+                          "joints": {n: {"position": p, "velocity": v, "effort": e} for n, (p, v, e) in joints.items()},
+                          "task": task}
+    if sim_time is not None:
+        st["sim_time"] = sim_time
+    try:
+        return _COMPACT.encode(st).encode()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"state of {peer_id} is not JSON-serialisable: {exc}") from None
+
+
 def new_turn_id() -> str:
     """A uuid4 hex, as the contract asks."""
     return uuid.uuid4().hex

@@ -398,10 +398,11 @@ class Mesh(CommandPath, SafetyPath):
         self._session.put(key, payload, congestion_control=self._zenoh.CongestionControl.BLOCK,
                           source_info=self.source_info())
 
-    def publish_state(self, state: State) -> None:
-        """Publish a State this peer did not compute itself (a bridge relaying ROS joint_states)."""
+    def publish_state(self, state: State | bytes) -> None:
+        """Publish a State this peer did not compute itself (a bridge relaying ROS joint_states):
+        the model, or its wire form from :func:`~strands_mesh_ros.contract.payloads.state_json`."""
         self._require()
-        self._state_pub.put(state.to_json())
+        self._state_pub.put(state if isinstance(state, bytes) else state.to_json())
 
     def publish_step(self, observation: Any, action: Any, *, instruction: str | None = None,
                      policy: str | None = None) -> int:

@@ -65,7 +65,7 @@ from rclpy.node import Node
 from std_msgs.msg import String
 
 from ..contract.keys import InvalidPeerId, check_peer_id
-from ..contract.payloads import ContractError, State, decode, loads
+from ..contract.payloads import ContractError, State, decode, loads, state_json
 from ..mesh.config import MeshConfig
 from ..mesh.mesh import DuplicatePeer, Mesh
 from ..robot.peer_core import answer_key_allowed
@@ -216,11 +216,15 @@ class _RosRobotProxy:
         # A robot node on use_sim_time stamps with simulated time (seconds since the simulation
         # started): the contract's t is wall-clock time, so that stamp travels as sim_time.
         sim_time = stamp if 0 < stamp < now - SIM_STAMP_BEFORE else None
-        joints = {n: {"position": p, "velocity": v, "effort": e} for n, (p, v, e) in entries.items()}
         try:
-            self.mesh.publish_state(State(peer_id=self.robot_id, t=now if sim_time is not None or not stamp else stamp,
-                                          joints=joints, sim_time=sim_time,
-                                          task={"status": self.presence.task_status or "idle"}))
+            data = state_json(self.robot_id, now if sim_time is not None or not stamp else stamp, entries,
+                              {"status": self.presence.task_status or "idle"}, sim_time)
+        except ValueError as exc:  # a NaN reading: the contract's JSON cannot carry it
+            self.bridge.get_logger().warning(f"{self.robot_id}: joint_states not relayed: {exc}",
+                                             throttle_duration_sec=5.0)
+            return
+        try:
+            self.mesh.publish_state(data)
         except Exception as exc:  # the proxy is stopping
             self.bridge.get_logger().debug(f"state relay of {self.robot_id} stopped: {exc}")
 
