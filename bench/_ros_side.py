@@ -7,24 +7,24 @@ One process, one private rclpy Context on ``--domain``; any of:
   mujoco`` a real-time MuJoCo arm6 instead; ``--halt-clock`` makes the driver print
   ``HALTED <id> <unix time>`` when its ``emergency_stop()`` has halted it and ``RESUMED ...``
   after a resume, for bench/bench_halt.py; ``--resume-key`` for signed resumes), in the fleet
-  of ``--prefix`` (a robot node serves only the bridge of its own key prefix), each spun by a
-  SingleThreadedExecutor of its own as FleetHost spins them (``--executor multi``: all of them by
+  of ``--prefix`` (a robot node serves only the bridge of its own key prefix), each spun by an
+  executor of its own as FleetHost spins them (``--executor multi``: all of them by
   one MultiThreadedExecutor, 2 threads per robot, at least 4, as the fleet host did before
   543b08b; a diagnostic / baseline);
 * ``--stub N``: a light stand-in for N robots: one plain rclpy node publishing
   ``/<id>/joint_states`` (7 joints, joint1 position = sequence number) for ids
   ``<stub-prefix>0..N-1`` at ``--rate`` Hz, and their Presence on ``/mesh/presence`` at 2 Hz
-  (so a bridge proxies them); single-threaded executor;
+  (so a bridge proxies them); on the ``--executor`` kind (``events`` unless ``multi``/``single``);
 * ``--bridge``: a BridgeNode joined to the mesh ``--prefix`` / ``--connect``, spun by its own
-  MultiThreadedExecutor(4) as ``bridge_node.main`` does; ``--trace-estop`` makes it print
+  executor of its own as ``bridge_node.main`` does; ``--trace-estop`` makes it print
   ``BRIDGE_ESTOP <unix time>`` as each mesh e-stop sample reaches it (taken on entry to its
   raw e-stop hook, printed after the sample went into ROS: bench/bench_halt.py's breakdown).
 
-``--executor`` (default ``single``) sets the robots' and the bridge's executors;
-``--bridge-executor`` sets the bridge's alone: ``--executor single --bridge-executor single``
-(every robot node on a SingleThreadedExecutor of its own, the bridge on a SingleThreadedExecutor)
-is how ``strands-mesh up``, ``robot_node`` and ``bridge_node`` run them; ``multi`` is the earlier
-MultiThreadedExecutor, kept as a diagnostic / baseline.
+``--executor`` (default ``events``) sets the robots' and the bridge's executors;
+``--bridge-executor`` sets the bridge's alone: ``events`` (rclpy's EventsExecutor, one per robot
+node and one for the bridge) is how ``strands-mesh up``, ``robot_node`` and ``bridge_node`` run
+them by default, ``single`` (SingleThreadedExecutor) their fallback (``STRANDS_MESH_EXECUTOR=single``);
+``multi`` is the earlier MultiThreadedExecutor, kept as a diagnostic / baseline.
 
 ``--profile FILE``: cProfile every Python thread of this process (executor spin threads, Mesh
 intake and lane threads; not Zenoh's native callback threads) and write the merged stats to FILE
@@ -53,12 +53,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import rclpy
 from _common import make_driver
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
 from strands_mesh_ros.drivers.mock import MockDriver
-from strands_mesh_ros.ros.spin import BackgroundSpin
+from strands_mesh_ros.ros.spin import BackgroundSpin, make_executor
 
 JOINTS = [f"joint{i}" for i in range(1, 7)] + ["gripper_finger"]
 
@@ -78,10 +78,13 @@ class CountingMock(MockDriver):
 
 
 def stub_node(context, ids: list[str], rate: float):
-    """A node publishing joint_states (seq in joint1) and presence for every id."""
+    """A node publishing joint_states (seq in joint1) and presence for every id, and per id a
+    node in namespace ``/<id>`` subscribed to ``/mesh/estop`` and ``/<id>/mesh/command``: the
+    bridge proxies a robot only once both are matched (its e-stop must reach it first). Those
+    nodes are not spun: what reaches them is never read. Returns ``(node, counts, listeners)``."""
     from builtin_interfaces.msg import Time
     from sensor_msgs.msg import JointState
-    from strands_mesh_ros.msg import Presence
+    from strands_mesh_ros.msg import Command, EStop, Presence
 
     from strands_mesh_ros.contract.payloads import make_presence
     from strands_mesh_ros.ros import convert, qos, topics
@@ -118,7 +121,13 @@ def stub_node(context, ids: list[str], rate: float):
     node.create_timer(1.0 / rate, tick)
     node.create_timer(0.5, presence)
     presence()
-    return node, counts
+    listeners = []
+    for rid in ids:
+        lst = rclpy.create_node(f"stub_{rid}", namespace=f"/{rid}", context=context)
+        lst.create_subscription(EStop, topics.ESTOP, lambda m: None, qos.ESTOP)
+        lst.create_subscription(Command, topics.robot_topic(rid, topics.MESH_COMMAND), lambda m: None, qos.COMMAND)
+        listeners.append(lst)
+    return node, counts, listeners
 
 
 def profile_threads() -> list:
@@ -171,20 +180,22 @@ def main() -> None:
     ap.add_argument("--trace-estop", action="store_true", help="bridge prints BRIDGE_ESTOP <time> per mesh e-stop")
     ap.add_argument("--prefix")
     ap.add_argument("--connect")
-    ap.add_argument("--executor", choices=("multi", "single"), default="single",
-                    help="single: a SingleThreadedExecutor per robot node (as FleetHost / robot_node run them) and "
-                         "one for the bridge (as bridge_node runs it; default); multi: MultiThreadedExecutor "
-                         "(the earlier fleet host; diagnostic / baseline)")
-    ap.add_argument("--bridge-executor", choices=("multi", "single"),
-                    help="the bridge's executor alone (default: --executor); single = as bridge_node / up run it")
+    ap.add_argument("--executor", choices=("events", "single", "multi"), default="events",
+                    help="events / single: an EventsExecutor / SingleThreadedExecutor per robot node and one for "
+                         "the bridge (as FleetHost, robot_node and bridge_node run them by default / with "
+                         "STRANDS_MESH_EXECUTOR=single); multi: MultiThreadedExecutor (the earlier fleet host; "
+                         "diagnostic / baseline)")
+    ap.add_argument("--bridge-executor", choices=("events", "single", "multi"),
+                    help="the bridge's executor alone (default: --executor)")
     ap.add_argument("--profile", metavar="FILE", help="cProfile every Python thread; merged stats to FILE on exit")
     args = ap.parse_args()
     profilers = profile_threads() if args.profile else None
 
     def executor(threads: int, kind: str | None = None):
-        if (kind or args.executor) == "single":
-            return SingleThreadedExecutor(context=ctx)
-        return MultiThreadedExecutor(num_threads=threads, context=ctx)
+        kind = kind or args.executor
+        if kind == "multi":
+            return MultiThreadedExecutor(num_threads=threads, context=ctx)
+        return make_executor(ctx, kind)
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -206,17 +217,17 @@ def main() -> None:
                 nodes.append(n)
                 if shared is not None:
                     shared.add_node(n)
-                else:  # as FleetHost: one SingleThreadedExecutor per robot node, on a thread of its own
-                    ex = SingleThreadedExecutor(context=ctx)
+                else:  # as FleetHost: one executor per robot node, on a thread of its own
+                    ex = executor(1)
                     ex.add_node(n)
                     spinners.append(BackgroundSpin(ex, f"robot-{rid}"))
             if shared is not None:
                 spinners.append(BackgroundSpin(shared, "robots"))
         if args.stub:
             stub_ids = [f"{args.stub_prefix}{i}" for i in range(args.stub)]
-            node, stub_counts = stub_node(ctx, stub_ids, args.rate)
-            nodes.append(node)
-            ex = SingleThreadedExecutor(context=ctx)
+            node, stub_counts, listeners = stub_node(ctx, stub_ids, args.rate)
+            nodes += [*listeners, node]
+            ex = executor(1)
             ex.add_node(node)
             spinners.append(BackgroundSpin(ex, "stub"))
         if args.bridge:

@@ -36,10 +36,10 @@ flood). ``--robot-executor multi`` (the robot node on the MultiThreadedExecutor 
 used before 543b08b: the baseline) and ``--bridge-executor multi`` are diagnostics;
 ``--profile PATH`` cProfiles both ROS processes (every Python thread) into PATH.robot / .bridge.
 
-    python bench/bench_bridge.py rtt [--n 1000] [--executors multi,single]
-    python bench/bench_bridge.py fanin [--ns 10,25,50,75,100] [--duration 10] [--rate 50] [--executor multi|single]
+    python bench/bench_bridge.py rtt [--n 1000] [--executors single,events]
+    python bench/bench_bridge.py fanin [--ns 10,25,50,75,100] [--duration 10] [--rate 50] [--executor single,events]
     python bench/bench_bridge.py flood [--flood-rate 1000] [--flood-duration 10] [--senders 2] [--legit 50]
-                                       [--kinds mesh,bridged] [--robot-executor single|multi] [--profile PATH]
+                                       [--kinds mesh,bridged] [--robot-executor events|single|multi] [--profile PATH]
     python bench/bench_bridge.py all
 """
 
@@ -222,43 +222,56 @@ def fanin_step(n: int, duration: float, rate: float, domain: int, warmup: float,
             "lag": pct(lags, 50, 99) if lags else [float("nan")] * 2}
 
 
-def bench_fanin(ns: list[int], duration: float, rate: float, domain: int, warmup: float, executor: str) -> None:
-    kind = "MultiThreadedExecutor(4), the earlier bridge" if executor == "multi" else "SingleThreadedExecutor, as shipped"
+EXECUTOR_NAMES = {"events": "EventsExecutor, as shipped", "single": "SingleThreadedExecutor, the fallback",
+                  "multi": "MultiThreadedExecutor(4), the earlier bridge"}
+
+
+def bench_fanin(ns: list[int], duration: float, rate: float, domain: int, warmup: float, executors: list[str]) -> None:
+    """Each N with the bridge on each executor kind in turn (the first kind is the baseline of
+    the same run); a kind whose step cannot bring every robot up is not run at larger N."""
     print(f"\n## bridge fan-in: N robots' /<id>/joint_states at {rate:g} Hz -> mesh state, "
-          f"{duration:g} s window per N (+{warmup:g} s warm-up); bridge on a {kind}")
-    print("    N  published Hz/robot  received   nominal  rx/nominal   gaps  loss %  silent  lag p50/p99 ms  "
-          "bridge CPU %  threads  stub CPU %  sub CPU %  join s")
-    best = None
+          f"{duration:g} s window per N (+{warmup:g} s warm-up); bridge executors: "
+          + "; ".join(f"{k} = {EXECUTOR_NAMES[k]}" for k in executors))
+    print("    N  executor  published Hz/robot  received   nominal  rx/nominal   gaps  loss %  silent  lag p50/p99 ms  "
+          "bridge CPU %  threads  stub CPU %  sub CPU %  join s  load")
+    best: dict[str, int | None] = {k: None for k in executors}
+    failed: set[str] = set()
     for n in ns:
-        t_step = time.monotonic()
-        try:
-            r = fanin_step(n, duration, rate, domain, warmup, executor)
-        except AssertionError as exc:  # the bridge never proxied every robot, or states never flowed
-            print(f"{n:5d}  did not come up after {time.monotonic() - t_step:.0f} s: {str(exc).splitlines()[0][:400]}; "
-                  f"larger N skipped  ({load()})", flush=True)
-            break
-        loss = 100 * r["gaps"] / max(1, r["gaps"] + r["received"])
-        pub_hz = r["published"] / r["dur"] / n
-        print(f"{n:5d}  {pub_hz:18.1f}  {r['received']:8d}  {r['nominal']:8.0f}  {r['received'] / r['nominal']:10.3f}  "
-              f"{r['gaps']:5d}  {loss:6.2f}  {r['silent']:6d}  {r['lag'][0] * 1e3:6.1f}/{r['lag'][1] * 1e3:<7.1f}  "
-              f"{r['bridge_cpu']:12.0f}  {r['threads']:7d}  {r['pub_cpu']:10.0f}  {r['sub_cpu']:9.0f}  {r['up']:6.1f}"
-              + (f"  dups {r['dups']}" if r["dups"] else "") + (f"  unparsable {r['bad']}" if r["bad"] else "")
-              + (f"\n       {r['dropped']} proxies dropped by the bridge ({r['why']})" if r["dropped"] else "")
-              + (f"\n       BRIDGE SPIN THREAD DIED: {r['crash']}" if r["crash"] else "")
-              + ("\n       the stand-in publisher itself ran below rate (its CPU share was short): "
-                 "read gaps, not rx/nominal" if pub_hz < 0.95 * rate and r["received"] and not (r["gaps"] or r["crash"]) else ""),
-              flush=True)
-        if r["gaps"] == 0 and r["silent"] == 0 and not r["dropped"] and not r["crash"]:
-            best = n if best is None or n > best else best
-    print(f"largest N with 0 loss (no gaps, no robot silent or dropped, bridge alive): {best if best is not None else 'none'}  "
-          "(goal >= 50)")
+        for executor in executors:
+            if executor in failed:
+                continue
+            t_step = time.monotonic()
+            try:
+                r = fanin_step(n, duration, rate, domain, warmup, executor)
+            except AssertionError as exc:  # the bridge never proxied every robot, or states never flowed
+                print(f"{n:5d}  {executor:8s}  did not come up after {time.monotonic() - t_step:.0f} s: "
+                      f"{str(exc).splitlines()[0][:400]}; larger N skipped  ({load()})", flush=True)
+                failed.add(executor)
+                continue
+            loss = 100 * r["gaps"] / max(1, r["gaps"] + r["received"])
+            pub_hz = r["published"] / r["dur"] / n
+            print(f"{n:5d}  {executor:8s}  {pub_hz:18.1f}  {r['received']:8d}  {r['nominal']:8.0f}  "
+                  f"{r['received'] / r['nominal']:10.3f}  {r['gaps']:5d}  {loss:6.2f}  {r['silent']:6d}  "
+                  f"{r['lag'][0] * 1e3:6.1f}/{r['lag'][1] * 1e3:<7.1f}  {r['bridge_cpu']:12.0f}  {r['threads']:7d}  "
+                  f"{r['pub_cpu']:10.0f}  {r['sub_cpu']:9.0f}  {r['up']:6.1f}  {os.getloadavg()[0]:.2f}"
+                  + (f"  dups {r['dups']}" if r["dups"] else "") + (f"  unparsable {r['bad']}" if r["bad"] else "")
+                  + (f"\n       {r['dropped']} proxies dropped by the bridge ({r['why']})" if r["dropped"] else "")
+                  + (f"\n       BRIDGE SPIN THREAD DIED: {r['crash']}" if r["crash"] else "")
+                  + ("\n       the stand-in publisher itself ran below rate (its CPU share was short): "
+                     "read gaps, not rx/nominal" if pub_hz < 0.95 * rate and r["received"] and not (r["gaps"] or r["crash"]) else ""),
+                  flush=True)
+            if r["gaps"] == 0 and r["silent"] == 0 and not r["dropped"] and not r["crash"]:
+                best[executor] = n if best[executor] is None or n > best[executor] else best[executor]
+    for executor in executors:
+        print(f"{executor}: largest N with 0 loss (no gaps, no robot silent or dropped, bridge alive): "
+              f"{best[executor] if best[executor] is not None else 'none'}  (goal: 100, joined within 10 s, bridge <= 100 % CPU)")
 
 
 # -- flood -----------------------------------------------------------------------------------
 
 def flood_run(kind: str, rate: float, duration: float, senders: int, legit: int, domain: int,
-              timeout: float, profile: str | None, robot_executor: str = "single",
-              bridge_executor: str = "single") -> dict:
+              timeout: float, profile: str | None, robot_executor: str = "events",
+              bridge_executor: str = "events") -> dict:
     """One flood at one robot of ``kind`` (mesh | bridged); returns the figures."""
     net = Net()
     rid = "arm_flood"
@@ -356,8 +369,8 @@ def flood_run(kind: str, rate: float, duration: float, senders: int, legit: int,
 
 
 def bench_flood(rate: float, duration: float, senders: int, legit: int, domain: int, timeout: float,
-                kinds: list[str], profile: str | None, robot_executor: str = "single",
-                bridge_executor: str = "single") -> None:
+                kinds: list[str], profile: str | None, robot_executor: str = "events",
+                bridge_executor: str = "events") -> None:
     print(f"\n## flood: {rate:g} status cmd/s offered for {duration:g} s at one robot from {senders} sender "
           f"process(es), + {legit} legitimate status commands from another peer spread over the window; "
           f"every command may wait {timeout:g} s")
@@ -366,7 +379,7 @@ def bench_flood(rate: float, duration: float, senders: int, legit: int, domain: 
         r = rows[kind] = flood_run(kind, rate, duration, senders, legit, domain, timeout,
                                    profile if kind == "bridged" else None, robot_executor, bridge_executor)
         label = "mesh-native robot" if kind == "mesh" else (
-            "ROS robot node via bridge" + (" (as shipped: single-threaded executors)" if (robot_executor, bridge_executor) == ("single", "single") else
+            "ROS robot node via bridge" + (" (as shipped: EventsExecutors)" if (robot_executor, bridge_executor) == ("events", "events") else
                                            f" (diagnostic: robot node on {robot_executor}, bridge on "
                                            f"{bridge_executor} executor)"))
         fl = r["flood_lat"]
@@ -396,14 +409,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", nargs="?", default="all", choices=("rtt", "fanin", "flood", "all"))
     ap.add_argument("--n", type=int, default=1000, help="rtt: round trips per path")
-    ap.add_argument("--executors", default="multi,single",
-                    help="rtt: executor kinds of the ROS side to compare (single = as robot nodes and bridge ship, multi = earlier)")
+    ap.add_argument("--executors", default="single,events",
+                    help="rtt: executor kinds of the ROS side to compare (events = as robot nodes and bridge ship, "
+                         "single = their fallback, multi = earlier)")
     ap.add_argument("--ns", default="10,25,50,75,100", help="fanin: robot counts")
     ap.add_argument("--duration", type=float, default=10.0, help="fanin: window per N, s")
     ap.add_argument("--warmup", type=float, default=2.0, help="fanin: s after every robot is flowing")
     ap.add_argument("--rate", type=float, default=50.0, help="fanin: joint_states Hz per robot")
-    ap.add_argument("--executor", choices=("multi", "single"), default="single",
-                    help="fanin: the bridge's executor (single = as shipped, multi = the earlier bridge)")
+    ap.add_argument("--executor", default="single,events",
+                    help="fanin: the bridge's executor kinds, each run at every N (events = as shipped, single = "
+                         "the fallback and baseline, multi = the earlier bridge)")
     ap.add_argument("--flood-rate", type=float, default=1000.0, help="flood: status commands per second offered")
     ap.add_argument("--flood-duration", type=float, default=10.0, help="flood: s")
     ap.add_argument("--senders", type=int, default=2, help="flood: sender processes")
@@ -413,11 +428,11 @@ def main() -> None:
     ap.add_argument("--profile", metavar="PATH",
                     help="flood: cProfile the bridged robot's and the bridge's processes into PATH.robot / PATH.bridge "
                          "(a diagnostic: it slows them)")
-    ap.add_argument("--robot-executor", choices=("multi", "single"), default="single",
+    ap.add_argument("--robot-executor", choices=("events", "single", "multi"), default="events",
                     help="flood: the ROS robot node's executor (single = as the fleet host and robot_node run it; "
                          "multi = the earlier shared MultiThreadedExecutor: baseline / diagnostic)")
-    ap.add_argument("--bridge-executor", choices=("multi", "single"), default="single",
-                    help="flood: the bridge's executor (single = as bridge_node runs it; others: diagnostic)")
+    ap.add_argument("--bridge-executor", choices=("events", "single", "multi"), default="events",
+                    help="flood: the bridge's executor (events = as bridge_node runs it; others: diagnostic)")
     ap.add_argument("--domain", type=int, default=default_domain(), help="ROS domain id of the ROS side")
     args = ap.parse_args()
     print(f"machine: {machine()}")
@@ -426,7 +441,7 @@ def main() -> None:
         bench_rtt(args.n, args.domain, args.executors.split(","))
     if args.what in ("fanin", "all"):
         bench_fanin([int(x) for x in args.ns.split(",")], args.duration, args.rate, args.domain, args.warmup,
-                    args.executor)
+                    args.executor.split(","))
     if args.what in ("flood", "all"):
         bench_flood(args.flood_rate, args.flood_duration, args.senders, args.legit, args.domain, args.timeout,
                     args.kinds.split(","), args.profile, args.robot_executor, args.bridge_executor)

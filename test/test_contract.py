@@ -152,3 +152,43 @@ def test_actions_are_validated(command, needle):
     with pytest.raises(ContractError) as exc:
         env.action()
     assert needle in str(exc.value)
+
+
+def test_command_json_is_a_valid_envelope_and_refuses_what_json_cannot_carry():
+    from strands_mesh_ros.contract.payloads import CommandEnvelope, command_json, decode
+
+    env = decode(CommandEnvelope, command_json("op", "t1", {"action": "skill", "name": "wave", "args": {"n": 2}}))
+    assert (env.sender_id, env.turn_id, env.command["args"]) == ("op", "t1", {"n": 2})
+    assert env.reply_to is None
+    assert decode(CommandEnvelope, command_json("op", "t2", {"action": "status"}, reply_to="P/op/x")).reply_to == "P/op/x"
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        command_json("op", "t3", {"action": "skill", "args": {"x": float("nan")}})
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        command_json("op", "t4", {"action": "skill", "args": {"x": {1, 2}}})
+
+
+def test_audit_log_keeps_event_order_and_writes_queued_lines_on_close(tmp_path):
+    from strands_mesh_ros.robot.safety import AuditLog
+
+    audit = AuditLog("arm1", tmp_path)
+    audit.write("command", 1.0, sync=False, n=1)
+    audit.write("command", 2.0, sync=False, n=2)
+    audit.write("estop_received", 3.0, issuer="op")  # a safety line: written before write() returns
+    events = [json.loads(line)["event"] for line in audit.path.read_text().splitlines()]
+    assert events == ["command", "command", "estop_received"]  # queued routine lines first: file order is event order
+    audit.write("command", 4.0, sync=False, n=3)
+    audit.close()
+    lines = [json.loads(line) for line in audit.path.read_text().splitlines()]
+    assert [(x["event"], x.get("n")) for x in lines] == [("command", 1), ("command", 2), ("estop_received", None),
+                                                         ("command", 3)]
+
+
+def test_state_json_is_a_valid_state_and_refuses_nan():
+    from strands_mesh_ros.contract.payloads import State, decode, state_json
+
+    st = decode(State, state_json("arm1", 12.5, {"j1": (0.25, -1.0, 3.0)}, {"status": "idle"}, sim_time=2.0))
+    assert (st.peer_id, st.t, st.sim_time, st.task) == ("arm1", 12.5, 2.0, {"status": "idle"})
+    assert (st.joints["j1"].position, st.joints["j1"].velocity, st.joints["j1"].effort) == (0.25, -1.0, 3.0)
+    assert decode(State, state_json("arm1", 1.0, {}, {})).sim_time is None
+    with pytest.raises(ValueError, match="state of arm1 is not JSON-serialisable"):
+        state_json("arm1", 1.0, {"j1": (float("nan"), 0.0, 0.0)}, {})

@@ -4,8 +4,9 @@
 the test's key prefix inherited, free ports). Each is waited for until it is up (its start-up
 log line), then sent SIGINT, SIGINT twice (``ros2 launch`` signals the whole process group, and
 users press Ctrl-C twice; the second one arrives back to back, or once shutdown has begun) or
-SIGTERM: it must exit 0 within 5 s with no traceback. A node that cannot join its Zenoh mesh
-exits 2 with one line naming the cause.
+SIGTERM: it must exit 0 within 5 s with no traceback, on the default EventsExecutor and on the
+SingleThreadedExecutor fallback. A node that cannot join its Zenoh mesh, or is told to use an
+unknown executor, exits 2 with one line naming the cause.
 """
 
 from __future__ import annotations
@@ -43,9 +44,12 @@ def _bridge_node() -> tuple[list[str], str, int]:
 NODES = {"robot_node": _robot_node, "fleet_host": _fleet_host, "bridge_node": _bridge_node}
 
 
-def _start(kind: str, tmp_path):
+def _start(kind: str, tmp_path, executor: str | None = None):
     args, needle, count = NODES[kind]()
-    proc = python_proc(*args, env={"ROS_DOMAIN_ID": str(DOMAIN), "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")})
+    env = {"ROS_DOMAIN_ID": str(DOMAIN), "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")}
+    if executor is not None:
+        env["STRANDS_MESH_EXECUTOR"] = executor
+    proc = python_proc(*args, env=env)
     deadline = time.monotonic() + 60
     with proc._cond:  # wait for `count` start-up lines (robot nodes log one each)
         while sum(needle in line for line in proc.lines) < count:
@@ -84,6 +88,29 @@ def test_node_exits_cleanly_on_signals(kind, how, tmp_path):
         assert rc == 0, "\n".join(proc.lines[-30:])
     finally:
         proc.close()
+
+
+@pytest.mark.parametrize("kind", list(NODES))
+def test_node_on_the_fallback_executor_exits_cleanly(kind, tmp_path):
+    """STRANDS_MESH_EXECUTOR=single (SingleThreadedExecutor) shuts down as the default does."""
+    proc = _start(kind, tmp_path, executor="single")
+    try:
+        proc.signal(signal.SIGINT)
+        assert _exit_code(proc, kind) == 0, "\n".join(proc.lines[-30:])
+    finally:
+        proc.close()
+
+
+def test_a_bad_executor_choice_exits_2_with_one_line(tmp_path):
+    args, _, _ = NODES["robot_node"]()
+    proc = python_proc(*args, env={"ROS_DOMAIN_ID": str(DOMAIN), "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit"),
+                                   "STRANDS_MESH_EXECUTOR": "multi"})
+    try:
+        proc.p.wait(60)
+    finally:
+        proc.close()
+    assert proc.p.returncode == 2
+    assert any("STRANDS_MESH_EXECUTOR='multi'" in line and "events, single" in line for line in proc.lines), proc.lines
 
 
 def _refused(args: list[str], tmp_path) -> tuple[int, list[str]]:

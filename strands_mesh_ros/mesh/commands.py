@@ -20,9 +20,9 @@ from typing import Any
 from ..contract.keys import check_peer_id
 from ..contract.payloads import (
     MAX_COMMAND_BYTES,
-    CommandEnvelope,
     ContractError,
     Response,
+    command_json,
     decode,
     make_response,
     new_turn_id,
@@ -141,8 +141,8 @@ class CommandPath:
             raise ValueError("command must be a dict with an 'action' string")
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 s, got {timeout!r}")
-        env = CommandEnvelope(sender_id=self.peer_id, turn_id=new_turn_id(), command=command)
-        data = env.to_json()
+        turn = new_turn_id()
+        data = command_json(self.peer_id, turn, command)
         if len(data) > MAX_COMMAND_BYTES:
             raise ValueError(f"command envelope of {len(data)} bytes exceeds the {MAX_COMMAND_BYTES}-byte limit")
         fut: Future = Future()
@@ -150,7 +150,7 @@ class CommandPath:
             expected = frozenset(self.peers) if target is None else frozenset()
         p = _Pending(target, fut, time.monotonic() + timeout, expected=expected, on_response=on_response)
         with self._pending_lock:
-            self._pending[env.turn_id] = p
+            self._pending[turn] = p
         if target is not None:
             info = self.table.get(target)
             if info is not None and info.strands_robots:
@@ -172,14 +172,21 @@ class CommandPath:
             p.future.set_result(resp)
 
     def _expire_pending(self, now: float) -> None:
-        known = set(self.table.snapshot())
+        # Every heartbeat tick of every Mesh in the process calls this; a bridge runs one Mesh
+        # per robot, so building the peer snapshot here each time cost O(N²) per tick (most of
+        # a bridge's CPU at 100 robots, bench/bench_bridge.py fanin). Look peers up one by one,
+        # and only when something is pending.
+        if not self._pending:
+            return
         done: list[tuple[str, _Pending, Response | None]] = []
         with self._pending_lock:
             for turn, p in list(self._pending.items()):
-                unknown = p.target is not None and p.target not in known and not self.table.has_token(p.target)
+                unknown = (p.target is not None and self.table.get(p.target) is None
+                           and not self.table.has_token(p.target))
                 if unknown and (now >= p.deadline or now - p.sent > DISCOVERY_GRACE):
+                    known = sorted(set(self.table.snapshot()) - {self.peer_id})
                     resp = make_response(p.target, turn, error=f"unknown peer {p.target!r}: not on the mesh "
-                                                                f"(known: {sorted(known - {self.peer_id})})")
+                                                                f"(known: {known})")
                 elif now >= p.deadline:
                     resp = make_response(p.target, turn, status="timeout",
                                          error=f"no response from {p.target} within {p.deadline - p.sent:.1f} s"
@@ -192,18 +199,23 @@ class CommandPath:
             self._finish(p, resp, turn)
 
     def _on_response(self, sample: Any) -> None:
+        key = str(sample.key_expr)
+        # The subscription is P/{me}/response/**: what follows is {responder}/{turn} or the
+        # seed's {turn}. Comparing with the validated payload checks the parts; no full parse.
+        tail = key[len(self.keys.prefix) + len(self.peer_id) + 11:].split("/")  # 11: "/" + "/response/"
         try:
-            parsed = self.keys.parse(str(sample.key_expr))
-            resp = decode(Response, bytes(sample.payload.to_bytes()))
+            resp = decode(Response, sample.payload.to_bytes())
+            if len(tail) > 2:
+                raise ValueError(f"key {key!r} is not a contract response key")
         except (ContractError, ValueError) as exc:
-            log.warning("%s: bad response on %s: %s", self.peer_id, sample.key_expr, exc)
+            log.warning("%s: bad response on %s: %s", self.peer_id, key, exc)
             self._sender_stats["rejected"] += 1
             return
-        if parsed.responder_id is not None and parsed.responder_id != resp.responder_id:
-            self._spoof(f"key names {parsed.responder_id} but payload says {resp.responder_id}")
+        if len(tail) == 2 and tail[0] != resp.responder_id:
+            self._spoof(f"key names {tail[0]} but payload says {resp.responder_id}")
             return
-        if parsed.turn_id != resp.turn_id:
-            self._spoof(f"key turn {parsed.turn_id} but payload turn {resp.turn_id}")
+        if tail[-1] != resp.turn_id:
+            self._spoof(f"key turn {tail[-1]} but payload turn {resp.turn_id}")
             return
         refusal = self._wire_refusal(bytes(sample.payload.to_bytes()), resp.responder_id)
         if refusal:
@@ -250,7 +262,7 @@ class CommandPath:
             except self._zenoh.ZError:
                 return  # channel closed: the mesh is stopping
             try:
-                payload = bytes(sample.payload.to_bytes())
+                payload = sample.payload.to_bytes()
                 broadcast = str(sample.key_expr) == self.keys.broadcast
                 if self._refuse_unsigned(payload, broadcast):
                     continue

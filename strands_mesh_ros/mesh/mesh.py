@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import queue
 import threading
 import time
 from typing import Any, Callable
@@ -165,7 +164,7 @@ class Mesh(CommandPath, SafetyPath):
         self._pending: dict[str, _Pending] = {}
         self._pending_lock = threading.Lock()
         self._cmd_subs: list[Any] = []
-        self._safety_q: queue.SimpleQueue = queue.SimpleQueue()
+        self._safety_lock = threading.Lock()  # one safety message at a time, in arrival order
         self._estop_waits: dict[int, _AckCollector] = {}
         self._resume_waits: dict[int, _AckCollector] = {}
         self._step = itertools.count()
@@ -272,7 +271,6 @@ class Mesh(CommandPath, SafetyPath):
         self._token = s.liveliness().declare_token(k.alive(self.peer_id))
         for i, sub in enumerate(self._cmd_subs):
             self._spawn(lambda sub=sub: self._dispatch_loop(sub), f"dispatch{i}")
-        self._spawn(self._safety_loop, "safety")
         self._spawn(self._heartbeat_loop, "heartbeat")
         if self.robot is not None:
             self._spawn(self._state_loop, "state")
@@ -323,7 +321,6 @@ class Mesh(CommandPath, SafetyPath):
         self._stop_evt.set()
         for sub in self._cmd_subs:
             self._undeclare(sub)  # ends the dispatcher threads' recv loops
-        self._safety_q.put(None)
         for t in self._threads:
             if t is not threading.current_thread():
                 t.join(timeout=5)
@@ -466,10 +463,11 @@ class Mesh(CommandPath, SafetyPath):
         self._session.put(key, self.signed(payload), congestion_control=self._zenoh.CongestionControl.BLOCK,
                           source_info=self.source_info())
 
-    def publish_state(self, state: State) -> None:
-        """Publish a State this peer did not compute itself (a bridge relaying ROS joint_states)."""
+    def publish_state(self, state: State | bytes) -> None:
+        """Publish a State this peer did not compute itself (a bridge relaying ROS joint_states):
+        the model, or its wire form from :func:`~strands_mesh_ros.contract.payloads.state_json`."""
         self._require()
-        self._state_pub.put(state.to_json())
+        self._state_pub.put(state if isinstance(state, bytes) else state.to_json())
 
     def publish_step(self, observation: Any, action: Any, *, instruction: str | None = None,
                      policy: str | None = None) -> int:

@@ -173,21 +173,21 @@ class SafetyPath:
     def _on_estop(self, sample: Any) -> None:
         self.core.halt()  # halt before anything else, even before parsing
         received = time.time()
-        payload = bytes(sample.payload.to_bytes())
+        payload = sample.payload.to_bytes()
         if self.raw_estop_hook is not None:  # a bridge carries the halt into ROS, still unparsed
             try:
                 self.raw_estop_hook(payload)
             except Exception:
                 log.exception("%s: raw e-stop hook failed", self.peer_id)
-        self._safety_q.put(("estop", payload, received))
+        self._safety_received("estop", payload, received)
 
-    def _safety_loop(self) -> None:
-        while True:
-            item = self._safety_q.get()
-            if item is None:
-                return
+    def _safety_received(self, kind: str, payload: bytes, received: float) -> None:
+        """Parse, latch, audit and ack one e-stop or resume, on the safety session's callback
+        thread itself: handing it to a thread of ours cost a wake-up and a GIL hand-over per
+        message, the e-stop tail under a flood (bench/bench_mesh.py estop). One at a time, in
+        arrival order, so a resume never overtakes the e-stop that came after it."""
+        with self._safety_lock:
             try:
-                kind, payload, received = item
                 if kind == "estop":
                     ack, _ = self.core.estop_received(payload, received)
                     self._put_safety(ack)
@@ -394,7 +394,7 @@ class SafetyPath:
         return out
 
     def _on_resume(self, sample: Any) -> None:
-        self._safety_q.put(("resume", bytes(sample.payload.to_bytes()), time.time()))
+        self._safety_received("resume", sample.payload.to_bytes(), time.time())
 
     def _on_resume_ack(self, sample: Any) -> None:
         try:

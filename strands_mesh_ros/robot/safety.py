@@ -19,13 +19,13 @@ undo the resume; see docs/security.md. Pure Python: no zenoh import.
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import hashlib
 import hmac
 import json
 import math
 import os
-import queue
 import secrets
 import stat
 import threading
@@ -410,6 +410,12 @@ def default_audit_dir() -> Path:
     return Path(base) / "strands_mesh_ros"
 
 
+AUDIT_BATCH_INTERVAL = 0.05
+"""How often (s) the audit writer thread writes the routine lines queued meanwhile, in one
+write and one flush. Waking it per line cost the command path a thread switch and GIL
+contention per command (bench/bench_mesh.py rtt); a safety line never waits for it."""
+
+
 class AuditLog:
     """Append-only JSON-lines audit log, one file per peer (``audit-{peer_id}.jsonl``), or one
     file shared by several peers (``name``: ``audit-{name}.jsonl``, e.g. every CLI call's
@@ -417,8 +423,9 @@ class AuditLog:
 
     Each line: ``{"ts": ISO-8601 UTC ms, "t": UNIX s, "peer": id, "event": ..., ...}``.
     Safety events are written and flushed in the caller's thread (the contract orders the
-    audit line before the ack); routine lines (``sync=False``, e.g. every command) go through
-    a writer thread so they stay off the command path, and are flushed line by line.
+    audit line before the ack), after any routine lines still queued, so the file keeps event
+    order. Routine lines (``sync=False``, e.g. every command) are queued and written by a writer
+    thread every :data:`AUDIT_BATCH_INTERVAL` s, so they stay off the command path.
     """
 
     def __init__(self, peer_id: str, directory: str | os.PathLike | None = None, name: str | None = None) -> None:
@@ -426,9 +433,11 @@ class AuditLog:
         d = Path(directory) if directory is not None else default_audit_dir()
         d.mkdir(parents=True, exist_ok=True)
         self.path = d / f"audit-{check_peer_id(name) if name is not None else peer_id}.jsonl"
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the file, and the order of lines in it
         self._file = open(self.path, "a", encoding="utf-8")
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        # deque append / popleft are thread-safe: writers never take the lock for a routine line
+        self._pending: collections.deque[tuple[str, float, dict[str, Any]]] = collections.deque()
+        self._closing = threading.Event()
         self._writer = threading.Thread(target=self._drain, name=f"{peer_id}-audit", daemon=True)
         self._writer.start()
 
@@ -436,31 +445,42 @@ class AuditLog:
         return json.dumps({"ts": iso_ms(t), "t": round(t, 3), "peer": self.peer_id, "event": event, **fields},
                           default=str)
 
-    def _append(self, line: str) -> None:
-        with self._lock:
-            if not self._file.closed:
-                self._file.write(line + "\n")
-                self._file.flush()
+    def _write_locked(self, extra: str | None = None) -> None:
+        """Write the queued routine lines, then ``extra``; one flush. Caller holds the lock."""
+        lines = []
+        while self._pending:
+            lines.append(self._line(*self._pending.popleft()))
+        if self._file.closed:
+            return
+        text = "".join(line + "\n" for line in lines)
+        if extra is not None:
+            text += extra + "\n"
+        if text:
+            self._file.write(text)
+            self._file.flush()
 
     def _drain(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            self._append(self._line(*item))
+        while not self._closing.wait(AUDIT_BATCH_INTERVAL):
+            if self._pending:
+                with self._lock:
+                    self._write_locked()
 
     def write(self, event: str, t: float, *, sync: bool = True, **fields: Any) -> None:
-        """Append one line; ``t`` is the event's UNIX time (s)."""
+        """Append one line; ``t`` is the event's UNIX time (s). ``sync``: written and flushed
+        before this returns (safety events); else queued for the writer thread."""
         if sync:
-            self._append(self._line(event, t, fields))
+            line = self._line(event, t, fields)
+            with self._lock:
+                self._write_locked(line)
         else:
-            self._queue.put((event, t, fields))
+            self._pending.append((event, t, fields))
 
     def close(self) -> None:
         """Write what is queued, then close the file."""
-        self._queue.put(None)
+        self._closing.set()
         self._writer.join(timeout=5)
         with self._lock:
+            self._write_locked()
             self._file.close()
 
 

@@ -65,7 +65,7 @@ from rclpy.node import Node
 from std_msgs.msg import String
 
 from ..contract.keys import InvalidPeerId, check_peer_id
-from ..contract.payloads import ContractError, State, decode, loads
+from ..contract.payloads import ContractError, State, decode, loads, state_json
 from ..mesh.config import MeshConfig
 from ..mesh.mesh import DuplicatePeer, Mesh
 from ..robot.peer_core import answer_key_allowed
@@ -228,11 +228,16 @@ class _RosRobotProxy:
         # A robot node on use_sim_time stamps with simulated time (seconds since the simulation
         # started): the contract's t is wall-clock time, so that stamp travels as sim_time.
         sim_time = stamp if 0 < stamp < now - SIM_STAMP_BEFORE else None
-        joints = {n: {"position": p, "velocity": v, "effort": e} for n, (p, v, e) in entries.items()}
         try:
-            self.mesh.publish_state(State(peer_id=self.robot_id, t=now if sim_time is not None or not stamp else stamp,
-                                          joints=joints, sim_time=sim_time, base_pose=self._endpoints.base_pose,
-                                          task={"status": self.presence.task_status or "idle"}))
+            data = state_json(self.robot_id, now if sim_time is not None or not stamp else stamp, entries,
+                              {"status": self.presence.task_status or "idle"}, sim_time,
+                              self._endpoints.base_pose)
+        except ValueError as exc:  # a NaN reading: the contract's JSON cannot carry it
+            self.bridge.get_logger().warning(f"{self.robot_id}: joint_states not relayed: {exc}",
+                                             throttle_duration_sec=5.0)
+            return
+        try:
+            self.mesh.publish_state(data)
         except Exception as exc:  # the proxy is stopping
             self.bridge.get_logger().debug(f"state relay of {self.robot_id} stopped: {exc}")
 
@@ -411,6 +416,7 @@ class BridgeNode(Node):
         now = time.monotonic()
         with self._lock:
             seen = dict(self._ros_presence)
+        estop_namespaces: set[str] | None = None  # read once per tick, only when a robot waits to join
         for rid, (pr, heard) in seen.items():
             ends = self._endpoints.get(rid)
             heard = max(heard, ends.last_heard if ends else 0.0)  # joint_states count as life too
@@ -431,7 +437,9 @@ class BridgeNode(Node):
                     ends = self._endpoints.get(rid)
                     if ends is None:
                         ends = self._endpoints[rid] = _RosEndpoints(self, rid)
-                    if not self._ros_paths_matched(rid, ends):
+                    if estop_namespaces is None:
+                        estop_namespaces = self._estop_namespaces()
+                    if not self._ros_paths_matched(rid, ends, estop_namespaces):
                         continue  # not on the mesh before an e-stop and its commands can reach it
                     self.proxies[rid] = _RosRobotProxy(self, pr, ends)
                     self.get_logger().info(f"ROS robot {rid} ({pr.ros.namespace if pr.ros else '?'}) is now a mesh peer")
@@ -444,15 +452,20 @@ class BridgeNode(Node):
         if self.mirror_enabled:
             self._update_mirrors()
 
-    def _ros_paths_matched(self, rid: str, ends: _RosEndpoints) -> bool:
+    def _estop_namespaces(self) -> set[str]:
+        """Namespaces of the nodes subscribed to ``/mesh/estop``. Read once per housekeeping
+        tick: reading the graph once per waiting robot cost O(N²) per tick while 100 robots
+        joined (bench/bench_bridge.py fanin)."""
+        return {info.node_namespace for info in self.get_subscriptions_info_by_topic(topics.ESTOP)}
+
+    def _ros_paths_matched(self, rid: str, ends: _RosEndpoints, estop_namespaces: set[str]) -> bool:
         """The robot's e-stop subscription and command subscription are matched in ROS.
 
         Presence can be heard before DDS has matched the bridge's ``/mesh/estop`` publisher with
         the robot node's subscription; a robot announced on the mesh in that gap could miss an
         e-stop (it would get only the ``stop`` broadcast: stopped, not latched)."""
-        ns = topics.namespace(rid)
-        estop = any(info.node_namespace == ns for info in self.get_subscriptions_info_by_topic(topics.ESTOP))
-        return estop and ends.cmd_pub.get_subscription_count() > 0 and self._estop_pub.get_subscription_count() > 0
+        return (topics.namespace(rid) in estop_namespaces and ends.cmd_pub.get_subscription_count() > 0
+                and self._estop_pub.get_subscription_count() > 0)
 
     def _update_mirrors(self) -> None:
         peers = self.mesh.peers
@@ -668,10 +681,9 @@ class BridgeNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """``ros2 run strands_mesh_ros bridge_node`` (parameters: see :class:`BridgeNode`)."""
-    # Single-threaded: rclpy's MultiThreadedExecutor costs ~1.6x the CPU per callback and made the
-    # bridged round trip ~5x slower (bench/bench_bridge.py); nothing in the bridge blocks.
-    return run_main("bridge_node", lambda argv: BridgeNode(), args, (InvalidPeerId, ValueError, RuntimeError),
-                    single_threaded=True)
+    # The package's executor (ros/spin.py make_executor): nothing in the bridge blocks, and the
+    # EventsExecutor's CPU per message decides how many robots one bridge carries.
+    return run_main("bridge_node", lambda argv: BridgeNode(), args, (InvalidPeerId, ValueError, RuntimeError))
 
 
 if __name__ == "__main__":

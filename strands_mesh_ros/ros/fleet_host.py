@@ -25,20 +25,20 @@ from typing import Any, Callable, Mapping
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from ..drivers.fleet_config import FleetSpec, load_fleet
 from .robot_node import CONFIG_ERRORS, RobotNode
-from .spin import BackgroundSpin, run_main
+from .spin import BackgroundSpin, make_executor, run_main
 
 
 class FleetHost:
     """Runs every robot of a fleet as a :class:`RobotNode`, each on an executor of its own.
 
-    Each robot node is spun by its own ``SingleThreadedExecutor`` on its own thread, so one
-    robot's callbacks never wait behind another's. Measured (bench/bench_halt.py, bench_bridge.py
+    Each robot node is spun by an executor of its own (:func:`~.spin.make_executor`: rclpy's
+    ``EventsExecutor``, or ``SingleThreadedExecutor`` with ``STRANDS_MESH_EXECUTOR=single``) on
+    its own thread, so one robot's callbacks never wait behind another's. Measured (bench/bench_halt.py, bench_bridge.py
     flood): rclpy's ``MultiThreadedExecutor`` rebuilt its wait set ~6 times per command, a
     bridged robot's e-stop then took p99 239 ms and a flood starved its presence timer for up to
     4 s (the bridge dropped the robot); one single-threaded executor per node halts in p99 6-8 ms
@@ -60,7 +60,7 @@ class FleetHost:
 
     Attributes:
         nodes: ``{robot_id: RobotNode}`` in fleet order.
-        executors: ``{robot_id: SingleThreadedExecutor}``.
+        executors: ``{robot_id: executor}`` (see :func:`~.spin.make_executor`).
     """
 
     def __init__(self, fleet: FleetSpec | str | os.PathLike | Mapping[str, Any] | None = None, *,
@@ -89,9 +89,9 @@ class FleetHost:
         except BaseException:
             self._destroy_nodes()
             raise
-        self.executors: dict[str, SingleThreadedExecutor] = {}
+        self.executors: dict[str, Any] = {}
         for rid, node in self.nodes.items():
-            self.executors[rid] = SingleThreadedExecutor(context=context)
+            self.executors[rid] = make_executor(context)
             self.executors[rid].add_node(node)
         self._spinners: list[BackgroundSpin] = []
 

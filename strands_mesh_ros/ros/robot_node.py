@@ -547,8 +547,8 @@ def main(args: list[str] | None = None) -> int:
 
     Returns 0 on a normal shutdown, 2 when the configuration is refused (printed to stderr).
     """
-    # Single-threaded, as in the fleet host: see FleetHost for the measurements.
-    return run_main("robot_node", lambda argv: RobotNode(), args, CONFIG_ERRORS, single_threaded=True)
+    # One executor of the package's kind (ros/spin.py make_executor), as in the fleet host.
+    return run_main("robot_node", lambda argv: RobotNode(), args, CONFIG_ERRORS)
 
 
 if __name__ == "__main__":

@@ -486,11 +486,9 @@ class RosTopicsDriver(JointSkillsMixin, BaseDriver):
             raise DriverError(f"{self.robot_id}: driver is closed")
         if not self._own_node or self._spinner is not None:
             return
-        from rclpy.executors import SingleThreadedExecutor
+        from .spin import BackgroundSpin, make_executor
 
-        from .spin import BackgroundSpin
-
-        executor = SingleThreadedExecutor(context=self.node.context)
+        executor = make_executor(self.node.context)
         executor.add_node(self.node)
         self._spinner = BackgroundSpin(executor, f"{self.robot_id}-ros-topics")
 

@@ -1,19 +1,84 @@
-"""Spinning an rclpy executor on a background thread, and stopping it without races.
+"""Choosing the package's rclpy executor, spinning it on a background thread, and stopping it
+without races.
+
+:func:`make_executor` picks the executor every node of the package runs on: rclpy's
+``EventsExecutor`` (C++, in the Kilted rclpy 9.1 wheels as ``rclpy.experimental``) by default,
+or ``SingleThreadedExecutor`` with ``STRANDS_MESH_EXECUTOR=single`` (the tested fallback).
+Measured here (docs/benchmarks.md, bridge fan-in): the events executor spends several times
+less CPU per message, which is what lets one bridge carry 100 robots' joint_states at 50 Hz.
+rclpy's ``MultiThreadedExecutor`` is not offered: in rclpy 9.1.2 it busy-loops a whole core
+while a ready message waits for a pool thread.
 
 ``executor.shutdown()`` while another thread is inside ``executor.spin()`` races with the
 callbacks that spin is about to run (they can meet destroyed entities or a closed thread
-pool). :class:`BackgroundSpin` instead spins until an rclpy ``Future`` completes
-(``spin_until_future_complete``, woken at once when it does: no polling), joins the thread, and
-only then shuts the executor down, so nodes can be destroyed afterwards with nothing in flight.
+pool). :class:`BackgroundSpin` instead ends the spin loop first (a ``SingleThreadedExecutor``
+spins until an rclpy ``Future`` completes, woken at once when it does; an ``EventsExecutor``
+spins in bounded ``spin_once`` calls and is woken by ``wake()``), joins the thread, and only
+then shuts the executor down, so nodes can be destroyed afterwards with nothing in flight.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import sys
 import threading
 from typing import Any, Callable
+
+EXECUTOR_ENV = "STRANDS_MESH_EXECUTOR"
+"""Environment variable choosing the executor of every node this package spins (see
+:func:`make_executor`): ``events`` (default) or ``single``."""
+
+EXECUTORS = ("events", "single")
+"""The values :data:`EXECUTOR_ENV` takes."""
+
+EVENTS_SPIN_SLICE = 0.1
+"""Longest single ``spin_once`` (s) of an ``EventsExecutor`` on a background thread. Its
+``spin()`` and untimed ``spin_until_future_complete()`` dispatched nothing at all when called
+off the main thread (rclpy 9.1.2, seen here), and a ``Future.set_result`` from another thread
+then blocked for good: the slice bounds every call, and :meth:`BackgroundSpin.stop` wakes the
+current one at once."""
+
+
+def executor_kind(kind: str | None = None) -> str:
+    """The executor kind to use: ``kind``, else ``$STRANDS_MESH_EXECUTOR``, else ``events``.
+
+    Raises:
+        ValueError: not one of :data:`EXECUTORS` (the message names the variable).
+    """
+    kind = kind or os.environ.get(EXECUTOR_ENV) or "events"
+    if kind not in EXECUTORS:
+        raise ValueError(f"{EXECUTOR_ENV}={kind!r}: expected one of {', '.join(EXECUTORS)}")
+    return kind
+
+
+def make_executor(context: Any = None, kind: str | None = None) -> Any:
+    """A new executor of the kind :func:`executor_kind` says, on ``context`` (None: rclpy's
+    default context). Falls back to ``SingleThreadedExecutor``, with one warning, on an rclpy
+    without ``rclpy.experimental.EventsExecutor`` (before Jazzy).
+
+    Raises:
+        ValueError: a bad :data:`EXECUTOR_ENV` value.
+    """
+    from rclpy.executors import SingleThreadedExecutor
+
+    if executor_kind(kind) == "events":
+        try:
+            from rclpy.experimental import EventsExecutor
+        except ImportError:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "rclpy.experimental.EventsExecutor is not in this rclpy: using SingleThreadedExecutor")
+        else:
+            return EventsExecutor(context=context)
+    return SingleThreadedExecutor(context=context)
+
+
+def is_events_executor(executor: Any) -> bool:
+    """Is ``executor`` rclpy's C++ ``EventsExecutor``?"""
+    return type(executor).__name__ == "EventsExecutor"
 
 
 def contained(logger: Any, what: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -24,13 +89,29 @@ def contained(logger: Any, what: str, fn: Callable[..., Any]) -> Callable[..., A
     callback) and returns None; callers that are owed an answer get one from the code inside
     (:class:`~strands_mesh_ros.robot.peer_core.PeerCore` answers every command it can).
     """
-    def callback(*args: Any) -> Any:
-        try:
-            return fn(*args)
-        except Exception as exc:  # noqa: BLE001 - the executor must outlive any one message
-            logger.error(f"{what} callback failed: {type(exc).__name__}: {str(exc)[:300]}",
-                         throttle_duration_sec=1.0)
-            return None
+    def failed(exc: Exception) -> None:
+        logger.error(f"{what} callback failed: {type(exc).__name__}: {str(exc)[:300]}", throttle_duration_sec=1.0)
+
+    # The wrapper takes arguments only when ``fn`` does: rclpy's EventsExecutor hands a timer
+    # callback that accepts any argument a TimerInfo, which a zero-argument ``fn`` refuses.
+    try:
+        takes_args = bool(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):  # no signature to read (a builtin): pass what comes
+        takes_args = True
+    if takes_args:
+        def callback(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except Exception as exc:  # noqa: BLE001 - the executor must outlive any one message
+                failed(exc)
+                return None
+    else:
+        def callback() -> Any:
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 - the executor must outlive any one message
+                failed(exc)
+                return None
 
     callback.__name__ = getattr(fn, "__name__", what)
     return callback
@@ -50,7 +131,9 @@ class BackgroundSpin:
         from rclpy.task import Future
 
         self.executor = executor
+        self._events = is_events_executor(executor)
         self._stop: Future = Future()
+        self._stopping = threading.Event()
         self._on_exit = on_exit
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -59,7 +142,11 @@ class BackgroundSpin:
         from rclpy.executors import ExternalShutdownException
 
         try:
-            self.executor.spin_until_future_complete(self._stop)
+            if self._events:
+                while not self._stopping.is_set() and self.executor.context.ok():
+                    self.executor.spin_once(timeout_sec=EVENTS_SPIN_SLICE)
+            else:
+                self.executor.spin_until_future_complete(self._stop)
         except ExternalShutdownException:
             pass
         finally:
@@ -76,7 +163,10 @@ class BackgroundSpin:
 
     def stop(self, timeout: float = 5.0) -> None:
         """End the loop, join the thread, then shut the executor down. Idempotent."""
-        if not self._stop.done():
+        if self._events:
+            self._stopping.set()
+            self.executor.wake()
+        elif not self._stop.done():
             self._stop.set_result(True)
         self._thread.join(timeout)
         # A MultiThreadedExecutor's pool may still run callbacks handed over by the last spin.
@@ -109,12 +199,11 @@ def _overdue(name: str) -> None:
         os._exit(1)
 
 
-def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[BaseException], ...],
-             num_threads: int | None = None, single_threaded: bool = False) -> int:
+def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[BaseException], ...]) -> int:
     """The ``main()`` of a node executable: spin until SIGINT / SIGTERM, then shut down cleanly.
 
     ``rclpy.init``; ``node = build(argv)`` (a Node, or an object with ``start(on_exit=...)`` /
-    ``close()`` such as the fleet host); spin it on a background thread while the main thread
+    ``close()`` such as the fleet host); spin it (on the :func:`make_executor` executor) on a background thread while the main thread
     waits for a signal (or the context to shut down, or spinning to end); then stop spinning,
     destroy, ``try_shutdown``.
 
@@ -130,8 +219,8 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
 
     Returns:
         0 on a normal shutdown; 2 when ``build`` raised one of ``errors`` (a refused
-        configuration, a mesh that cannot be joined) or the ROS arguments are malformed,
-        printed to stderr as ``name: message``.
+        configuration, a mesh that cannot be joined), the ROS arguments are malformed, or
+        :data:`EXECUTOR_ENV` is bad, printed to stderr as ``name: message``.
     """
     import rclpy
     from rclpy.node import Node
@@ -168,6 +257,11 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
         watchdog: threading.Timer | None = None
         try:
             try:
+                executor_kind()  # a bad STRANDS_MESH_EXECUTOR is a refused configuration
+            except ValueError as exc:
+                print(f"{name}: {exc}", file=sys.stderr)
+                return 2
+            try:
                 built = build(argv)
             except errors as exc:
                 print(f"{name}: {_one_line(exc)}", file=sys.stderr)
@@ -175,9 +269,7 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
             if stop.is_set():
                 pass  # asked to stop while starting
             elif isinstance(built, Node):
-                from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
-
-                executor = SingleThreadedExecutor() if single_threaded else MultiThreadedExecutor(num_threads=num_threads)
+                executor = make_executor()
                 executor.add_node(built)
                 spinner = BackgroundSpin(executor, f"{name}-spin", on_exit=stop.set)
             else:
