@@ -222,7 +222,7 @@ def fanin_step(n: int, duration: float, rate: float, domain: int, warmup: float,
             "lag": pct(lags, 50, 99) if lags else [float("nan")] * 2}
 
 
-EXECUTOR_NAMES = {"events": "EventsExecutor, as shipped", "single": "SingleThreadedExecutor, the fallback",
+EXECUTOR_NAMES = {"events": "EventsExecutor (opt-in)", "single": "SingleThreadedExecutor, the default",
                   "multi": "MultiThreadedExecutor(4), the earlier bridge"}
 
 
@@ -379,7 +379,7 @@ def bench_flood(rate: float, duration: float, senders: int, legit: int, domain: 
         r = rows[kind] = flood_run(kind, rate, duration, senders, legit, domain, timeout,
                                    profile if kind == "bridged" else None, robot_executor, bridge_executor)
         label = "mesh-native robot" if kind == "mesh" else (
-            "ROS robot node via bridge" + (" (as shipped: EventsExecutors)" if (robot_executor, bridge_executor) == ("events", "events") else
+            "ROS robot node via bridge" + (" (EventsExecutors, opt-in)" if (robot_executor, bridge_executor) == ("events", "events") else
                                            f" (diagnostic: robot node on {robot_executor}, bridge on "
                                            f"{bridge_executor} executor)"))
         fl = r["flood_lat"]
@@ -417,8 +417,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2.0, help="fanin: s after every robot is flowing")
     ap.add_argument("--rate", type=float, default=50.0, help="fanin: joint_states Hz per robot")
     ap.add_argument("--executor", default="single,events",
-                    help="fanin: the bridge's executor kinds, each run at every N (events = as shipped, single = "
-                         "the fallback and baseline, multi = the earlier bridge)")
+                    help="fanin: the bridge's executor kinds, each run at every N (events = opt-in, single = the default; "
+                         "the baseline; multi = the earlier bridge)")
     ap.add_argument("--flood-rate", type=float, default=1000.0, help="flood: status commands per second offered")
     ap.add_argument("--flood-duration", type=float, default=10.0, help="flood: s")
     ap.add_argument("--senders", type=int, default=2, help="flood: sender processes")

@@ -1,11 +1,14 @@
 """Choosing the package's rclpy executor, spinning it on a background thread, and stopping it
 without races.
 
-:func:`make_executor` picks the executor every node of the package runs on: rclpy's
-``EventsExecutor`` (C++, in the Kilted rclpy 9.1 wheels as ``rclpy.experimental``) by default,
-or ``SingleThreadedExecutor`` with ``STRANDS_MESH_EXECUTOR=single`` (the tested fallback).
-Measured here (docs/benchmarks.md, bridge fan-in): the events executor spends several times
-less CPU per message, which is what lets one bridge carry 100 robots' joint_states at 50 Hz.
+:func:`make_executor` picks the executor every node of the package runs on:
+``SingleThreadedExecutor`` by default, or rclpy's ``EventsExecutor`` (C++, in the Kilted rclpy
+9.1 wheels as ``rclpy.experimental``) with ``STRANDS_MESH_EXECUTOR=events``. Measured here
+(docs/benchmarks.md, bridge fan-in): the events executor spends several times less CPU per
+message, which is what brings 100 robots' joint_states at 50 Hz through one bridge; but it is
+experimental in rclpy, and a bridge on it once aborted at exit in CI ("FATAL: exception not
+rethrown", a C++ thread of it unwound at interpreter shutdown), so it is opt-in for large
+bridges, not the default.
 rclpy's ``MultiThreadedExecutor`` is not offered: in rclpy 9.1.2 it busy-loops a whole core
 while a ready message waits for a pool thread.
 
@@ -28,7 +31,7 @@ from typing import Any, Callable
 
 EXECUTOR_ENV = "STRANDS_MESH_EXECUTOR"
 """Environment variable choosing the executor of every node this package spins (see
-:func:`make_executor`): ``events`` (default) or ``single``."""
+:func:`make_executor`): ``single`` (default) or ``events``."""
 
 EXECUTORS = ("events", "single")
 """The values :data:`EXECUTOR_ENV` takes."""
@@ -42,12 +45,12 @@ current one at once."""
 
 
 def executor_kind(kind: str | None = None) -> str:
-    """The executor kind to use: ``kind``, else ``$STRANDS_MESH_EXECUTOR``, else ``events``.
+    """The executor kind to use: ``kind``, else ``$STRANDS_MESH_EXECUTOR``, else ``single``.
 
     Raises:
         ValueError: not one of :data:`EXECUTORS` (the message names the variable).
     """
-    kind = kind or os.environ.get(EXECUTOR_ENV) or "events"
+    kind = kind or os.environ.get(EXECUTOR_ENV) or "single"
     if kind not in EXECUTORS:
         raise ValueError(f"{EXECUTOR_ENV}={kind!r}: expected one of {', '.join(EXECUTORS)}")
     return kind
