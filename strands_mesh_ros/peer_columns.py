@@ -1,6 +1,6 @@
 """The peer table of ``strands-mesh peers`` and of ``up``'s live view, at any width.
 
-Columns are kept whole in priority order — peer, e-stop, kind, task, type, ROS namespace, via,
+Columns are kept whole in priority order — peer, e-stop, model, task, kind, ROS namespace, via,
 age, host, token — and skills come last, cut with an ellipsis: at a narrow width (80 columns,
 or piped, where rich uses ``$COLUMNS``) the lowest-priority columns are left out rather than
 every column squashed to a blank header (docs/cli.md).
@@ -15,8 +15,8 @@ from rich.table import Table
 
 COLUMNS: list[tuple[str, Callable[[Any], str], int]] = [
     ("peer", lambda p: p.peer_id, 0),
-    ("type", lambda p: p.peer_type, 4),
-    ("kind", lambda p: p.robot_type, 2),
+    ("kind", lambda p: p.peer_type, 4),  # the peer kind: sim, robot, bridge, agent
+    ("model", lambda p: p.robot_type, 2),  # the robot model (arm6, diffbot), or the agent's role
     ("e-stop", lambda p: p.estop_state, 1),
     ("task", lambda p: p.presence.task_status or "", 3),
     ("ros", lambda p: p.presence.ros.namespace if p.presence.ros else "", 5),
@@ -41,7 +41,7 @@ def peers_table(peers: dict, width: int, *, title: str, hide_kinds: Iterable[str
         peers: the peers to show, by id (shown sorted by id).
         width: terminal columns available (>= 20 sensible).
         title: the table's title.
-        hide_kinds: peer kinds (``robot_type``) left out, e.g. the CLI's own peers.
+        hide_kinds: ``robot_type`` values (the model column) left out, e.g. the CLI's own peers.
     """
     hidden = set(hide_kinds)
     rows = [peers[pid] for pid in sorted(peers) if peers[pid].robot_type not in hidden]

@@ -108,7 +108,7 @@ def test_peers_shows_estop_lockout_and_fits_80_columns_when_piped(net, robot):
     lines = r.stdout.splitlines()
     assert all(len(line) <= 80 for line in lines), r.stdout
     header = next(line for line in lines if " e-stop " in line)
-    for col in ("peer", "kind", "e-stop", "task"):  # high-priority columns whole, never blanked
+    for col in ("peer", "model", "e-stop", "task"):  # high-priority columns whole, never blanked
         assert f" {col} " in header, header
     assert any("arm1" in line and " ok " in line for line in lines), r.stdout
     r = cli(net, "estop", "--reason", "lockout shown", "--json")
@@ -177,7 +177,7 @@ def test_a_presence_query_finds_peers_without_waiting_for_a_beat(net):
 @pytest.mark.parametrize("width", [60, 80, 140])
 def test_peer_table_keeps_columns_whole_by_priority(width):
     """The table of `peers` and of up's live view fits the width; lower-priority columns go
-    whole, the peer, its e-stop state, kind and task stay."""
+    whole, the peer, its e-stop state, model and task stay."""
     from rich.console import Console
 
     from strands_mesh_ros.contract.payloads import make_presence
@@ -196,7 +196,7 @@ def test_peer_table_keeps_columns_whole_by_priority(width):
     lines = text.splitlines()
     assert all(len(line) <= width for line in lines), text
     header = next(line for line in lines if " e-stop " in line)
-    assert all(f" {c} " in header for c in ("peer", "kind", "e-stop", "task")), text
+    assert all(f" {c} " in header for c in ("peer", "model", "e-stop", "task")), text
     assert ("skills" in header) == (width >= 140), text
     assert any("arm1" in line and "LOCKED OUT" in line for line in lines)
     assert any("base1" in line and " ok " in line for line in lines)
