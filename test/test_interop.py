@@ -89,6 +89,15 @@ class TheirProcess:
                 assert "exc" not in r, f"their {do!r} raised {r['exc']}"
                 return r["res"]
 
+    def wait_answering(self, frm: str, to: str, timeout: float = 40.0) -> None:
+        """Wait until ``to`` answers a ``status`` that their ``frm`` sends. Hearing a presence
+        does not yet mean their session has the route to our command subscriber (a put made
+        before it arrives goes nowhere: seen once on a loaded machine), so a test's first
+        exchange goes through here."""
+        wait_for(lambda: self.call("send", wait=15.0, **{"from": frm, "to": to, "cmd": {"action": "status"},
+                                                         "timeout": 3.0}).get("responder_id") == to,
+                 timeout, interval=0.2, what=f"{to} answering their {frm}'s first status")
+
     def task_stopped(self, timeout: float = 5.0) -> dict:
         """Wait until their arm runs no task and its last one ended stopped (not completed);
         returns the arm's record (``running``, ``history`` with ``t_end`` in UNIX s)."""
@@ -337,6 +346,7 @@ def test_send_and_tell_both_ways(fleet):
     fleet.their_peers_see("ourarm", "op")
     fleet.their_peers_see("op", who="srarm")
     # theirs -> ours: our answers carry the SourceInfo their presence binding expects
+    fleet.theirs.wait_answering("srop", "ourarm")
     res = fleet.theirs.call("send", **{"from": "srop", "to": "ourarm", "cmd": {"action": "status"}, "timeout": 5})
     assert res.get("responder_id") == "ourarm" and res["result"]["robot_id"] == "ourarm", res
     res = fleet.theirs.call("tell", wait=40, **{"from": "srop", "to": "ourarm",

@@ -94,6 +94,7 @@ def test_their_mesh_operates_our_up_fleet(up_fleet):
     assert set(ours) <= set(peers["srarm"]), peers
     # send: both answer, the ROS robot through the bridge's session
     for r in ours:
+        theirs.wait_answering("srop", r)
         st = status(theirs, r)
         assert st["robot_id"] == r and st["locked_out"] is False, st
     # tell (blocking execute with their policy_provider): both move

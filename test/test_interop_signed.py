@@ -142,6 +142,7 @@ def test_their_peer_requiring_signatures_accepts_our_presence_answers_and_comman
     wait_for(beat, 20, interval=0.3, what="their srop admitting eve's signed presence")
     assert "eve" not in signed.theirs.call("peers")["srop"]
     # answers: theirs -> ours; they verify our signature, CN and nonce before taking it
+    signed.theirs.wait_answering("srop", "ourarm")
     res = signed.theirs.call("send", **{"from": "srop", "to": "ourarm", "cmd": {"action": "status"}, "timeout": 10})
     assert res.get("responder_id") == "ourarm" and res["result"]["robot_id"] == "ourarm", res
     # commands: ours -> their hardware robot; its motion gate attributes `start` to op by signature
