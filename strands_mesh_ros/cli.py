@@ -63,6 +63,10 @@ operator's calls, not one per CLI process (each line names its peer)."""
 
 _json_errors = False  # set by main() when --json is on the command line
 
+RESUME_TARGET_WAIT = 2.0
+"""Most seconds ``resume`` waits for each named target to be heard before it resumes (returns
+as soon as it is): four presence periods of a strands-robots peer (2 Hz)."""
+
 
 class Exit:
     OK, FAILED, USAGE, NO_MESH = 0, 1, 2, 3
@@ -391,6 +395,11 @@ def resume(
     mesh = _open(connect, listen, config, prefix, namespace, resume_key=key, resume_signing_key=signing)
     try:
         mesh.refresh_peers(max(timeout, 0.5))
+        # Named targets that answer no query (strands-robots peers: no liveliness token) are
+        # waited for until heard (their presence comes every 0.5 s), not for a fixed time: a
+        # resume put before their session routes our answers back would go unanswered.
+        for pid in target or ():
+            mesh.table.wait_known(pid, RESUME_TARGET_WAIT)
         if discover > 0:
             threading.Event().wait(discover)
         try:

@@ -429,12 +429,20 @@ def test_our_cli_signed_resume_asks_the_epoch_and_clears_both_sides(fleet, resum
     from strands_mesh_ros.drivers.mock import MockDriver
     from strands_mesh_ros.robot.resume_ed25519 import PRIVATE_KEY_FILE_ENV
 
+    from strands_mesh_ros.mesh.safety_path import SAFETY_SPACING
+
     ourarm = fleet.mesh("ourarm", robot=MockDriver("ourarm")).core.robot
     fleet.op.wait_for_peer("ourarm", 10)
+    t_estop = time.monotonic()
     report = fleet.op.emergency_stop("interop drill", timeout=2.0)
     assert not report.not_acked, report.to_dict()
     wait_for(lambda: all(v["locked"] for v in fleet.theirs.call("lockouts").values()), 5, interval=0.05,
              what="their peers locked out")
+    # The CLI reaches their process over the same Zenoh link as op's e-stop (through this
+    # process's session), and their receiver drops a second safety message on one link within
+    # 0.5 s (a rate rule, docs/interop.md): a CLI that starts fast must not resume inside it.
+    # Not a synchronisation wait: the window of their limiter, as our own sender keeps it.
+    threading.Event().wait(max(0.0, t_estop + SAFETY_SPACING - time.monotonic()))
     pem = tmp_path / "resume.pem"
     pem.write_bytes(resume_key[0].private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                 serialization.NoEncryption()))

@@ -169,6 +169,7 @@ class PeerCore:
         self._seen_lock = threading.Lock()
         self._tick_lock = threading.Lock()
         self._last_tick = time.monotonic()
+        self._last_presence: float | None = None  # monotonic s of the last presence built
         self._peer_timeout = peer_timeout
         self.thawed_at = 0.0  # wall time this peer last came back from being unresponsive
         self._thaw_gap = 0.0
@@ -180,7 +181,10 @@ class PeerCore:
     # -- presence and state -------------------------------------------------------------
 
     def presence(self) -> Presence:
-        """This peer's presence now (CONTRACT.md "Payloads")."""
+        """This peer's presence now (CONTRACT.md "Payloads"); the transport publishes it (the
+        time it was built counts as heard by peers, for :meth:`tick`)."""
+        self.tick()  # a silence that ends here is noted before this presence ends it
+        self._last_presence = time.monotonic()
         robot = self.robot
         fields: dict[str, Any] = dict(
             robot_type=self.robot_type, peer_type=self.peer_type,
@@ -219,8 +223,14 @@ class PeerCore:
         now = time.monotonic()
         with self._tick_lock:
             gap, self._last_tick = now - self._last_tick, now
+            # Peers judge by the age of the last *presence* (2 Hz), not by ticks (20 Hz): a process
+            # frozen 0.45 s after a beat has a tick gap 0.45 s shorter than the silence its peers
+            # saw, and a command queued meanwhile ran although its caller had been told 'peer lost'.
+            silent = now - self._last_presence if self._last_presence is not None else 0.0
+            gap = max(gap, silent)
             if gap <= self._peer_timeout:
                 return
+            self._last_presence = now  # one report per silence
             self.thawed_at, self._thaw_gap = time.time(), gap
         log.warning("%s: unresponsive for %.1f s; commands sent meanwhile will be refused", self.peer_id, gap)
         self.audit.write("unresponsive", time.time(), sync=False, seconds=round(gap, 3))
