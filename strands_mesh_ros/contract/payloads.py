@@ -249,10 +249,7 @@ def command_json(sender_id: str, turn_id: str, command: dict[str, Any], reply_to
     env: dict[str, Any] = {"sender_id": sender_id, "turn_id": turn_id, "command": command, "timestamp": time.time()}
     if reply_to is not None:
         env["reply_to"] = reply_to
-    try:
-        return _COMPACT.encode(env).encode()
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"command is not JSON-serialisable: {exc}") from None
+    return _compact_bytes(env, "command")
 
 
 def state_json(peer_id: str, t: float, joints: dict[str, tuple[float, float, float]], task: dict[str, Any],
@@ -273,10 +270,19 @@ def state_json(peer_id: str, t: float, joints: dict[str, tuple[float, float, flo
         st["sim_time"] = sim_time
     if base_pose is not None:
         st["base_pose"] = base_pose
+    return _compact_bytes(st, f"state of {peer_id}")
+
+
+def _compact_bytes(obj: dict[str, Any], what: str) -> bytes:
+    """``obj`` as compact JSON bytes (:data:`_COMPACT`).
+
+    Raises:
+        ValueError: ``what is not JSON-serialisable: ...`` (a NaN or infinity, a set, an object).
+    """
     try:
-        return _COMPACT.encode(st).encode()
+        return _COMPACT.encode(obj).encode()
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"state of {peer_id} is not JSON-serialisable: {exc}") from None
+        raise ValueError(f"{what} is not JSON-serialisable: {exc}") from None
 
 
 def new_turn_id() -> str:

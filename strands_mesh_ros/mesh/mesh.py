@@ -34,7 +34,7 @@ from .identity import WireSetup, signer_for, warn_if_cannot_speak, wire_setup
 from .peers import PeerInfo, PeerTable
 from ..robot.safety import AuditLog, load_resume_key
 from .safety_path import MeshError, SafetyPath, _AckCollector
-from .session import POOL, query_peers  # noqa: F401 (re-exported)
+from .session import POOL, query_peers, token_peer_ids  # noqa: F401 (re-exported)
 
 
 class DuplicatePeer(MeshError):
@@ -55,16 +55,7 @@ def live_peer_ids(session: Any, keys: Any, timeout: float = 1.0) -> set[str]:
         keys: the fleet's :class:`~strands_mesh_ros.contract.keys.KeySpace`.
         timeout: s, the query's deadline.
     """
-    live: set[str] = set()
-    for reply in session.liveliness().get(keys.all_alive, timeout=timeout):
-        if reply.ok is not None:
-            try:
-                peer = keys.parse(str(reply.ok.key_expr)).peer_id
-            except ValueError:
-                continue
-            if peer:
-                live.add(peer)
-    return live
+    return token_peer_ids(session.liveliness().get(keys.all_alive, timeout=timeout), keys)
 
 
 class Subscription:

@@ -28,6 +28,22 @@ def _local(endpoint: str) -> str:
     return re.sub(r"/(0\.0\.0\.0|\[::\])(?=:)", "/127.0.0.1", endpoint)
 
 
+def token_peer_ids(replies: Any, keys: Any) -> set[str]:
+    """The peer ids named by the replies of a liveliness query on ``keys.all_alive`` (replies
+    that are errors or name no peer of this fleet are skipped)."""
+    live: set[str] = set()
+    for reply in replies:
+        if reply.ok is None:
+            continue
+        try:
+            peer = keys.parse(str(reply.ok.key_expr)).peer_id
+        except ValueError:
+            continue
+        if peer:
+            live.add(peer)
+    return live
+
+
 def query_peers(session: Any, keys: Any, table: Any, timeout: float = 1.0) -> set[str]:
     """Ask the mesh who is on it now, and feed the answers into ``table``: the live liveliness
     tokens, and the current presence of every peer that answers a presence query (each
@@ -48,17 +64,9 @@ def query_peers(session: Any, keys: Any, table: Any, timeout: float = 1.0) -> se
 
     tokens = session.liveliness().get(keys.all_alive, timeout=timeout)
     presences = session.get(keys.all_presence, timeout=timeout)
-    live: set[str] = set()
-    for reply in tokens:
-        if reply.ok is None:
-            continue
-        try:
-            peer = keys.parse(str(reply.ok.key_expr)).peer_id
-        except ValueError:
-            continue
-        if peer:
-            live.add(peer)
-            table.token(peer, True)
+    live = token_peer_ids(tokens, keys)
+    for peer in live:
+        table.token(peer, True)
     for reply in presences:
         if reply.ok is None:
             continue
