@@ -13,11 +13,13 @@ query and a presence query, answered in milliseconds; :func:`~strands_mesh_ros.m
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import socket
 import sys
 import threading
+import traceback
 from typing import Annotated, Any, Optional
 
 import typer
@@ -62,6 +64,7 @@ OPERATOR_AUDIT = "operator"
 operator's calls, not one per CLI process (each line names its peer)."""
 
 _json_errors = False  # set by main() when --json is on the command line
+_exit_at_end = False  # set by main(): the process ends with os._exit when the command is done
 
 RESUME_TARGET_WAIT = 2.0
 """Most seconds ``resume`` waits for each named target to be heard before it resumes (returns
@@ -106,7 +109,10 @@ def _config(connect, listen, config, prefix, namespace):
         raise _error(str(exc), Exit.USAGE) from None
 
 
-def _open(connect, listen, config, prefix, namespace, resume_key: bytes | None = None, resume_signing_key=None):
+def _open(connect, listen, config, prefix, namespace, resume_key: bytes | None = None, resume_signing_key=None,
+          safety: bool = True):
+    """Join the mesh as this CLI call's agent peer. ``safety`` False: a command that neither
+    issues nor watches e-stops and resumes (the safety session is then never opened)."""
     from .mesh.mesh import Mesh
 
     from .mesh.identity import wire_setup
@@ -118,9 +124,15 @@ def _open(connect, listen, config, prefix, namespace, resume_key: bytes | None =
         # an e-stop goes out one network round trip sooner.
         return Mesh(_cli_peer_id(identity.cn if identity else None), config=cfg, peer_type="agent", robot_type="cli",
                     resume_key=resume_key, resume_signing_key=resume_signing_key, audit_name=OPERATOR_AUDIT,
-                    check_unique=False).start()
+                    check_unique=False, safety=safety).start()
     except (RuntimeError, ValueError) as exc:
         raise _error(f"could not join the mesh: {exc}", Exit.NO_MESH) from None
+
+
+def _leave(mesh: Any) -> None:
+    """Stop ``mesh``; from the ``strands-mesh`` entry point, which ends the process with
+    ``os._exit`` at once (:func:`main`), without closing its Zenoh sessions."""
+    mesh.stop(close_sessions=not _exit_at_end)
 
 
 def _print_json(data: Any) -> None:
@@ -175,7 +187,7 @@ def _wait_peer(mesh, peer: str, discover: float) -> None:
     joining, or its presence); fail after ``discover`` s."""
     if not mesh.table.wait_known(peer, discover):
         known = ", ".join(sorted(mesh.peers)) or "none"
-        mesh.stop()
+        _leave(mesh)
         raise _error(f"peer {peer!r} not found on the mesh within {discover} s (known: {known})", Exit.FAILED)
 
 
@@ -227,7 +239,8 @@ def peers(
         pass
     finally:
         POOL.release_peers(shared, _ignore_leave)
-        POOL.release(session)
+        if not _exit_at_end:  # else the process ends at once (main)
+            POOL.release(session)
 
 
 def _ignore_leave(peer_id: str, why: str) -> None:
@@ -246,7 +259,7 @@ def tell(
 ) -> None:
     """Execute a plain-text instruction on PEER and wait for it to finish."""
     _check_peer(peer)
-    mesh = _open(connect, listen, config, prefix, namespace)
+    mesh = _open(connect, listen, config, prefix, namespace, safety=False)
     try:
         _wait_peer(mesh, peer, discover)
         try:
@@ -255,7 +268,7 @@ def tell(
             raise _error(str(exc), Exit.USAGE) from None
         _show_response(resp, as_json)
     finally:
-        mesh.stop()
+        _leave(mesh)
 
 
 @app.command(help="Send a JSON command to PEER and print its response.")
@@ -268,12 +281,12 @@ def send(
     """Send a JSON command to PEER and print its response."""
     _check_peer(peer)
     cmd = _parse_json(command, "COMMAND")
-    mesh = _open(connect, listen, config, prefix, namespace)
+    mesh = _open(connect, listen, config, prefix, namespace, safety=False)
     try:
         _wait_peer(mesh, peer, discover)
         _show_response(mesh.send(peer, cmd, timeout=timeout), as_json)
     finally:
-        mesh.stop()
+        _leave(mesh)
 
 
 @app.command(short_help="Send a JSON command to every peer; print each answer.", help="Send a JSON command to every peer and print each answer (returns when all known peers answered).")
@@ -284,7 +297,7 @@ def broadcast(
 ) -> None:
     """Send a JSON command to every peer and print each answer."""
     cmd = _parse_json(command, "COMMAND")
-    mesh = _open(connect, listen, config, prefix, namespace)
+    mesh = _open(connect, listen, config, prefix, namespace, safety=False)
     try:
         mesh.refresh_peers(timeout)
         if discover > 0:
@@ -307,7 +320,7 @@ def broadcast(
             raise _error(f"no answer from {', '.join(res.missing) or 'none'}; failed at {', '.join(failed) or 'none'}",
                          Exit.FAILED) if as_json else typer.Exit(Exit.FAILED)
     finally:
-        mesh.stop()
+        _leave(mesh)
 
 
 @app.command(short_help="Software e-stop of every peer (NOT a hardwired e-stop).", help="Software e-stop of every peer: supplementary, NOT a hardwired emergency stop. The e-stop goes "
@@ -350,7 +363,7 @@ def estop(
             raise _error(f"NOT known to be stopped: {', '.join(report.not_acked)}", Exit.FAILED) if as_json \
                 else typer.Exit(Exit.FAILED)
     finally:
-        mesh.stop()
+        _leave(mesh)
 
 
 @app.command(short_help="Clear e-stop lockouts with a signed resume.", help="Clear e-stop lockouts with a signed resume: our HMAC resume (key from STRANDS_MESH_RESUME_KEY, "
@@ -420,7 +433,7 @@ def resume(
         if refused:
             raise _error(f"not resumed: {', '.join(refused)}", Exit.FAILED) if as_json else typer.Exit(Exit.FAILED)
     finally:
-        mesh.stop()
+        _leave(mesh)
 
 
 def _resume_all(mesh, targets, operator, timeout, epoch, ed25519: bool, hmac: bool) -> dict[str, dict[str, Any]]:
@@ -465,7 +478,7 @@ def echo(
     prefix: Prefix = None, namespace: Namespace = None,
 ) -> None:
     """Print every sample published on KEYEXPR."""
-    mesh = _open(connect, listen, config, prefix, namespace)
+    mesh = _open(connect, listen, config, prefix, namespace, safety=False)
     got = threading.Semaphore(0)
     lock = threading.Lock()
     shown = [0]
@@ -494,7 +507,7 @@ def echo(
     except KeyboardInterrupt:
         pass
     finally:
-        mesh.stop()
+        _leave(mesh)
 
 
 @app.command(short_help="Run a simulated fleet with a live view; Ctrl-C stops it.", help="Bring up a simulated fleet on the mesh (ROS nodes and the bridge when rclpy is importable), "
@@ -673,7 +686,41 @@ def replay(
 
 def main() -> None:
     """The ``strands-mesh`` entry point. Under ``--json``, usage errors too are reported as one
-    JSON line on stderr (``{"error": ..., "exit": 2}``)."""
+    JSON line on stderr (``{"error": ..., "exit": 2}``).
+
+    The process ends with ``os._exit`` once the command is done and its output flushed: the
+    interpreter's teardown and closing the Zenoh sessions took 0.1-0.25 s after the answer was
+    printed (bench/bench_cli.py). Every command has left the mesh and closed its files by then.
+    """
+    global _exit_at_end
+    _exit_at_end = True
+    # pydantic's plugin lookup scans every installed distribution's entry points (~17 ms with
+    # the ROS wheels installed) the first time a model is built; the CLI uses no plugin (typer
+    # turns them off around its own pydantic use for the same reason).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    code = 1
+    try:
+        _main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            sys.stderr.write(f"{exc.code}\n")
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # a defect: still shown, as the interpreter would have
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more can be said on it
+                pass
+        logging.shutdown()
+        os._exit(code)
+
+
+def _main() -> None:
     global _json_errors
     _json_errors = "--json" in sys.argv[1:]
     if not _json_errors:

@@ -88,7 +88,9 @@ class Mesh(CommandPath, SafetyPath):
             back-pressure to senders.
         presence: returns extra presence fields (``skills``, ``task_status``, ...) at each beat.
         safety: subscribe to the safety keys (default). A bridge's proxies say False: the
-            bridge's own peer takes the safety path for them.
+            bridge's own peer takes the safety path for them. With False the safety session
+            opens only when first needed (an e-stop or resume put), so a CLI ``send`` does
+            not pay for opening it.
         safety_hook: called ``safety_hook("resume", raw bytes)`` for every readable resume
             envelope of another peer (the bridge carries them into ROS).
         raw_estop_hook: called with the raw bytes of every sample on the e-stop key, in
@@ -166,6 +168,8 @@ class Mesh(CommandPath, SafetyPath):
         self._decl: list[Any] = []
         self._subs: list[Subscription] = []
         self._session = self._safety = None
+        self._safety_open_lock = threading.Lock()  # opening (and dropping) the safety session
+        self._safety_pubs: tuple[Any, Any] | None = None  # (e-stop, resume) publishers
         self.audit: AuditLog | None = None
         self._sender_stats = {"spoofed": 0, "rejected": 0, "responses": 0}
         self._presence_extra = presence
@@ -227,21 +231,19 @@ class Mesh(CommandPath, SafetyPath):
                              robot_type=self.robot_type, resume_key=self._resume_key, peers=self._peers_answer,
                              ros=self._ros, via=self._via, presence_extra=self._presence_extra,
                              peer_timeout=self.config.peer_timeout, watchdog=self._watchdog)
-        try:
-            self._safety = POOL.acquire(self.config, "safety")
-        except Exception:
-            POOL.release(self._session)
-            self._session = None
-            raise
-        k, s, z = self.keys, self._session, self._safety
+        if self._with_safety:
+            try:
+                self._open_safety()
+            except Exception:
+                POOL.release(self._session)
+                self._session = None
+                raise
+        k, s = self.keys, self._session
         block = zenoh.CongestionControl.BLOCK
         self._presence_pub = s.declare_publisher(k.presence(self.peer_id), congestion_control=block)
         self._state_pub = s.declare_publisher(k.state(self.peer_id), congestion_control=block)
         self._stream_pub = s.declare_publisher(k.stream(self.peer_id), congestion_control=block)
-        rt = dict(congestion_control=block, priority=zenoh.Priority.REAL_TIME, express=True)
-        self._estop_pub = z.declare_publisher(k.estop, **rt)
-        self._resume_pub = z.declare_publisher(k.resume, **rt)
-        self._decl += [self._presence_pub, self._state_pub, self._stream_pub, self._estop_pub, self._resume_pub]
+        self._decl += [self._presence_pub, self._state_pub, self._stream_pub]
         self._shared_peers = POOL.peers_for(s, self.config, self._peer_left)
         self._shared_peers.trust = self._wire.trust
         self.table = self._shared_peers.table
@@ -252,6 +254,7 @@ class Mesh(CommandPath, SafetyPath):
                           for key in (k.cmd(self.peer_id), k.broadcast)]
         self._decl.append(s.declare_subscriber(k.responses_for(self.peer_id), self._on_response))
         if self._with_safety:
+            z = self._safety
             self._decl.append(z.declare_subscriber(k.estop, self._on_estop))
             self._decl.append(z.declare_subscriber(k.resume, self._on_resume))
             self._decl.append(z.declare_subscriber(k.estop_acks_for(self.peer_id), self._on_estop_ack))
@@ -268,6 +271,39 @@ class Mesh(CommandPath, SafetyPath):
         self._publish_presence()
         self.audit.write("start", time.time(), peer_type=self.peer_type, robot_type=self.robot_type)
         return self
+
+    def _open_safety(self) -> Any:
+        """The safety session, opened (with its real-time e-stop and resume publishers) on
+        first call.
+
+        Raises:
+            RuntimeError / ValueError: Zenoh could not open it.
+        """
+        with self._safety_open_lock:
+            if self._session is None:
+                raise MeshError(f"mesh peer {self.peer_id} is not started")
+            if self._safety is None:
+                zenoh = self._zenoh
+                z = POOL.acquire(self.config, "safety")
+                rt = dict(congestion_control=zenoh.CongestionControl.BLOCK, priority=zenoh.Priority.REAL_TIME,
+                          express=True)
+                self._safety_pubs = (z.declare_publisher(self.keys.estop, **rt),
+                                     z.declare_publisher(self.keys.resume, **rt))
+                self._decl += self._safety_pubs
+                self._safety = z
+            return self._safety
+
+    @property
+    def _estop_pub(self) -> Any:
+        if self._safety_pubs is None:
+            self._open_safety()
+        return self._safety_pubs[0]
+
+    @property
+    def _resume_pub(self) -> Any:
+        if self._safety_pubs is None:
+            self._open_safety()
+        return self._safety_pubs[1]
 
     def _on_presence_query(self, query: Any) -> None:
         try:
@@ -305,8 +341,15 @@ class Mesh(CommandPath, SafetyPath):
         t.start()
         self._threads.append(t)
 
-    def stop(self) -> None:
-        """Leave the mesh: fail pending calls, undeclare, release sessions. Idempotent."""
+    def stop(self, *, close_sessions: bool = True) -> None:
+        """Leave the mesh: fail pending calls, undeclare, release sessions. Idempotent.
+
+        Args:
+            close_sessions: False leaves the Zenoh sessions open for a process that ends
+                with ``os._exit`` right after (the CLI): closing them took 50-180 ms here, the
+                largest part of a short CLI call after its answer (bench/bench_cli.py); the
+                peers see the links close when the process ends.
+        """
         if self._session is None:
             return
         self._stop_evt.set()
@@ -329,14 +372,20 @@ class Mesh(CommandPath, SafetyPath):
         self._decl.clear()
         POOL.release_peers(self._shared_peers, self._peer_left)
         self.table = PeerTable(self.config.peer_timeout)  # a stopped peer sees no one
-        # The two sessions close side by side: closing one with an open link takes ~80 ms
-        # here (bench/bench_cli.py), the whole of a CLI call's stop.
-        closer = threading.Thread(target=POOL.release, args=(self._safety,), name=f"{self.peer_id}-close",
-                                  daemon=True)
-        closer.start()
-        POOL.release(self._session)
-        closer.join(timeout=5)
-        self._session = self._safety = None
+        if close_sessions:
+            # The two sessions close side by side: closing one with an open link takes ~80 ms
+            # here (bench/bench_cli.py), the whole of a CLI call's stop.
+            closer = None
+            if self._safety is not None:
+                closer = threading.Thread(target=POOL.release, args=(self._safety,), name=f"{self.peer_id}-close",
+                                          daemon=True)
+                closer.start()
+            POOL.release(self._session)
+            if closer is not None:
+                closer.join(timeout=5)
+        with self._safety_open_lock:
+            self._session = self._safety = None
+            self._safety_pubs = None
         if self.audit:
             self.audit.write("stop", time.time())
             self.audit.close()

@@ -103,7 +103,9 @@ class SafetyPath:
         s, the acks and the ``stop`` answers of every peer it knows of (the peer table, the
         liveliness tokens and presence answers of a peer query made right after the e-stop
         went out, and peers whose presence arrives meanwhile), and returns as soon as each has
-        answered one way or the other.
+        answered one way or the other. When that query is answered, the same e-stop is put once
+        more if a live peer has not acked yet (a just-opened safety session may have put it
+        before its link to that peer was up).
 
         A peer counts as stopped when it acked with actuators halted, or answered ``stop``
         successfully; as without actuators when its ack says so or its ``stop`` answer lists
@@ -125,7 +127,8 @@ class SafetyPath:
         try:
             # SourceInfo with the zid the body names: strands-robots 0.5.3 then takes estop_id
             # as its lockout epoch (both or neither, else it refuses the envelope).
-            self._estop_pub.put(env.to_json(), source_info=self._zenoh.SourceInfo(self._estop_pub.id, 1))
+            payload, source = env.to_json(), self._zenoh.SourceInfo(self._estop_pub.id, 1)
+            self._estop_pub.put(payload, source_info=source)
             _safety_sent()
             answers: dict[str, Any] = {}
 
@@ -141,6 +144,11 @@ class SafetyPath:
                 self.refresh_peers(max(timeout, 0.05))
             except Exception as exc:  # a failed query never holds up the e-stop report
                 log.warning("%s: peer query after e-stop failed: %s", self.peer_id, exc)
+            # Put it once more if a live peer has not acked yet: the safety session of a process
+            # that has just joined (the CLI) may have put it before its link to that peer was up
+            # (session.SAFETY_OPEN_WAIT_MS). Receivers latch a repeat as the same e-stop.
+            if (set(self.peers) | self.table.tokens()) - {self.peer_id} - set(collector.snapshot()):
+                self._estop_pub.put(payload, source_info=source)
             deadline = t0 + timeout
             while True:
                 expected = (set(self.peers) | self.table.tokens()) - {self.peer_id}
@@ -203,15 +211,17 @@ class SafetyPath:
         """Put an ack (e-stop or resume) on the dedicated safety session, real-time priority."""
         if answer.key is None:
             return
-        self._safety.put(answer.key, answer.data, congestion_control=self._zenoh.CongestionControl.BLOCK,
-                         priority=self._zenoh.Priority.REAL_TIME, express=True)
+        z = self._safety if self._safety is not None else self._open_safety()
+        z.put(answer.key, answer.data, congestion_control=self._zenoh.CongestionControl.BLOCK,
+              priority=self._zenoh.Priority.REAL_TIME, express=True)
 
     def put_safety_from(self, key: str, payload: bytes) -> None:
         """Put bytes a robot behind this bridge produced (its e-stop or resume ack) on the
         safety session; the caller has checked the key (see the bridge)."""
         self._require()
-        self._safety.put(key, payload, congestion_control=self._zenoh.CongestionControl.BLOCK,
-                         priority=self._zenoh.Priority.REAL_TIME, express=True)
+        z = self._safety if self._safety is not None else self._open_safety()
+        z.put(key, payload, congestion_control=self._zenoh.CongestionControl.BLOCK,
+              priority=self._zenoh.Priority.REAL_TIME, express=True)
 
     def put_resume(self, payload: bytes) -> None:
         """Publish a signed resume envelope made elsewhere (a bridge relaying one from ROS)."""

@@ -39,14 +39,24 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+_crypto_loaded = False
+
+
+def _crypto() -> None:
+    """Import cryptography into this module on first use (as ``wire_identity._crypto``): a
+    process with no Ed25519 key configured does not pay for it."""
+    global _crypto_loaded, InvalidSignature, serialization, Ed25519PrivateKey, Ed25519PublicKey
+    if _crypto_loaded:
+        return
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+    _crypto_loaded = True
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +93,7 @@ def _b64url(text: str) -> bytes:
 
 def public_key_text(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
     """The text a peer's ``STRANDS_MESH_RESUME_PUBLIC_KEY`` holds for ``key`` (base64url, padded)."""
+    _crypto()
     if isinstance(key, Ed25519PrivateKey):
         key = key.public_key()
     return base64.urlsafe_b64encode(key.public_bytes(serialization.Encoding.Raw,
@@ -99,6 +110,7 @@ def load_public_keys(text: str | None = None) -> list[Ed25519PublicKey]:
         item = item.strip()
         if not item:
             continue
+        _crypto()
         try:
             keys.append(Ed25519PublicKey.from_public_bytes(_b64url(item)))
         except (ValueError, TypeError, binascii.Error):
@@ -131,6 +143,7 @@ def load_signing_key(path: str | os.PathLike | None = None, passphrase: str | No
         passphrase = os.environ.get(PASSPHRASE_ENV)
     pw = passphrase.encode() if passphrase else None
     key: Any = None
+    _crypto()
     try:
         if b"-----BEGIN OPENSSH" in raw:
             key = serialization.load_ssh_private_key(raw, password=pw)
@@ -254,6 +267,7 @@ class AssertionGuard:
         if not isinstance(sig, str) or not _SIG.fullmatch(sig):
             return "malformed resume assertion: sig is not a base64url Ed25519 signature"
         raw_sig, message = _b64url(sig), canonical(a)
+        _crypto()
         for key in self.keys:
             try:
                 key.verify(raw_sig, message)

@@ -39,13 +39,27 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.x509.oid import NameOID
+if TYPE_CHECKING:
+    from cryptography import x509
+
+_crypto_loaded = False
+
+
+def _crypto() -> None:
+    """Import cryptography into this module on first use: ~35 ms that a process which neither
+    signs nor checks signatures (a CLI call on an unsecured fleet) does not pay
+    (bench/bench_cli.py)."""
+    global _crypto_loaded, x509, InvalidSignature, hashes, serialization, ec, ed25519, padding, rsa, NameOID
+    if _crypto_loaded:
+        return
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+    from cryptography.x509.oid import NameOID
+    _crypto_loaded = True
 
 REQUIRE_ENV = "STRANDS_MESH_REQUIRE_SIGNED_IDENTITY"
 SIG_FIELD = "sig"
@@ -73,6 +87,7 @@ _CN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
 
 
 def _alg(key: Any) -> str | None:
+    _crypto()
     if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
         return ALG_RSA
     if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
@@ -84,6 +99,7 @@ def _alg(key: Any) -> str | None:
 
 def common_name(cert: x509.Certificate) -> str | None:
     """The certificate's single CN if it is shaped like a peer id (0.5.3's rule), else None."""
+    _crypto()
     try:
         attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     except ValueError:
@@ -132,6 +148,7 @@ class WireIdentity:
             ValueError: unreadable or mismatched files, a key type other than RSA/EC/Ed25519,
                 no single CN shaped like a peer id, or a DER leaf over 4096 bytes.
         """
+        _crypto()
         try:
             cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
             key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
@@ -201,6 +218,7 @@ def load_roots(ca_path: str | Path) -> tuple[x509.Certificate, ...]:
     Raises:
         ValueError: unreadable file or no certificate in it.
     """
+    _crypto()
     try:
         certs = tuple(x509.load_pem_x509_certificates(Path(ca_path).read_bytes()))
     except (OSError, ValueError) as exc:
@@ -245,6 +263,7 @@ def verify(roots: tuple[x509.Certificate, ...] | None, message: Any, *, now: flo
 
     Never raises on wire input. ``roots`` None or empty refuses every message.
     """
+    _crypto()
     block = message.get(SIG_FIELD) if isinstance(message, dict) else None
     if (problem := _shape_problem(block)) is not None:
         return problem
