@@ -201,3 +201,32 @@ def test_peer_table_keeps_columns_whole_by_priority(width):
     assert any("arm1" in line and "LOCKED OUT" in line for line in lines)
     assert any("base1" in line and " ok " in line for line in lines)
     assert "cli-host-1" not in text
+
+
+def test_each_cli_call_reaches_the_safety_path_and_leaves_the_mesh(net, tmp_path):
+    """Every `estop` call is received by the robot on the e-stop key (not only through the
+    `stop` command), each call's peer is gone from the mesh right after its process ended
+    (it exits without closing its Zenoh sessions), and its audit lines are all written."""
+    from strands_mesh_ros.mesh.mesh import Mesh
+
+    audit = tmp_path / "audit"
+    env = {**os.environ, "STRANDS_MESH_AUDIT_DIR": str(audit)}
+    robot = python_proc("-m", "strands_mesh_ros.peer", "arm1", "--prefix", net.prefix, "--listen", net.endpoint,
+                        "--no-multicast", env=env).ready()
+    try:
+        with Mesh("observer", config=net.member()) as obs:  # acks e-stops (no actuators)
+            for i in range(3):
+                r = cli(net, "estop", "--reason", f"round {i}", "--json", env={"STRANDS_MESH_AUDIT_DIR": str(audit)})
+                assert r.returncode == 0, r.stderr
+                assert "arm1" in json.loads(r.stdout)["stopped"]
+                # the CLI's peer (cli-<host>-<pid>) has left: no token of a cli- peer remains
+                assert wait_for(lambda: not any(p.startswith("cli-") for p in obs.refresh_peers(1.0)), 5)
+    finally:
+        robot.close()
+    robot_lines = [json.loads(line) for line in (audit / "audit-arm1.jsonl").read_text().splitlines()]
+    received = [line["reason"] for line in robot_lines if line["event"] == "estop_received"]
+    # each once, or twice when its ack was late (an e-stop from a just-opened safety session is
+    # put again to peers that have not acked: SafetyPath.emergency_stop)
+    assert list(dict.fromkeys(received)) == ["round 0", "round 1", "round 2"] and len(received) <= 6
+    operator = [json.loads(line) for line in (audit / "audit-operator.jsonl").read_text().splitlines()]
+    assert [line["event"] for line in operator].count("stop") == 3

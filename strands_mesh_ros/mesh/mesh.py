@@ -170,6 +170,7 @@ class Mesh(CommandPath, SafetyPath):
         self._session = self._safety = None
         self._safety_open_lock = threading.Lock()  # opening (and dropping) the safety session
         self._safety_pubs: tuple[Any, Any] | None = None  # (e-stop, resume) publishers
+        self._safety_opened = 0.0  # time.monotonic() when the safety session was opened
         self.audit: AuditLog | None = None
         self._sender_stats = {"spoofed": 0, "rejected": 0, "responses": 0}
         self._presence_extra = presence
@@ -291,6 +292,7 @@ class Mesh(CommandPath, SafetyPath):
                                      z.declare_publisher(self.keys.resume, **rt))
                 self._decl += self._safety_pubs
                 self._safety = z
+                self._safety_opened = time.monotonic()
             return self._safety
 
     @property

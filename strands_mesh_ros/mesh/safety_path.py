@@ -57,6 +57,14 @@ def _space_safety(wait: bool = True) -> None:
         _safety_clock["last"] = time.monotonic()
 
 
+SAFETY_REPUT_WINDOW = 2.0
+"""s: an e-stop issued this soon after the safety session opened is put a second time to live
+peers that have not acked it ``SAFETY_REPUT_GRACE`` s after the peer query was answered (see
+``emergency_stop``)."""
+SAFETY_REPUT_GRACE = 0.02
+"""s: how long acks are waited for before that second put (acks arrive in 1-3 ms here)."""
+
+
 class _AckCollector:
     def __init__(self, expected: set[str]) -> None:
         self.expected = expected
@@ -104,8 +112,8 @@ class SafetyPath:
         liveliness tokens and presence answers of a peer query made right after the e-stop
         went out, and peers whose presence arrives meanwhile), and returns as soon as each has
         answered one way or the other. When that query is answered, the same e-stop is put once
-        more if a live peer has not acked yet (a just-opened safety session may have put it
-        before its link to that peer was up).
+        more if a live peer has not acked yet and the safety session opened less than
+        ``SAFETY_REPUT_WINDOW`` s ago (it may have put it before its link to that peer was up).
 
         A peer counts as stopped when it acked with actuators halted, or answered ``stop``
         successfully; as without actuators when its ack says so or its ``stop`` answer lists
@@ -144,11 +152,16 @@ class SafetyPath:
                 self.refresh_peers(max(timeout, 0.05))
             except Exception as exc:  # a failed query never holds up the e-stop report
                 log.warning("%s: peer query after e-stop failed: %s", self.peer_id, exc)
-            # Put it once more if a live peer has not acked yet: the safety session of a process
-            # that has just joined (the CLI) may have put it before its link to that peer was up
+            # Put it once more if a live peer has not acked yet and the safety session has just
+            # opened (the CLI): it may have put it before its link to that peer was up
             # (session.SAFETY_OPEN_WAIT_MS). Receivers latch a repeat as the same e-stop.
-            if (set(self.peers) | self.table.tokens()) - {self.peer_id} - set(collector.snapshot()):
-                self._estop_pub.put(payload, source_info=source)
+            if time.monotonic() - self._safety_opened < SAFETY_REPUT_WINDOW:
+                live = (set(self.peers) | self.table.tokens()) - {self.peer_id}
+                until = time.monotonic() + SAFETY_REPUT_GRACE
+                while live - set(collector.snapshot()) and (left := until - time.monotonic()) > 0:
+                    collector.wait_change(left)
+                if live - set(collector.snapshot()):
+                    self._estop_pub.put(payload, source_info=source)
             deadline = t0 + timeout
             while True:
                 expected = (set(self.peers) | self.table.tokens()) - {self.peer_id}
