@@ -72,6 +72,7 @@ def test_bad_configuration_exits_2_with_one_line(args, needle):
     proc.close()
     lines = [x for x in proc.lines if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], lines
+    assert ".rs:" not in lines[0] and "Json5Err" not in lines[0], lines  # no Rust debug form
 
 
 def test_a_port_already_taken_exits_3():
@@ -83,3 +84,14 @@ def test_a_port_already_taken_exits_3():
         proc.close()
     lines = [x for x in proc.lines if x.strip()]
     assert len(lines) == 1 and "could not start the Zenoh router" in lines[0], lines
+    assert ".rs:" not in lines[0], lines
+
+
+@pytest.mark.parametrize("listen, needle", [(("bogus",), "Endpoints must be of the form"),
+                                            (("tcp/203.0.113.7:1",), "Cannot assign requested address")])
+def test_mesh_errors_from_zenoh_are_one_line_without_rust_locations(key_prefix, listen, needle):
+    """The same errors on a Mesh: the bad endpoint is named, Zenoh's debug form is not shown."""
+    with pytest.raises((ValueError, RuntimeError)) as err:
+        Mesh("p1", config=MeshConfig(prefix=key_prefix, listen=listen, multicast_scouting=False)).start()
+    text = str(err.value)
+    assert needle in text and "\n" not in text and ".rs:" not in text and "Json5Err" not in text, text

@@ -15,10 +15,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ..contract.keys import DEFAULT_PREFIX, KeySpace, check_prefix
+
+_RUST_LOCATION = re.compile(r" at /\S+\.rs:\d+(:\d+)?\.?")
+_JSON5_MESSAGE = re.compile(r'Json5Err\(Message \{ msg: "(.*?)", location')
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line for a person: Zenoh's errors span several lines (a caret diagram
+    under a json5 error) and end with the Rust source location, which are dropped. At most 400
+    characters; the exception's type name when it says nothing."""
+    text = str(exc)
+    if m := _JSON5_MESSAGE.match(text):  # a config error: its message, not the Rust debug form
+        text = m.group(1).replace("\\n", " ")
+    return " ".join(_RUST_LOCATION.sub("", text).split())[:400] or type(exc).__name__
 
 Mode = Literal["peer", "client", "router"]
 
@@ -143,5 +157,5 @@ class MeshConfig:
             for path, value in self.extra:
                 conf.insert_json5(path, json.dumps(value))
         except zenoh.ZError as exc:
-            raise ValueError(f"Zenoh rejected the mesh configuration: {exc}") from None
+            raise ValueError(f"Zenoh rejected the mesh configuration: {one_line(exc)}") from None
         return conf

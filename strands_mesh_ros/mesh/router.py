@@ -19,7 +19,7 @@ import json
 import logging
 from typing import Any
 
-from .config import MeshConfig
+from .config import MeshConfig, one_line
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +48,20 @@ class Router:
             try:
                 mode = json.loads(zenoh.Config.from_file(config.config_file).get_json("mode"))
             except zenoh.ZError as exc:
-                raise ValueError(f"Zenoh rejected {config.config_file}: {_one_line(exc)}") from None
+                raise ValueError(f"Zenoh rejected {config.config_file}: {one_line(exc)}") from None
             if mode == "client":
                 raise ValueError(f"{config.config_file} sets mode 'client': a router needs mode 'router' (or none)")
         self.config = config.with_(mode="router", namespace=None)
         try:
             conf = self.config.zenoh_config()
         except ValueError as exc:
-            raise ValueError(_one_line(exc)) from None
+            raise ValueError(one_line(exc)) from None
         try:
             # Read-only admin space, as zenohd has by default: it tells which locators we bound.
             if not json.loads(conf.get_json("adminspace/enabled") or "false"):
                 conf.insert_json5("adminspace", json.dumps({"enabled": True, "permissions": {"read": True, "write": False}}))
         except zenoh.ZError as exc:
-            raise ValueError(f"Zenoh rejected the router configuration: {_one_line(exc)}") from None
+            raise ValueError(f"Zenoh rejected the router configuration: {one_line(exc)}") from None
         self._conf = conf
         self.session: Any = None
 
@@ -75,7 +75,7 @@ class Router:
             try:
                 self.session = self._zenoh.open(self._conf)
             except self._zenoh.ZError as exc:
-                raise RuntimeError(f"could not start the Zenoh router: {_one_line(exc)}") from None
+                raise RuntimeError(f"could not start the Zenoh router: {one_line(exc)}") from None
         return self
 
     @property
@@ -106,9 +106,3 @@ class Router:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def _one_line(exc: BaseException) -> str:
-    """Zenoh's errors carry a Rust source location and sometimes several lines: keep the message."""
-    text = " ".join(str(exc).split()).replace('Json5Err(Message { msg: "', "")
-    return text.split(" at /", 1)[0][:400]

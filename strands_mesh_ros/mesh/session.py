@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, Literal
 
-from .config import MeshConfig
+from .config import MeshConfig, one_line
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class SessionPool:
             try:
                 session = zenoh.open(conf)
             except zenoh.ZError as exc:
-                raise RuntimeError(f"could not open the {role} Zenoh session: {exc}") from None
+                raise RuntimeError(f"could not open the {role} Zenoh session: {one_line(exc)}") from None
             self._sessions[key] = [session, 1]
             log.debug("opened %s Zenoh session %s", role, session.zid())
             return session

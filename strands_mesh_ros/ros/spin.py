@@ -29,6 +29,8 @@ import sys
 import threading
 from typing import Any, Callable
 
+from ..mesh.config import one_line
+
 EXECUTOR_ENV = "STRANDS_MESH_EXECUTOR"
 """Environment variable choosing the executor of every node this package spins (see
 :func:`make_executor`): ``single`` (default) or ``events``."""
@@ -190,10 +192,6 @@ status 1 and says so, whatever is stuck. ``ros2 launch`` escalates to SIGTERM af
 _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _one_line(exc: BaseException) -> str:
-    """An error as one line (Zenoh's config errors span several, with a caret diagram)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
-
 
 def _overdue(name: str) -> None:
     try:
@@ -253,7 +251,7 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
         try:
             rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
         except RCLError as exc:  # malformed --ros-args
-            print(f"{name}: {_one_line(exc)}", file=sys.stderr)
+            print(f"{name}: {one_line(exc)}", file=sys.stderr)
             return 2
         rclpy.get_default_context().on_shutdown(stop.set)
         built = spinner = None
@@ -267,7 +265,7 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
             try:
                 built = build(argv)
             except errors as exc:
-                print(f"{name}: {_one_line(exc)}", file=sys.stderr)
+                print(f"{name}: {one_line(exc)}", file=sys.stderr)
                 return 2
             if stop.is_set():
                 pass  # asked to stop while starting
