@@ -346,3 +346,103 @@ def test_ros_robot_process_killed_under_a_bridge_caller_told(net, ros_side):
         print(f"caller of a killed ROS robot told after {told:.3f} s")
         # bound: the bridge's presence timeout (1.5 s) + a housekeeping tick (0.25 s) + load slack
         assert told < 2.5, f"caller told {told:.3f} s after the ROS robot was killed"
+
+
+# -- (e) a hung ROS robot behind the bridge ---------------------------------------------------------
+
+HUNG_TARGET = [0.7, -0.6, 0.5, -0.4, 0.3, -0.2]
+"""A distinctive joint target (rad, within the mock arm's ±2.9 rad) sent while the ROS robot is hung."""
+
+
+def _arm(op: Mesh, rid: str) -> list[float]:
+    """``rid``'s six arm joint positions, from a ``state`` command (the driver's own reading)."""
+    st = op.send(rid, {"action": "state"}, timeout=20)
+    assert st.ok, st
+    return [st.result["joints"][f"joint{i}"]["position"] for i in range(1, 7)]
+
+
+def _audit_lines(path: Path) -> list[dict]:
+    """The complete lines of a JSON-lines audit log (one being written may end mid-line)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    return [json.loads(line) for line in text.split("\n")[:-1]]
+
+
+def test_command_sent_to_a_hung_ros_robot_is_failed_and_not_run_after_it_resumes(net, tmp_path):
+    """The twin of the mesh-native test above for a ROS robot behind the bridge: a
+    ``robot_node`` process of its own (mock arm) made a mesh peer by a bridge (in this process,
+    on this test's key prefix). A move to a distinctive target sent while the node is hung
+    (SIGSTOP) is relayed onto its command topic; its caller is told ``peer lost`` when the bridge
+    drops the silent robot. When the node resumes its peer core refuses that move, naming why
+    (the frozen-peer rule, docs/mesh.md): the refusal is heard on the robot's ROS response topic,
+    its audit log has an ``unresponsive`` line and no ``command`` line for that turn, and the arm
+    is still where it was, while a move sent after the robot rejoined the mesh runs."""
+    why = _ros_skip()
+    if why:
+        pytest.skip(why)
+    from strands_mesh_ros.msg import Response as ResponseMsg
+    from strands_mesh_ros.ros import qos, topics
+    from strands_mesh_ros.ros.bridge_node import BridgeNode
+
+    tag = uuid.uuid4().hex[:8]
+    rid, bridge_id = f"rh{tag}", f"br_{tag}"
+    domain = ros_helpers.domain_id(3) % 230
+    audit = tmp_path / "robot-audit"
+    entry = Path(sys.executable).with_name("robot_node")  # the console entry point
+    exe = [sys.executable, str(entry if entry.is_file() else HERE.parent / "scripts" / "ros" / "robot_node")]
+    start, after_target = [0.1, 0, 0, 0, 0, 0], [-0.3, 0.2, 0, 0, 0, 0]
+
+    def move(positions: list[float]) -> dict:
+        return {"action": "skill", "name": "move_joints", "args": {"positions": positions, "duration": 0}}
+
+    with Mesh("op", config=net.hub()) as op:
+        ros = ros_helpers.RosEnv(domain)
+        robot = None
+        try:
+            answers = ros.sub(ResponseMsg, topics.robot_topic(rid, topics.MESH_RESPONSE), qos.RESPONSE)
+            ros.add(BridgeNode(mesh_config=net.member(), bridge_id=bridge_id, context=ros.context,
+                               node_name=f"bridge_{tag}", mirror=False))
+            robot = Proc([*exe, "--ros-args", "-r", f"__ns:=/{rid}", "-p", "driver:=mock", "-p", f"prefix:={net.prefix}"],
+                         env={"ROS_DOMAIN_ID": str(domain), "STRANDS_MESH_AUDIT_DIR": str(audit)})
+            wait_for(lambda: _via(op, rid) == bridge_id, 60, interval=0.05, what=f"{rid} on the mesh via {bridge_id}")
+            first = op.send(rid, move(start), timeout=30)
+            assert first.ok, first
+            assert _arm(op, rid) == pytest.approx(start)
+            # the test hears the robot's answers in ROS too (its subscription matched before the hang)
+            answers.wait(lambda m: m.turn_id == first.turn_id, 10, what="the first move's answer in ROS")
+
+            robot.signal(signal.SIGSTOP)
+            t0 = time.monotonic()
+            hung = op.send_async(rid, move(HUNG_TARGET), timeout=30)
+            r = hung.result(timeout=15)
+            told = time.monotonic() - t0
+            assert r.status == "error" and "peer lost" in r.error, r
+            wait_for(lambda: rid not in op.peers, 2, what="the hung ROS robot gone from the mesh")
+
+            robot.signal(signal.SIGCONT)
+            t1 = time.monotonic()
+            # the move that waited on the node's command topic is answered, refused, never run
+            refusal = answers.wait(lambda m: m.turn_id == r.turn_id, 30, what="the robot's answer to the move sent while hung")
+            assert refusal.status == "refused" and "unresponsive" in refusal.error and "not run" in refusal.error, refusal
+            wait_for(lambda: _via(op, rid) == bridge_id, 30, interval=0.05, what=f"{rid} back on the mesh")
+            rejoined = time.monotonic() - t1
+            assert _arm(op, rid) == pytest.approx(start), (
+                f"the robot ran a move after its caller was told it was lost (target {HUNG_TARGET})")
+            after = op.send(rid, move(after_target), timeout=30)  # the robot works: a move sent now runs
+            assert after.ok, after
+            assert _arm(op, rid) == pytest.approx(after_target)
+
+            log = audit / f"audit-{rid}.jsonl"
+
+            def audited() -> list[dict] | None:  # routine audit lines are written in batches
+                lines = _audit_lines(log)
+                return lines if any(e["event"] == "command" and e.get("turn_id") == after.turn_id for e in lines) else None
+
+            lines = wait_for(audited, 10, what="the robot's audit line of the move after the resume")
+            assert any(e["event"] == "unresponsive" and e["seconds"] > 1.5 for e in lines), lines
+            assert not [e for e in lines if e.get("turn_id") == r.turn_id], "the move sent while hung was dispatched"
+            assert robot.p.poll() is None, robot.lines[-20:]
+            print(f"caller told {told:.3f} s after SIGSTOP; robot back on the mesh {rejoined:.3f} s after SIGCONT")
+        finally:
+            if robot is not None:
+                robot.close()
+            ros.close()
