@@ -117,6 +117,9 @@ class _RosEndpoints:
         self.proxy: _RosRobotProxy | None = None
         self.base_pose: dict[str, float] | None = None  # from the robot's odom, relayed in its state
         self.last_heard = 0.0  # monotonic time of the last joint_states or answer: evidence of life
+        # relay_seq numbers outlive proxies: a late answer to a command the robot's previous
+        # proxy relayed must never settle (and so drop the answer of) one the current proxy relayed
+        self.relay_seq = itertools.count(1)
         self.cmd_pub = bridge.create_publisher(convert_msg("Command"), topics.robot_topic(robot_id, topics.MESH_COMMAND),
                                                qos.COMMAND)
         log = bridge.get_logger()
@@ -165,7 +168,7 @@ class _RosRobotProxy:
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(RELAY_WINDOW)
         self._in_flight: set[int] = set()
-        self._seq = itertools.count(1)
+        self._seq = endpoints.relay_seq
         self._closed = threading.Event()
         self._endpoints = endpoints
         self._cmd_pub = endpoints.cmd_pub
