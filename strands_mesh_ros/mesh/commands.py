@@ -203,8 +203,9 @@ class CommandPath:
         # The subscription is P/{me}/response/**: what follows is {responder}/{turn} or the
         # seed's {turn}. Comparing with the validated payload checks the parts; no full parse.
         tail = key[len(self.keys.prefix) + len(self.peer_id) + 11:].split("/")  # 11: "/" + "/response/"
+        payload = sample.payload.to_bytes()
         try:
-            resp = decode(Response, sample.payload.to_bytes())
+            resp = decode(Response, payload)
             if len(tail) > 2:
                 raise ValueError(f"key {key!r} is not a contract response key")
         except (ContractError, ValueError) as exc:
@@ -217,7 +218,7 @@ class CommandPath:
         if tail[-1] != resp.turn_id:
             self._spoof(f"key turn {tail[-1]} but payload turn {resp.turn_id}")
             return
-        refusal = self._wire_refusal(bytes(sample.payload.to_bytes()), resp.responder_id)
+        refusal = self._wire_refusal(payload, resp.responder_id)
         if refusal:
             self._spoof(f"answer of {resp.responder_id} on turn {resp.turn_id}: {refusal}")
             return
@@ -279,12 +280,16 @@ class CommandPath:
         requires signatures or the message carries one. ``target``: also refuse a signed command
         whose ``target_id`` names another peer (copied off that peer's key)."""
         trust = self._wire.trust if self._wire is not None else None
-        if trust is None or not (trust.required or (trust.roots and b'"sig"' in payload)):
+        if trust is None or not trust.concerns(payload):
             return None
         try:
             message = json.loads(payload)
         except ValueError:
             return None  # not JSON: the contract decoder refuses it with its own error
+        return self._message_refusal(trust, message, claimed, target=target)
+
+    def _message_refusal(self, trust: Any, message: Any, claimed: str | None, *, target: bool) -> str | None:
+        """:meth:`_wire_refusal` of a message already parsed."""
         got = trust.check(message, claimed)
         if isinstance(got, str):
             return got
@@ -297,7 +302,7 @@ class CommandPath:
         """Answer and audit a command that the signed-identity policy refuses; True if refused.
         Stops (``stop``, ``emergency_stop``) and ``status``/``ping`` are never refused."""
         trust = self._wire.trust if self._wire is not None else None
-        if trust is None or not (trust.required or (trust.roots and b'"sig"' in payload)):
+        if trust is None or not trust.concerns(payload):
             return False
         try:
             message = json.loads(payload)
@@ -307,7 +312,7 @@ class CommandPath:
             return False  # malformed: the core answers it with the contract's error
         if action in NEVER_REFUSED or not isinstance(sender, str) or sender == self.peer_id:
             return False
-        refusal = self._wire_refusal(payload, sender, target=not broadcast)
+        refusal = self._message_refusal(trust, message, sender, target=not broadcast)
         if refusal is None:
             return False
         error = f"refused: {refusal} (signed wire identity is required here, {REQUIRE_ENV})" if trust.required \

@@ -238,10 +238,9 @@ class SharedPeers:
     def _identity_refusal(self, payload: bytes, peer_id: str) -> str | None:
         """Why a presence is refused under the signed-identity policy (docs/security.md), or
         None. Replays are not checked: a presence is re-announced every beat anyway."""
-        trust = self.trust
-        if not (trust.required or (trust.roots and b'"sig"' in payload)):
+        if not self.trust.concerns(payload):
             return None
-        got = trust.check(json.loads(payload), peer_id, replay=False)
+        got = self.trust.check(json.loads(payload), peer_id, replay=False)
         return got if isinstance(got, str) else None
 
     def _warn_refused(self, peer_id: str, why: str) -> None:

@@ -348,6 +348,12 @@ class WireTrust:
         self._lock = threading.Lock()
         self._size = guard_size
 
+    def concerns(self, payload: bytes) -> bool:
+        """Whether the raw message ``payload`` is to be checked at all: signatures are required,
+        or it carries a ``sig`` block and trust roots are loaded. A byte test, so that the
+        receivers' hot paths parse JSON only when the answer is yes."""
+        return self.required or (bool(self.roots) and b'"sig"' in payload)
+
     def check(self, message: Any, claimed: str | None, *, replay: bool = True,
               now: float | None = None) -> Verified | str | None:
         """Check that ``message`` is signed by a certificate that speaks for ``claimed``.
