@@ -156,7 +156,7 @@ class SafetyPath:
             # opened (the CLI): it may have put it before its link to that peer was up
             # (session.SAFETY_OPEN_WAIT_MS). Receivers latch a repeat as the same e-stop.
             if time.monotonic() - self._safety_opened < SAFETY_REPUT_WINDOW:
-                live = (set(self.peers) | self.table.tokens()) - {self.peer_id}
+                live = self._others_known()
                 until = time.monotonic() + SAFETY_REPUT_GRACE
                 while live - set(collector.snapshot()) and (left := until - time.monotonic()) > 0:
                     collector.wait_change(left)
@@ -164,7 +164,7 @@ class SafetyPath:
                     self._estop_pub.put(payload, source_info=source)
             deadline = t0 + timeout
             while True:
-                expected = (set(self.peers) | self.table.tokens()) - {self.peer_id}
+                expected = self._others_known()
                 heard = {k for k in collector.snapshot() if not k.startswith("stop:")} | set(answers)
                 left = deadline - time.monotonic()
                 settled = time.monotonic() - t0 >= min(max(settle, DISCOVERY_FLOOR), timeout)
@@ -190,6 +190,11 @@ class SafetyPath:
         report.not_acked = sorted(expected - set(report.stopped) - set(report.no_actuators))
         self.audit.write("estop_report", time.time(), **report.to_dict())
         return report
+
+    def _others_known(self) -> set[str]:
+        """Every other peer this one knows of: heard (fresh presence) or holding a liveliness
+        token. The peers an e-stop or a resume for all expects an answer from."""
+        return (set(self.peers) | self.table.tokens()) - {self.peer_id}
 
     def _on_estop(self, sample: Any) -> None:
         self.core.halt()  # halt before anything else, even before parsing
@@ -224,14 +229,15 @@ class SafetyPath:
         """Put an ack (e-stop or resume) on the dedicated safety session, real-time priority."""
         if answer.key is None:
             return
-        z = self._safety if self._safety is not None else self._open_safety()
-        z.put(answer.key, answer.data, congestion_control=self._zenoh.CongestionControl.BLOCK,
-              priority=self._zenoh.Priority.REAL_TIME, express=True)
+        self._safety_put(answer.key, answer.data)
 
     def put_safety_from(self, key: str, payload: bytes) -> None:
         """Put bytes a robot behind this bridge produced (its e-stop or resume ack) on the
         safety session; the caller has checked the key (see the bridge)."""
         self._require()
+        self._safety_put(key, payload)
+
+    def _safety_put(self, key: str, payload: bytes) -> None:
         z = self._safety if self._safety is not None else self._open_safety()
         z.put(key, payload, congestion_control=self._zenoh.CongestionControl.BLOCK,
               priority=self._zenoh.Priority.REAL_TIME, express=True)
@@ -318,7 +324,7 @@ class SafetyPath:
         seq = time.time_ns()
         env = sign_resume(Resume(peer_id=self.peer_id, t=time.time(), seq=seq, operator=operator,
                                  targets=targets), self._resume_key)
-        expected = set(targets) if targets is not None else (set(self.peers) | self.table.tokens())
+        expected = set(targets) if targets is not None else self._others_known()
         if targets is None or self.peer_id in targets:
             self.core.resume_local()
         collector = _AckCollector(expected - {self.peer_id})
@@ -345,7 +351,7 @@ class SafetyPath:
             raise MeshError("no lockout epoch to resume: this peer saw no e-stop with an estop_id; "
                             "pass the epoch (`strands-mesh resume --epoch`, or ask a robot's status)")
         if targets is None:
-            names = (set(self.peers) | self.table.tokens()) - {self.peer_id}
+            names = self._others_known()
             if core.robot is not None:
                 names.add(self.peer_id)
         else:
