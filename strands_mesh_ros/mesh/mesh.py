@@ -171,6 +171,7 @@ class Mesh(CommandPath, SafetyPath):
         self._safety_open_lock = threading.Lock()  # opening (and dropping) the safety session
         self._safety_pubs: tuple[Any, Any] | None = None  # (e-stop, resume) publishers
         self._safety_opened = 0.0  # time.monotonic() when the safety session was opened
+        self._started = 0.0  # time.monotonic() when start() opened the main session
         self.audit: AuditLog | None = None
         self._sender_stats = {"spoofed": 0, "rejected": 0, "responses": 0}
         self._presence_extra = presence
@@ -213,6 +214,7 @@ class Mesh(CommandPath, SafetyPath):
         warn_if_cannot_speak(self._wire, self.peer_id)
         self._signer = signer_for(self._wire, self.peer_id)
         self._session = POOL.acquire(self.config, "main")
+        self._started = time.monotonic()
         if self._check_unique:
             try:
                 live = [r for r in self._session.liveliness().get(self.keys.alive(self.peer_id), timeout=1.0)

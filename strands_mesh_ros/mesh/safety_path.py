@@ -61,6 +61,11 @@ SAFETY_REPUT_WINDOW = 2.0
 """s: an e-stop issued this soon after the safety session opened is put a second time to live
 peers that have not acked it ``SAFETY_REPUT_GRACE`` s after the peer query was answered (see
 ``emergency_stop``)."""
+STOP_DEFER = 0.02
+"""s: the longest an issuer whose known peers all ack e-stops waits for their acks before it
+broadcasts ``stop`` (see ``emergency_stop``): 20 ms, twice the e-stop goal of issue 12 (p99
+issue→ack 10 ms), so a peer that only knows the command path is stopped at most this much
+later than the others."""
 SAFETY_REPUT_GRACE = 0.02
 """s: how long acks are waited for before that second put (acks arrive in 1-3 ms here)."""
 
@@ -71,9 +76,9 @@ class _AckCollector:
         self.acks: dict[str, tuple[Any, float]] = {}
         self.cond = threading.Condition()
 
-    def add(self, responder: str, ack: Any) -> None:
+    def add(self, responder: str, ack: Any, at: float | None = None) -> None:
         with self.cond:
-            self.acks.setdefault(responder, (ack, time.monotonic()))
+            self.acks.setdefault(responder, (ack, time.monotonic() if at is None else at))
             self.cond.notify_all()
 
     def snapshot(self) -> dict[str, tuple[Any, float]]:
@@ -144,14 +149,32 @@ class SafetyPath:
                 answers[resp.responder_id] = resp
                 collector.add(f"stop:{resp.responder_id}", resp)
 
-            self._send(None, {"action": "stop"}, max(timeout, 0.05), on_response=on_stop_answer,
-                       expected=frozenset())
+            def broadcast_stop() -> None:
+                self._send(None, {"action": "stop"}, max(timeout, 0.05), on_response=on_stop_answer,
+                           expected=frozenset())
+
+            # ``stop`` on the command path is for peers that do not ack e-stops (strands-robots
+            # peers, or any this process has not heard of yet). When every peer known is one of
+            # ours and the table is complete, it waits until they have acked (at most
+            # STOP_DEFER s): sent at once, every robot handled it, and the issuer every answer,
+            # in the same milliseconds as the e-stop and its ack (bench/bench_mesh.py estop).
+            young = time.monotonic() - self._started < self.config.peer_timeout
+            if young or any(info.strands_robots for info in self.peers.values()):
+                broadcast_stop()
+                stop_due = None
+            else:
+                stop_due = t0 + STOP_DEFER
             # Who is there, asked of the mesh after the e-stop went out (one round trip, ms):
-            # every peer with a liveliness token or answering a presence query is expected.
-            try:
-                self.refresh_peers(max(timeout, 0.05))
-            except Exception as exc:  # a failed query never holds up the e-stop report
-                log.warning("%s: peer query after e-stop failed: %s", self.peer_id, exc)
+            # every peer with a liveliness token or answering a presence query is expected. Only
+            # a process that has just joined (the CLI) needs it: one up for a peer timeout has
+            # heard every peer's presence, and its liveliness subscriber holds every token. The
+            # query costs every peer a Python callback while it handles the e-stop (~0.4 ms of
+            # CPU each, a third of its e-stop work: bench/bench_mesh.py estop).
+            if young:
+                try:
+                    self.refresh_peers(max(timeout, 0.05))
+                except Exception as exc:  # a failed query never holds up the e-stop report
+                    log.warning("%s: peer query after e-stop failed: %s", self.peer_id, exc)
             # Put it once more if a live peer has not acked yet and the safety session has just
             # opened (the CLI): it may have put it before its link to that peer was up
             # (session.SAFETY_OPEN_WAIT_MS). Receivers latch a repeat as the same e-stop.
@@ -166,11 +189,17 @@ class SafetyPath:
             while True:
                 expected = self._others_known()
                 heard = {k for k in collector.snapshot() if not k.startswith("stop:")} | set(answers)
-                left = deadline - time.monotonic()
-                settled = time.monotonic() - t0 >= min(max(settle, DISCOVERY_FLOOR), timeout)
+                now = time.monotonic()
+                if stop_due is not None and (expected <= heard or now >= stop_due):
+                    broadcast_stop()
+                    stop_due = None
+                left = deadline - now
+                settled = now - t0 >= min(max(settle, DISCOVERY_FLOOR), timeout)
                 if left <= 0 or (expected <= heard and settled):
                     break
-                collector.wait_change(min(left, DISCOVERY_FLOOR))
+                collector.wait_change(min(left, DISCOVERY_FLOOR, *(() if stop_due is None else (stop_due - now,))))
+            if stop_due is not None:  # the deadline came first: still sent, never skipped
+                broadcast_stop()
         finally:
             self._estop_waits.pop(env.seq, None)
         report = EStopReport(seq=env.seq, self_halted=self.core.robot is not None, elapsed=time.monotonic() - t0)
@@ -255,6 +284,7 @@ class SafetyPath:
                 log.exception("%s: safety hook failed on %s", self.peer_id, kind)
 
     def _on_estop_ack(self, sample: Any) -> None:
+        at = time.monotonic()  # arrival, before the decode: the report's latency is the wire's
         try:
             ack = decode(EStopAck, bytes(sample.payload.to_bytes()), 64 * 1024)
         except ContractError as exc:
@@ -262,7 +292,7 @@ class SafetyPath:
             return
         collector = self._estop_waits.get(ack.seq)
         if collector is not None:
-            collector.add(ack.responder_id, ack)
+            collector.add(ack.responder_id, ack, at)
 
     def resume(self, targets: list[str] | None = None, operator: str = "", timeout: float = 1.0, *,
                epoch: str | None = None, scheme: str = "auto") -> dict[str, dict[str, Any]]:
