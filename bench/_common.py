@@ -117,3 +117,73 @@ def make_driver(kind: str, robot_id: str, halt: bool = False):
     else:
         from strands_mesh_ros.drivers.mock import MockDriver as cls
     return (halt_clock(cls) if halt else cls)(robot_id)
+
+
+class RealtimeGroups:
+    """Real-time set-up for a bench run (docs/safety.md, "Real-time priority"), as a deployment
+    would make it: a cgroup-v1 ``cpu`` group with a bounded real-time budget for the robot
+    processes (``env`` is what they are started with: ``STRANDS_MESH_RT_PRIORITY`` and
+    ``STRANDS_MESH_RT_CGROUP``), and a group of high CPU weight (``cpu.shares``, no real-time)
+    that the issuing process joins with :meth:`join_issuer`. ``reason`` says why it cannot be
+    set up here (then ``env`` is empty). Groups are removed on :meth:`close`.
+
+    Budget: ``rt_runtime_us`` of each ``rt_period_us`` per CPU (9 ms of 10 ms: a runaway
+    real-time thread leaves 10 % of every CPU to the rest of the machine, and a throttled group
+    waits at most 1 ms; 40 ms of 100 ms throttled the bench's robots, docs/safety.md).
+    """
+
+    ROOT = "/sys/fs/cgroup/cpu"
+
+    def __init__(self, priority: int = 10, rt_runtime_us: int = 9_000, rt_period_us: int = 10_000,
+                 issuer_shares: int = 262_144) -> None:
+        self.env: dict[str, str] = {}
+        self.reason: str | None = None
+        self._dirs: list[str] = []
+        tag = f"strands_bench_{os.getpid()}"
+        self.robots_dir, self.issuer_dir = f"{self.ROOT}/{tag}_rt", f"{self.ROOT}/{tag}_issuer"
+        if not os.path.exists(f"{self.ROOT}/cpu.rt_runtime_us"):
+            self.reason = f"no cgroup-v1 cpu controller with real-time group scheduling at {self.ROOT}"
+            return
+        try:
+            os.mkdir(self.robots_dir)
+            self._dirs.append(self.robots_dir)
+            with open(f"{self.robots_dir}/cpu.rt_period_us", "w") as f:
+                f.write(str(rt_period_us))
+            with open(f"{self.robots_dir}/cpu.rt_runtime_us", "w") as f:
+                f.write(str(rt_runtime_us))
+            os.mkdir(self.issuer_dir)
+            self._dirs.append(self.issuer_dir)
+            with open(f"{self.issuer_dir}/cpu.shares", "w") as f:
+                f.write(str(issuer_shares))
+        except OSError as exc:
+            self.reason = f"cannot create cgroups under {self.ROOT}: {exc.strerror}"
+            self.close()
+            return
+        self.env = {"STRANDS_MESH_RT_PRIORITY": str(priority), "STRANDS_MESH_RT_CGROUP": self.robots_dir}
+        self.label = (f"robots SCHED_FIFO {priority} in a cgroup with {rt_runtime_us // 1000} ms of every "
+                      f"{rt_period_us // 1000} ms real-time budget; issuer cpu.shares {issuer_shares}")
+
+    def join_issuer(self) -> None:
+        with open(f"{self.issuer_dir}/cgroup.procs", "w") as f:
+            f.write(str(os.getpid()))
+
+    def release(self, pid: int) -> None:
+        """Put process ``pid`` back in the root group (a process inherits its parent's group)."""
+        with open(f"{self.ROOT}/cgroup.procs", "w") as f:
+            f.write(str(pid))
+
+    def close(self) -> None:
+        for d in reversed(self._dirs):
+            try:
+                with open(f"{d}/cgroup.procs") as f:
+                    pids = f.read().split()
+                for pid in pids:  # back to the root group, or rmdir fails
+                    try:
+                        with open(f"{self.ROOT}/cgroup.procs", "w") as f:
+                            f.write(pid)
+                    except OSError:
+                        pass
+                os.rmdir(d)
+            except OSError:
+                pass
+        self._dirs.clear()

@@ -51,7 +51,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import rclpy
+# Real-time robots when the bench asks (STRANDS_MESH_RT_*; as ros/entry.py does for the node
+# executables), before rclpy starts any thread.
+from strands_mesh_ros.robot.realtime import enter_realtime_from_env  # noqa: E402
+
+enter_realtime_from_env()
+
+import rclpy  # noqa: E402
 from _common import make_driver
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter

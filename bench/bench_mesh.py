@@ -2,6 +2,7 @@
 
     python bench/bench_mesh.py rtt      # Mesh.send round trip vs a raw zenoh queryable, two processes
     python bench/bench_mesh.py estop    # e-stop to 10 peers while a state flood saturates the mesh
+    python bench/bench_mesh.py estop-rt # only its real-time-robots part (root, cgroup v1 cpu)
     python bench/bench_mesh.py detect   # crash (SIGKILL) and hang (SIGSTOP) detection times
     python bench/bench_mesh.py all
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Net, load, machine, pct, python_proc, wait_for  # noqa: E402
+from _common import Net, RealtimeGroups, load, machine, pct, python_proc, wait_for  # noqa: E402
 
 from strands_mesh_ros.mesh.mesh import Mesh  # noqa: E402
 
@@ -146,14 +147,17 @@ while True:
 
 
 def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_consume: bool = False,
-                bridged: int = 3) -> None:
+                bridged: int = 3, rt: RealtimeGroups | None = None) -> None:
     """E-stop issue -> ack latency to ``peers`` mesh robots and ``bridged`` ROS robot nodes
     behind a bridge (one ``_ros_side.py`` process on its own ROS domain, executors as shipped)
     while ``flooders`` publish 4 KiB samples as fast as they can (0: the same-run baseline,
     no flood). The flood goes to a dashboard peer through the same hub session as the e-stops
     (the bulk traffic the safety session must not queue behind); with ``robots_consume`` every
     mesh robot also receives the flood in Python, which makes every process CPU-bound on 2
-    cores: a starvation test rather than a test of the safety path."""
+    cores: a starvation test rather than a test of the safety path. ``rt``: real-time robot
+    processes (:class:`_common.RealtimeGroups`; the issuer, this process, has joined its
+    high-weight group; the dashboard and flooders are put back in the root group), or None."""
+    rt_env = rt.env if rt is not None else None
     net = Net()
     with Mesh("op", config=net.hub()) as op:
         procs = []
@@ -161,13 +165,14 @@ def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_con
         try:
             extra = ["--subscribe", f"{net.prefix}/*/flood"] if robots_consume else []
             for i in range(peers):
-                procs.append(python_proc("-m", "strands_mesh_ros.peer", f"r{i}", *net.peer_args(), *extra))
+                procs.append(python_proc("-m", "strands_mesh_ros.peer", f"r{i}", *net.peer_args(), *extra, env=rt_env))
             procs.append(python_proc("-m", "strands_mesh_ros.peer", "dash", "--agent", *net.peer_args(),
                                      "--subscribe", f"{net.prefix}/*/flood"))
             if bridged:
                 procs.append(python_proc(str(Path(__file__).resolve().parent / "_ros_side.py"),
                                          "--domain", str(231 - os.getpid() % 10), "--nodes", *ros_ids, "--bridge",
-                                         "--bridge-id", "bridge_estop", "--prefix", net.prefix, "--connect", net.endpoint))
+                                         "--bridge-id", "bridge_estop", "--prefix", net.prefix, "--connect", net.endpoint,
+                                         env=rt_env))
             for p in procs:
                 p.ready(60)
             for i in range(peers):
@@ -177,6 +182,9 @@ def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_con
             floods = [python_proc("-c", FLOODER, net.endpoint, f"{net.prefix}/flood{i}/flood").ready()
                       for i in range(flooders)]
             procs += floods
+            if rt is not None:  # the bulk traffic gets no share of the issuer's weight
+                for p in floods + [procs[peers]]:
+                    rt.release(p.p.pid)
             if flooders:
                 threading.Event().wait(2.0)  # let the flood reach steady state
             lat: dict[str, list[float]] = {"mesh": [], "bridged": []}
@@ -189,6 +197,7 @@ def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_con
                 op.broadcast({"action": "status"}, timeout=0.2)  # keep command traffic mixed in
             who = ("no flood: the same-run baseline" if not flooders else
                    "every mesh robot and a dashboard consume it" if robots_consume else "a dashboard consumes it")
+            who += "; real-time robots" if rt_env else ""
             print(f"\n## e-stop: {peers} mesh robots + {bridged} bridged ROS robots, {flooders} flooder(s) of 4 KiB "
                   f"puts (BLOCK, as fast as possible; {who}), {rounds} e-stops; {load()}")
             for kind, n in (("mesh", peers), ("bridged", bridged)):
@@ -237,6 +246,19 @@ def main() -> None:
         bench_estop(flooders=0)
         bench_estop(flooders=1)
         bench_estop(flooders=1, robots_consume=True)
+    if what in ("estop", "estop-rt", "all"):
+        # The same with the robots real-time (opt-in, docs/safety.md), where this OS permits it.
+        rt = RealtimeGroups()
+        try:
+            if rt.reason:
+                print(f"\n## e-stop with real-time robots: skipped ({rt.reason})")
+            else:
+                print(f"\n## e-stop with real-time robots: {rt.label}")
+                rt.join_issuer()
+                bench_estop(flooders=0, rt=rt)
+                bench_estop(flooders=1, rt=rt)
+        finally:
+            rt.close()
     if what in ("detect", "all"):
         bench_detect()
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 
 from .drivers.mock import MockDriver
 from .mesh.config import MeshConfig
 from .mesh.mesh import Mesh
+from .robot.realtime import RealtimeError, enter_realtime_from_env
 from .robot.watchdog import WatchdogConfig
 
 
@@ -46,6 +48,15 @@ def main(argv: list[str] | None = None) -> None:
     cfg = MeshConfig.from_env(prefix=args.prefix, connect=args.connect, listen=args.listen,
                               namespace=args.namespace, state_hz=args.state_hz, mode=args.mode,
                               multicast_scouting=False if args.no_multicast else None)
+    try:
+        rt = enter_realtime_from_env()
+    except ValueError as exc:
+        ap.error(str(exc))
+    except RealtimeError as exc:
+        print(f"{args.peer_id}: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    if rt:
+        print(f"{args.peer_id}: {rt}", flush=True)
     robot = None if args.agent else MockDriver(args.peer_id)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -145,6 +145,7 @@ def run_up(fleet_path: str | None = None, cli_mesh: Mapping[str, Any] | None = N
         that could not start (each reported as one ``error:`` line on stderr).
     """
     from .drivers.fleet_config import check_driver_options, load_fleet
+    from .robot.realtime import RealtimeConfig
     from .robot.safety import RESUME_KEY_FILE_ENV
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -153,6 +154,7 @@ def run_up(fleet_path: str | None = None, cli_mesh: Mapping[str, Any] | None = N
         for robot in spec.robots:  # every robot, before any of them starts
             check_driver_options(robot)
         config = resolve_mesh_config(spec.mesh, cli_mesh)
+        RealtimeConfig.from_env()  # a bad STRANDS_MESH_RT_* refuses the fleet before it starts
     except (ValueError, OSError) as exc:  # FileNotFoundError is an OSError
         error(str(exc))
         return 2
@@ -266,7 +268,15 @@ def _run_fleet(spec, config: MeshConfig, *, use_ros: bool, headless: bool, durat
             return run_ros_fleet(spec, config, stop=stop, headless=headless, duration=duration)
         console.print(f"[yellow]ROS path unavailable: {escape(why)}; running the pure-mesh fleet[/]")
     from .fleet import Fleet
+    from .robot.realtime import RealtimeError, enter_realtime_from_env
 
+    try:
+        # the robots run in this process (with ROS, each node process sets it: ros/entry.py)
+        if rt := enter_realtime_from_env():
+            console.print(escape(rt))
+    except (ValueError, RealtimeError) as exc:
+        error(str(exc))
+        return 2
     try:
         fleet = Fleet(spec, config=config).start()
     except (ValueError, RuntimeError, OSError) as exc:

@@ -218,16 +218,22 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
     ignored and the grace timer armed until the interpreter has exited; called with ``args``
     (tests, embedding) both are undone on return.
 
+    With ``STRANDS_MESH_RT_PRIORITY`` set, the process runs real-time
+    (:mod:`strands_mesh_ros.robot.realtime`) from before ``build``.
+
     Returns:
         0 on a normal shutdown; 2 when ``build`` raised one of ``errors`` (a refused
         configuration, a mesh that cannot be joined), the ROS arguments are malformed, or
-        :data:`EXECUTOR_ENV` is bad, printed to stderr as ``name: message``.
+        :data:`EXECUTOR_ENV` or the real-time settings are bad or cannot be applied, printed
+        to stderr as ``name: message``.
     """
     import rclpy
     from rclpy.node import Node
     from rclpy._rclpy_pybind11 import RCLError
     from rclpy.logging import get_logger
     from rclpy.signals import SignalHandlerOptions
+
+    from ..robot.realtime import RealtimeError, enter_realtime_from_env
 
     program = args is None
     argv = sys.argv if args is None else args
@@ -259,7 +265,11 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
         try:
             try:
                 executor_kind()  # a bad STRANDS_MESH_EXECUTOR is a refused configuration
-            except ValueError as exc:
+                # real-time when asked (docs/safety.md), before the node starts its threads:
+                # they inherit it
+                if rt := enter_realtime_from_env():
+                    get_logger(name).info(rt)
+            except (ValueError, RealtimeError) as exc:
                 print(f"{name}: {exc}", file=sys.stderr)
                 return 2
             try:

@@ -1,0 +1,151 @@
+"""Opt-in real-time scheduling of robot processes (robot/realtime.py, docs/safety.md).
+
+A mesh-native robot (``python -m strands_mesh_ros.peer``) and a ROS robot node
+(``robot_node``), each started with ``STRANDS_MESH_RT_PRIORITY`` and a cgroup with a bounded
+real-time budget made by the test: every thread of the process runs ``SCHED_FIFO`` at that
+priority inside the group, and an e-stop still halts and latches it. Bad settings and a group
+without a budget are refused with one line naming the cause. The cgroup cases need root and
+cgroup v1's ``cpu`` controller with real-time group scheduling (as on these machines); they are
+skipped, with that reason, elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+
+import pytest
+
+import ros_helpers
+from helpers import python_proc, wait_for
+from strands_mesh_ros.mesh.mesh import Mesh
+from strands_mesh_ros.robot.realtime import RT_CGROUP_ENV, RT_PRIORITY_ENV, RealtimeConfig
+
+CPU_ROOT = "/sys/fs/cgroup/cpu"
+CAN_RT = os.geteuid() == 0 and os.path.exists(f"{CPU_ROOT}/cpu.rt_runtime_us")
+needs_rt = pytest.mark.skipif(not CAN_RT, reason="needs root and cgroup v1's cpu controller with real-time "
+                                                 "group scheduling (cpu.rt_runtime_us)")
+
+
+@pytest.mark.parametrize("env, error", [
+    ({RT_PRIORITY_ENV: "high"}, "must be an integer 1-99"),
+    ({RT_PRIORITY_ENV: "0"}, "integer 1-99"),
+    ({RT_PRIORITY_ENV: "100"}, "integer 1-99"),
+    ({RT_CGROUP_ENV: "/sys/fs/cgroup/cpu"}, f"{RT_PRIORITY_ENV} is not"),
+    ({RT_PRIORITY_ENV: "5", RT_CGROUP_ENV: "/nonexistent/group"}, "is not a directory"),
+])
+def test_bad_settings_are_refused_by_name(env, error):
+    with pytest.raises(ValueError, match=error):
+        RealtimeConfig.from_env(env)
+
+
+def test_unset_means_unchanged():
+    assert RealtimeConfig.from_env({}) is None
+    assert RealtimeConfig.from_env({RT_PRIORITY_ENV: " "}) is None
+
+
+@pytest.fixture
+def rt_group():
+    """A cgroup-v1 cpu group with a real-time budget of 20 ms per 100 ms per CPU (so that nothing
+    in it can take more), removed afterwards; ``budget(us)`` changes it."""
+    path = f"{CPU_ROOT}/strands_test_{uuid.uuid4().hex[:8]}"
+    os.mkdir(path)
+
+    def budget(runtime_us: int) -> None:
+        with open(f"{path}/cpu.rt_period_us", "w") as f:
+            f.write("100000")
+        with open(f"{path}/cpu.rt_runtime_us", "w") as f:
+            f.write(str(runtime_us))
+
+    budget(20_000)
+    yield path, budget
+    with open(f"{path}/cgroup.procs") as f:
+        for pid in f.read().split():  # leftovers back to the root group, or rmdir fails
+            try:
+                with open(f"{CPU_ROOT}/cgroup.procs", "w") as root:
+                    root.write(pid)
+            except OSError:
+                pass
+    os.rmdir(path)
+
+
+def _threads_policy(pid: int) -> set[tuple[int, int]]:
+    """{(policy, priority)} over every thread of ``pid``."""
+    out = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            out.add((os.sched_getscheduler(int(tid)), os.sched_getparam(int(tid)).sched_priority))
+        except ProcessLookupError:
+            pass
+    return out
+
+
+def _in_group(pid: int, group: str) -> bool:
+    with open(f"/proc/{pid}/cgroup") as f:
+        return any(line.split(":")[1] == "cpu" and line.strip().endswith("/" + os.path.basename(group))
+                   for line in f)
+
+
+def _mesh_robot(net, env):
+    return python_proc("-m", "strands_mesh_ros.peer", "rt_arm", *net.peer_args, env=env)
+
+
+def _ros_robot(net, env, tmp_path):
+    return python_proc("-m", "strands_mesh_ros.ros.robot_node", "--ros-args", "-r", "__ns:=/rt_arm",
+                       env={**env, "ROS_DOMAIN_ID": str(ros_helpers.domain_id(11) % 230),
+                            "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")})
+
+
+@needs_rt
+def test_a_mesh_robot_runs_real_time_and_still_halts(net, rt_group):
+    group, _ = rt_group
+    with Mesh("op", config=net.hub()) as op:
+        robot = _mesh_robot(net, {RT_PRIORITY_ENV: "7", RT_CGROUP_ENV: group}).ready()
+        try:
+            op.wait_for_peer("rt_arm", 10)
+            assert _in_group(robot.p.pid, group)
+            assert _threads_policy(robot.p.pid) == {(os.SCHED_FIFO, 7)}
+            assert any("SCHED_FIFO priority 7" in line for line in robot.lines), robot.lines
+            report = op.emergency_stop("drill")
+            assert "rt_arm" in report.stopped
+            assert op.send("rt_arm", {"action": "status"}).result["locked_out"]
+        finally:
+            robot.close()
+
+
+@needs_rt
+@pytest.mark.skipif(not (ros_helpers.HAVE_RCLPY and ros_helpers.HAVE_MSGS), reason=ros_helpers.NO_ROS_REASON)
+def test_a_ros_robot_node_runs_real_time(net, rt_group, tmp_path):
+    group, _ = rt_group
+    proc = _ros_robot(net, {RT_PRIORITY_ENV: "6", RT_CGROUP_ENV: group}, tmp_path)
+    try:
+        wait_for(lambda: any("up in /rt_arm" in line for line in proc.lines), 60, what="robot_node up")
+        assert _in_group(proc.p.pid, group)
+        assert _threads_policy(proc.p.pid) == {(os.SCHED_FIFO, 6)}
+    finally:
+        assert proc.close() == 0, proc.lines[-20:]
+
+
+@needs_rt
+def test_a_group_without_a_real_time_budget_is_refused_by_name(net, rt_group, tmp_path):
+    """A new cgroup has ``cpu.rt_runtime_us`` 0: SCHED_FIFO is not permitted there. The robot
+    exits 2 with one line saying so, for both kinds of robot."""
+    group, budget = rt_group
+    budget(0)
+    env = {RT_PRIORITY_ENV: "7", RT_CGROUP_ENV: group}
+    kinds = [_mesh_robot(net, env)]
+    if ros_helpers.HAVE_RCLPY and ros_helpers.HAVE_MSGS:
+        kinds.append(_ros_robot(net, env, tmp_path))
+    try:
+        for proc in kinds:
+            try:
+                rc = proc.p.wait(60)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"still running without real-time: {proc.lines[-10:]}") from None
+            assert rc == 2, proc.lines
+            wait_for(lambda proc=proc: any("no real-time budget" in line for line in proc.lines), 5, what="the reason")
+            assert not any("Traceback" in line for line in proc.lines), proc.lines
+    finally:
+        for proc in kinds:
+            proc.close()
