@@ -163,9 +163,25 @@ class RealtimeGroups:
         self.label = (f"robots SCHED_FIFO {priority} in a cgroup with {rt_runtime_us // 1000} ms of every "
                       f"{rt_period_us // 1000} ms real-time budget; issuer cpu.shares {issuer_shares}")
 
-    def join_issuer(self) -> None:
-        with open(f"{self.issuer_dir}/cgroup.procs", "w") as f:
-            f.write(str(os.getpid()))
+    def join_issuer(self) -> str:
+        """Move this process into the issuer's group; returns what was done. Thread by thread
+        when the whole process cannot move at once (seen: EINVAL after earlier runs in the same
+        process)."""
+        try:
+            with open(f"{self.issuer_dir}/cgroup.procs", "w") as f:
+                f.write(str(os.getpid()))
+            return "issuer moved"
+        except OSError as exc:
+            first = exc.strerror
+        moved, failed = 0, 0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"{self.issuer_dir}/tasks", "w") as f:
+                    f.write(tid)
+                moved += 1
+            except OSError:
+                failed += 1
+        return f"issuer: cgroup.procs refused ({first}); {moved} threads moved, {failed} not"
 
     def release(self, pid: int) -> None:
         """Put process ``pid`` back in the root group (a process inherits its parent's group)."""

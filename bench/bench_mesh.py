@@ -253,8 +253,7 @@ def main() -> None:
             if rt.reason:
                 print(f"\n## e-stop with real-time robots: skipped ({rt.reason})")
             else:
-                print(f"\n## e-stop with real-time robots: {rt.label}")
-                rt.join_issuer()
+                print(f"\n## e-stop with real-time robots: {rt.label}; {rt.join_issuer()}")
                 bench_estop(flooders=0, rt=rt)
                 bench_estop(flooders=1, rt=rt)
         finally:
