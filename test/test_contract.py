@@ -1,8 +1,10 @@
 """The wire contract as code: keys, peer ids, payload validation (pure, no transport)."""
 
 import json
+import threading
 
 import pytest
+from helpers import wait_for
 
 from strands_mesh_ros.contract import (
     CommandEnvelope, ContractError, InvalidPeerId, KeySpace, Presence, Response, check_peer_id, decode,
@@ -181,6 +183,36 @@ def test_audit_log_keeps_event_order_and_writes_queued_lines_on_close(tmp_path):
     lines = [json.loads(line) for line in audit.path.read_text().splitlines()]
     assert [(x["event"], x.get("n")) for x in lines] == [("command", 1), ("command", 2), ("estop_received", None),
                                                          ("command", 3)]
+
+
+def test_audit_writer_sleeps_while_idle_and_writes_routine_lines_in_batches(tmp_path):
+    """The writer thread wakes only when routine lines are queued (a bridge runs one log per
+    robot: idle writers waking 20 times a second cost its joint_states relay the GIL), and
+    writes them within about one batch interval without any close."""
+    from strands_mesh_ros.robot.safety import AUDIT_BATCH_INTERVAL, AuditLog
+
+    audit = AuditLog("arm1", tmp_path)
+    try:
+        tid = audit._writer.native_id
+
+        def switches() -> int:  # the writer thread's voluntary context switches (it sleeping, waking)
+            with open(f"/proc/self/task/{tid}/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
+
+        before = switches()
+        idle = threading.Event()
+        idle.wait(10 * AUDIT_BATCH_INTERVAL)  # a bounded window: absence of wake-ups is what is asserted
+        assert switches() - before <= 1, "the idle writer woke up"
+        for n in range(3):
+            audit.write("command", float(n), sync=False, n=n)
+        wait_for(lambda: audit.path.read_text().count("\n") == 3, 5, interval=0.01, what="the queued lines")
+        written = switches()
+        idle.wait(10 * AUDIT_BATCH_INTERVAL)
+        assert switches() - written <= 1, "the writer kept waking after its batch"
+        audit.write("command", 9.0, sync=False, n=9)
+        wait_for(lambda: audit.path.read_text().count("\n") == 4, 5, interval=0.01, what="a line after idling")
+    finally:
+        audit.close()
 
 
 def test_state_json_is_a_valid_state_and_refuses_nan():

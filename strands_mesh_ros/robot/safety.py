@@ -411,9 +411,12 @@ def default_audit_dir() -> Path:
 
 
 AUDIT_BATCH_INTERVAL = 0.05
-"""How often (s) the audit writer thread writes the routine lines queued meanwhile, in one
-write and one flush. Waking it per line cost the command path a thread switch and GIL
-contention per command (bench/bench_mesh.py rtt); a safety line never waits for it."""
+"""How often (s), at most, the audit writer thread writes the routine lines queued meanwhile,
+in one write and one flush. Waking it per line cost the command path a thread switch and GIL
+contention per command (bench/bench_mesh.py rtt); a safety line never waits for it. An idle log
+does not wake it at all: a bridge runs one log per robot, and 100 writers waking 20 times a
+second each took the GIL 2,000 times a second from the thread relaying joint_states
+(bench/bench_bridge.py fanin)."""
 
 
 class AuditLog:
@@ -438,6 +441,7 @@ class AuditLog:
         # deque append / popleft are thread-safe: writers never take the lock for a routine line
         self._pending: collections.deque[tuple[str, float, dict[str, Any]]] = collections.deque()
         self._closing = threading.Event()
+        self._queued = threading.Event()  # set when a routine line is queued, or on close
         self._writer = threading.Thread(target=self._drain, name=f"{peer_id}-audit", daemon=True)
         self._writer.start()
 
@@ -460,7 +464,11 @@ class AuditLog:
             self._file.flush()
 
     def _drain(self) -> None:
-        while not self._closing.wait(AUDIT_BATCH_INTERVAL):
+        while True:
+            self._queued.wait()  # sleeps while nothing is queued
+            if self._closing.wait(AUDIT_BATCH_INTERVAL):  # gather a batch; close() writes the rest
+                return
+            self._queued.clear()  # before writing: a line queued from here on sets it again
             if self._pending:
                 with self._lock:
                     self._write_locked()
@@ -474,10 +482,13 @@ class AuditLog:
                 self._write_locked(line)
         else:
             self._pending.append((event, t, fields))
+            if not self._queued.is_set():
+                self._queued.set()
 
     def close(self) -> None:
         """Write what is queued, then close the file."""
         self._closing.set()
+        self._queued.set()
         self._writer.join(timeout=5)
         with self._lock:
             self._write_locked()
