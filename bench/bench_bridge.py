@@ -35,6 +35,7 @@ dropping the robot's proxy and calls that failed while warming up (50 one at a t
 flood). ``--robot-executor multi`` (the robot node on the MultiThreadedExecutor the fleet host
 used before 543b08b: the baseline) and ``--bridge-executor multi`` are diagnostics;
 ``--profile PATH`` cProfiles both ROS processes (every Python thread) into PATH.robot / .bridge.
+For ``fanin``, ``FANIN_PROFILE=PATH`` cProfiles the bridge into PATH.<N>.<executor>.
 
     python bench/bench_bridge.py rtt [--n 1000] [--executors single,events]
     python bench/bench_bridge.py fanin [--ns 10,25,50,75,100] [--duration 10] [--rate 50] [--executor single,events]
@@ -160,8 +161,10 @@ def fanin_step(n: int, duration: float, rate: float, domain: int, warmup: float,
 
     with Mesh("counter", config=net.hub()) as sub:
         sub.subscribe(f"{net.prefix}/*/state", on_state, raw=True)
+        prof = os.environ.get("FANIN_PROFILE")  # cProfile the bridge (every thread) into this file
         bridge = python_proc(ROS_SIDE, "--domain", str(domain), "--bridge", "--executor", executor,
-                             "--prefix", net.prefix, "--connect", net.endpoint).ready(60)
+                             "--prefix", net.prefix, "--connect", net.endpoint,
+                             *(["--profile", f"{prof}.{n}.{executor}"] if prof else [])).ready(60)
         pub = python_proc(ROS_SIDE, "--domain", str(domain), "--stub", str(n), "--stub-prefix", tag,
                           "--rate", str(rate)).ready(60)
         try:
