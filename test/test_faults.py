@@ -38,14 +38,16 @@ with Fleet(robots=[{"id": i, "driver": "mock"} for i in ids], config=cfg) as fle
 
 # Mock robots with a counting skill, any Zenoh mode:
 # "python -c COUNTING_PROC prefix mode endpoint id..."; skills bump(tag) and counts().
+# $COUNTING_PRESENCE_HZ sets their presence rate (default the mesh's 2 Hz).
 COUNTING_PROC = r"""
-import collections, signal, sys, threading
+import collections, os, signal, sys, threading
 from strands_mesh_ros.robot.driver import Skill
 from strands_mesh_ros.drivers.mock import MockDriver
 from strands_mesh_ros.mesh.config import MeshConfig
 from strands_mesh_ros.mesh.mesh import Mesh
 prefix, mode, endpoint, *ids = sys.argv[1:]
-cfg = MeshConfig(prefix=prefix, mode=mode, connect=(endpoint,), multicast_scouting=False)
+cfg = MeshConfig(prefix=prefix, mode=mode, connect=(endpoint,), multicast_scouting=False,
+                 presence_hz=float(os.environ.get("COUNTING_PRESENCE_HZ", "2")))
 lock = threading.Lock()
 
 class Counting(MockDriver):
@@ -163,6 +165,51 @@ def test_command_sent_to_a_hung_robot_is_failed_and_not_run_after_it_resumes(net
             assert counts.get("before") == 1
             assert counts.get("while-hung", 0) == 0, (
                 f"the robot ran a command after its caller was told it was lost: {counts}")
+        finally:
+            bots.close()
+
+
+def test_robot_heard_late_is_kept_while_it_answers_and_lost_once_frozen(net):
+    """A caller that hears a robot's presence late must not say 'peer lost' while the robot runs,
+    or the robot would run what the caller was told had failed (docs/mesh.md, the frozen-peer
+    rule). Here the lateness is made certain: the robot beats every 10 s, far past the 1.5 s
+    peer timeout (in the field: a caller starved of CPU, hearing 2 Hz beats late). Before a
+    silent peer is declared lost its caller asks for its presence: a running robot answers,
+    so a 4 s move (two peer timeouts without a beat) is answered ``done``. Frozen (SIGSTOP), it
+    cannot answer: the caller is told ``peer lost ... no answer to a presence query`` within
+    2 s, and once resumed the robot has not run the command sent meanwhile."""
+    with Mesh("op", config=net.hub()) as op:
+        bots = python_proc("-c", COUNTING_PROC, net.prefix, "peer", net.endpoint, "sb1",
+                           env={"COUNTING_PRESENCE_HZ": "0.1"}).ready()
+        try:
+            # Ask rather than wait for a beat. Each answer also restarts the robot's own count of
+            # its silence: commands sent right after one are never stamped before the moment
+            # this robot, beating so slowly, notes its silence (PeerCore.tick).
+            wait_for(lambda: "sb1" in op.refresh_peers(timeout=2.0) and "sb1" in op.peers, 15, what="sb1 heard")
+            assert op.send("sb1", {"action": "skill", "name": "bump", "args": {"tag": "before"}}, timeout=10).ok
+            t0 = time.monotonic()
+            moved = op.send("sb1", {"action": "skill", "name": "move_joints",
+                                    "args": {"positions": [0.3, 0, 0, 0, 0, 0], "duration": 4.0}}, timeout=30)
+            assert moved.ok, f"a running robot heard late was dropped by its caller: {moved}"
+            assert time.monotonic() - t0 >= 4.0 - 0.1  # the move did span two peer timeouts
+            assert moved.result["result"]["positions"]["joint1"] == pytest.approx(0.3)
+
+            bots.signal(signal.SIGSTOP)
+            t1 = time.monotonic()
+            r = op.send_async("sb1", {"action": "skill", "name": "bump", "args": {"tag": "while-hung"}},
+                              timeout=30).result(timeout=10)
+            told = time.monotonic() - t1
+            assert r.status == "error" and "peer lost" in r.error and "no answer to a presence query" in r.error, r
+            assert told < 2.0, f"caller told {told:.3f} s after SIGSTOP"
+            assert "sb1" not in op.peers
+
+            bots.signal(signal.SIGCONT)
+            wait_for(lambda: "sb1" in op.refresh_peers(timeout=2.0) and "sb1" in op.peers, 10, what="sb1 back")
+            counts = op.send("sb1", {"action": "skill", "name": "counts"}, timeout=10).result["result"]
+            assert counts.get("before") == 1
+            assert counts.get("while-hung", 0) == 0, (
+                f"the robot ran a command after its caller was told it was lost: {counts}")
+            print(f"caller told {told:.3f} s after SIGSTOP of a robot beating every 10 s")
         finally:
             bots.close()
 

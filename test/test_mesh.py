@@ -112,6 +112,51 @@ def test_hung_peer_leaves_within_two_seconds_and_rejoins(op, robot_proc):
     op.wait_for_peer("arm1", 5)
 
 
+def test_a_silent_peer_is_asked_before_it_leaves_but_not_after_a_crash_nor_a_strands_robots_peer():
+    """The peer table (pure): a peer silent past the timeout is asked once whether it runs
+    (``confirm``) and stays present meanwhile; an answer keeps it, no answer ends it, naming
+    why; a liveliness-token drop (a crash) ends it at once; a strands-robots peer, which answers
+    no presence query, leaves on silence alone. Timeout 0: every peer is silent at once."""
+    from strands_mesh_ros.contract.payloads import make_presence
+    from strands_mesh_ros.mesh.peers import PeerTable
+
+    left: list[tuple[str, str]] = []
+    asked: list[tuple[str, object]] = []
+    table = PeerTable(0.0, on_leave=lambda p, why: left.append((p, why)),
+                      confirm=lambda p, no_answer: asked.append((p, no_answer)))
+    ours = make_presence("arm1", robot_type="mock", peer_type="robot")
+    theirs = make_presence("sr1", robot_type="so100", peer_type="robot").model_copy(update={"schema_": None})
+
+    def questions(n: int) -> None:  # the heartbeat's expiry tick, until the clock passed the last 'heard'
+        def tick() -> bool:
+            table.expire()
+            return len(asked) >= n
+        wait_for(tick, 1, what=f"question {n}")
+
+    table.heard(ours)
+    table.heard(theirs)
+    questions(1)
+    assert left == [("sr1", "no presence for 0.0 s")]
+    assert [p for p, _ in asked] == ["arm1"] and "arm1" in table.snapshot()  # asked, still present
+    table.expire()
+    assert len(asked) == 1  # once per silence
+    table.heard(ours)  # the answer
+    asked[0][1]()  # the question ends: heard meanwhile, nothing happens
+    questions(2)  # still in the table: its next silence is asked about
+    assert left == [("sr1", "no presence for 0.0 s")]
+    asked[1][1]()  # ...and this one ends unanswered
+    asked[1][1]()
+    assert left[1:] == [("arm1", "no presence for 0.0 s and no answer to a presence query")]
+    assert "arm1" not in table.snapshot()
+
+    table.heard(ours)
+    table.token("arm1", True)
+    questions(3)
+    table.token("arm1", False)  # a crash while asked: at once, unconfirmed
+    asked[2][1]()
+    assert left[2:] == [("arm1", "liveliness token dropped")] and "arm1" not in table.snapshot()
+
+
 def test_unknown_peer_and_bad_ids(op):
     r = op.send("nobody", {"action": "status"}, timeout=1.0)
     assert r.status == "error" and "unknown peer 'nobody'" in r.error

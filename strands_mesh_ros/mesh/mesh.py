@@ -310,8 +310,11 @@ class Mesh(CommandPath, SafetyPath):
         return self._safety_pubs[1]
 
     def _on_presence_query(self, query: Any) -> None:
+        """Answer a presence query with this peer's presence now, signed as a beat is. The
+        answer also confirms to a caller that this peer runs (``SharedPeers._confirm``); the
+        peer core counts it as a beat (a silence it ends is noted first, ``PeerCore.tick``)."""
         try:
-            query.reply(self.keys.presence(self.peer_id), self.core.presence().to_json())
+            query.reply(self.keys.presence(self.peer_id), self.signed(self.core.presence().to_json()), express=True)
         except Exception as exc:  # the session closing under us, or a presence callback failing
             log.debug("%s: presence query not answered: %s", self.peer_id, exc)
 

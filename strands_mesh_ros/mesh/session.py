@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 import time
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from .config import MeshConfig, one_line
 
@@ -30,6 +30,17 @@ somewhere) is booked twice by zenoh 1.10's start conditions and one booking neve
 half the opens waited the whole 500 ms (measured: 6 of 12 here) although every link was up in
 ~5 ms. The main session has already waited for the mesh when this opens, and an e-stop put
 before a link is up is put again (``SafetyPath.emergency_stop``)."""
+
+
+CONFIRM_TIMEOUT = 0.2
+"""Deadline (s) of the presence query that confirms a silent peer has gone before it is
+declared lost (:class:`~strands_mesh_ros.mesh.peers.PeerTable`, ``confirm``). A running peer
+answers in milliseconds (a loopback round trip through its queryable: median 1 ms, at most
+3 ms in 100 queries here, idle); 0.2 s leaves a loaded peer room to answer and keeps hang
+detection under 1.8 s: a peer frozen right after a beat is asked 1.5-1.55 s later (the peer
+timeout, then the 50 ms expiry tick) and declared lost 0.2 s after that (measured: 1.29-1.69 s
+from SIGSTOP to the caller's ``peer lost``, 20 freezes at random beat phases, was 1.02-1.50 s
+without the query)."""
 
 
 def _local(endpoint: str) -> str:
@@ -179,7 +190,8 @@ class SharedPeers:
 
     Without it, K robots in one process each decode every presence beat: O(K²) decodes per
     beat (measured in bench/bench_state.py: 2(K+1)² calls/s, saturating a core at K = 50).
-    Peers that leave are reported to every registered Mesh.
+    Peers that leave are reported to every registered Mesh. A peer silent for the peer timeout
+    is asked for its presence (:meth:`_confirm`) before it is declared lost.
     """
 
     def __init__(self, session: Any, keys: Any, timeout: float) -> None:
@@ -188,10 +200,11 @@ class SharedPeers:
         from .peers import PeerTable
 
         self._zenoh = zenoh
+        self._session = session
         self.keys = keys
         self._listeners: list[Any] = []
         self._lock = threading.Lock()
-        self.table = PeerTable(timeout, on_leave=self._left)
+        self.table = PeerTable(timeout, on_leave=self._left, confirm=self._confirm)
         self.trust: Any = None  # a WireTrust, set by the first Mesh on this session (mesh/identity.py)
         self._refused: dict[tuple[str, str], float] = {}  # (peer, reason) -> last warned, monotonic s
         self._subs = [
@@ -215,7 +228,32 @@ class SharedPeers:
         for cb in listeners:
             cb(peer_id, why)
 
+    def _confirm(self, peer_id: str, no_answer: Callable[[], None]) -> None:
+        """Ask silent ``peer_id`` for its presence now, without waiting: a presence query on
+        its key (every :class:`Mesh` answers one, ``Mesh._on_presence_query``) with a
+        :data:`CONFIRM_TIMEOUT` deadline. An answer passes the checks of a beat
+        (:meth:`_on_presence`) and counts as hearing the peer; ``no_answer`` runs when the
+        query ends, after its last reply (Zenoh calls it as the handler's drop: at the
+        deadline, at once when no queryable matches, or when the session closes), and ends
+        the peer unless it was heard meanwhile.
+
+        Why: a caller that is itself starved hears beats late, and must not declare lost a peer
+        that still runs: that peer would run the commands whose callers were told ``peer
+        lost`` (docs/mesh.md, the frozen-peer rule). A frozen peer cannot answer."""
+
+        def on_reply(reply: Any) -> None:
+            if reply.ok is not None:  # an error reply (the deadline passed) is no answer
+                self._on_presence(reply.ok)
+
+        try:
+            self._session.get(self.keys.presence(peer_id), self._zenoh.handlers.Callback(on_reply, no_answer),
+                              timeout=CONFIRM_TIMEOUT)
+        except self._zenoh.ZError as exc:  # the session is closing: nobody can answer
+            log.debug("presence query to %s not sent: %s", peer_id, exc)
+            no_answer()  # Zenoh has usually called it already; a second call does nothing
+
     def _on_presence(self, sample: Any) -> None:
+        """A presence beat, or an answer to a presence query (the same checks for both)."""
         from ..contract.payloads import ContractError, Presence, decode
 
         try:
