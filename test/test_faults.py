@@ -446,8 +446,8 @@ def test_command_sent_to_a_hung_ros_robot_is_failed_and_not_run_after_it_resumes
         robot = None
         try:
             answers = ros.sub(ResponseMsg, topics.robot_topic(rid, topics.MESH_RESPONSE), qos.RESPONSE)
-            ros.add(BridgeNode(mesh_config=net.member(), bridge_id=bridge_id, context=ros.context,
-                               node_name=f"bridge_{tag}", mirror=False))
+            bridge = ros.add(BridgeNode(mesh_config=net.member(), bridge_id=bridge_id, context=ros.context,
+                                        node_name=f"bridge_{tag}", mirror=False))
             robot = Proc([*exe, "--ros-args", "-r", f"__ns:=/{rid}", "-p", "driver:=mock", "-p", f"prefix:={net.prefix}"],
                          env={"ROS_DOMAIN_ID": str(domain), "STRANDS_MESH_AUDIT_DIR": str(audit)})
             wait_for(lambda: _via(op, rid) == bridge_id, 60, interval=0.05, what=f"{rid} on the mesh via {bridge_id}")
@@ -457,6 +457,9 @@ def test_command_sent_to_a_hung_ros_robot_is_failed_and_not_run_after_it_resumes
             # the test hears the robot's answers in ROS too (its subscription matched before the hang)
             answers.wait(lambda m: m.turn_id == first.turn_id, 10, what="the first move's answer in ROS")
 
+            proxy = bridge.proxies[rid]
+            assert proxy.mesh.presence_live(), "the proxy of a robot heard on ROS must answer presence queries"
+
             robot.signal(signal.SIGSTOP)
             t0 = time.monotonic()
             hung = op.send_async(rid, move(HUNG_TARGET), timeout=30)
@@ -464,6 +467,10 @@ def test_command_sent_to_a_hung_ros_robot_is_failed_and_not_run_after_it_resumes
             told = time.monotonic() - t0
             assert r.status == "error" and "peer lost" in r.error, r
             wait_for(lambda: rid not in op.peers, 2, what="the hung ROS robot gone from the mesh")
+            # its proxy would answer no presence query now: an answer would tell a caller about to
+            # drop the silent robot that it runs (docs/mesh.md)
+            assert bridge.ros_silence(rid) > net.member().peer_timeout
+            assert not proxy.mesh.presence_live()
 
             robot.signal(signal.SIGCONT)
             t1 = time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 
 import pytest
@@ -155,6 +156,28 @@ def test_a_silent_peer_is_asked_before_it_leaves_but_not_after_a_crash_nor_a_str
     table.token("arm1", False)  # a crash while asked: at once, unconfirmed
     asked[2][1]()
     assert left[2:] == [("arm1", "liveliness token dropped")] and "arm1" not in table.snapshot()
+
+
+def test_a_mesh_that_says_its_peer_is_not_live_answers_no_presence_query_and_is_lost(net):
+    """``Mesh.presence_live`` (a bridge's proxy: 'my ROS robot was heard on ROS lately'): while
+    it says no, the Mesh answers no presence query, so a caller that hears no beat from it
+    (here it beats every 10 s) tells its callers ``peer lost``, although the Mesh itself runs;
+    once it says yes, the answer brings the peer back."""
+    live = threading.Event()
+    live.set()
+    peer = Mesh("pl1", robot=MockDriver("pl1"), config=net.member(presence_hz=0.1))
+    peer.presence_live = live.is_set
+    with Mesh("op", config=net.hub()) as op, peer:
+        wait_for(lambda: "pl1" in op.refresh_peers(timeout=2.0) and "pl1" in op.peers, 10, what="pl1 answers")
+        live.clear()
+        t0 = time.monotonic()
+        r = op.send_async("pl1", {"action": "skill", "name": "move_joints",
+                                  "args": {"positions": [0.2] * 6, "duration": 30}}, timeout=30).result(timeout=10)
+        assert r.status == "error" and "no answer to a presence query" in r.error, r
+        assert time.monotonic() - t0 < 2.0 and peer.alive and "pl1" not in op.peers
+        assert "pl1" in op.refresh_peers(timeout=1.0) and "pl1" not in op.peers  # its token is up; no answer
+        live.set()
+        wait_for(lambda: "pl1" in op.refresh_peers(timeout=2.0) and "pl1" in op.peers, 10, what="pl1 answers again")
 
 
 def test_unknown_peer_and_bad_ids(op):

@@ -309,10 +309,18 @@ class Mesh(CommandPath, SafetyPath):
             self._open_safety()
         return self._safety_pubs[1]
 
+    presence_live: Callable[[], bool] | None = None
+    """Whether the peer this Mesh stands for runs now; None: this process is that peer. A
+    bridge's proxy sets it (its ROS robot was heard on ROS within the peer timeout): when it
+    says False, presence queries go unanswered, since an answer tells a caller about to drop a
+    silent peer that the peer runs (``SharedPeers._confirm``)."""
+
     def _on_presence_query(self, query: Any) -> None:
         """Answer a presence query with this peer's presence now, signed as a beat is. The
         answer also confirms to a caller that this peer runs (``SharedPeers._confirm``); the
         peer core counts it as a beat (a silence it ends is noted first, ``PeerCore.tick``)."""
+        if self.presence_live is not None and not self.presence_live():
+            return
         try:
             query.reply(self.keys.presence(self.peer_id), self.signed(self.core.presence().to_json()), express=True)
         except Exception as exc:  # the session closing under us, or a presence callback failing

@@ -176,8 +176,16 @@ class _RosRobotProxy:
         self.mesh = Mesh(self.robot_id, config=bridge.mesh_config, peer_type=presence.peer_type,
                          robot_type=presence.robot_type, ros=ros, via=bridge.bridge_id, relay=self.forward,
                          presence=self._presence_fields, safety=False, audit=False)
+        # A presence query confirms to a caller about to drop this peer that it runs: the
+        # proxy runs whether or not its robot does, so it answers only while the robot is
+        # heard on ROS (a frozen robot must leave the mesh, not be kept by its proxy).
+        self.mesh.presence_live = self._ros_live
         self.mesh.start()
         endpoints.proxy = self
+
+    def _ros_live(self) -> bool:
+        """The ROS robot was heard within the peer timeout (:meth:`BridgeNode.ros_silence`)."""
+        return self.bridge.ros_silence(self.robot_id) <= self.bridge.mesh_config.peer_timeout
 
     def _presence_fields(self) -> dict[str, Any]:
         pr = self.presence
@@ -421,9 +429,7 @@ class BridgeNode(Node):
             seen = dict(self._ros_presence)
         estop_namespaces: set[str] | None = None  # read once per tick, only when a robot waits to join
         for rid, (pr, heard) in seen.items():
-            ends = self._endpoints.get(rid)
-            heard = max(heard, ends.last_heard if ends else 0.0)  # joint_states count as life too
-            if now - heard > self.mesh_config.peer_timeout:
+            if self.ros_silence(rid, now) > self.mesh_config.peer_timeout:
                 with self._lock:
                     self._ros_presence.pop(rid, None)
                     proxy = self.proxies.pop(rid, None)
@@ -454,6 +460,15 @@ class BridgeNode(Node):
                 self.proxies[rid].presence = pr
         if self.mirror_enabled:
             self._update_mirrors()
+
+    def ros_silence(self, rid: str, now: float | None = None) -> float:
+        """Seconds since ROS robot ``rid`` was last heard: its ``/mesh/presence``, or its
+        joint_states or an answer (evidence of life too: a flood can delay presence); infinite
+        when never heard."""
+        entry = self._ros_presence.get(rid)
+        ends = self._endpoints.get(rid)
+        heard = max(entry[1] if entry else 0.0, ends.last_heard if ends else 0.0)
+        return ((time.monotonic() if now is None else now) - heard) if heard else float("inf")
 
     def _estop_namespaces(self) -> set[str]:
         """Namespaces of the nodes subscribed to ``/mesh/estop``. Read once per housekeeping
