@@ -38,9 +38,9 @@ declared lost (:class:`~strands_mesh_ros.mesh.peers.PeerTable`, ``confirm``). A 
 answers in milliseconds (a loopback round trip through its queryable: median 1 ms, at most
 3 ms in 100 queries here, idle); 0.2 s leaves a loaded peer room to answer and keeps hang
 detection under 1.8 s: a peer frozen right after a beat is asked 1.5-1.55 s later (the peer
-timeout, then the 50 ms expiry tick) and declared lost 0.2 s after that (measured: 1.29-1.69 s
-from SIGSTOP to the caller's ``peer lost``, 20 freezes at random beat phases, was 1.02-1.50 s
-without the query)."""
+timeout, then the 50 ms expiry tick) and declared lost 0.2 s after that (measured: 1.21-1.69 s
+from SIGSTOP to the caller's ``peer lost``, 50 freezes at random beat phases, idle; 1.02-1.50 s
+in 20 without the query)."""
 
 
 def _local(endpoint: str) -> str:
