@@ -42,8 +42,6 @@ class DuplicatePeer(MeshError):
 
 log = logging.getLogger(__name__)
 
-TICK = 0.05
-"""Housekeeping period (s): peer expiry, command deadlines."""
 
 
 def live_peer_ids(session: Any, keys: Any, timeout: float = 1.0) -> set[str]:
@@ -247,7 +245,8 @@ class Mesh(CommandPath, SafetyPath):
         self._state_pub = s.declare_publisher(k.state(self.peer_id), congestion_control=block)
         self._stream_pub = s.declare_publisher(k.stream(self.peer_id), congestion_control=block)
         self._decl += [self._presence_pub, self._state_pub, self._stream_pub]
-        self._shared_peers = POOL.peers_for(s, self.config, self._peer_left)
+        self._next_beat = time.monotonic() + 1.0 / self.config.presence_hz
+        self._shared_peers = POOL.peers_for(s, self.config, self._peer_left, self._housekeep)
         self._shared_peers.trust = self._wire.trust
         self.table = self._shared_peers.table
         # Commands arrive through Zenoh's own FIFO channel, read by a dispatcher thread: one
@@ -268,7 +267,6 @@ class Mesh(CommandPath, SafetyPath):
         self._token = s.liveliness().declare_token(k.alive(self.peer_id))
         for i, sub in enumerate(self._cmd_subs):
             self._spawn(lambda sub=sub: self._dispatch_loop(sub), f"dispatch{i}")
-        self._spawn(self._heartbeat_loop, "heartbeat")
         if self.robot is not None:
             self._spawn(self._state_loop, "state")
         self._publish_presence()
@@ -385,7 +383,7 @@ class Mesh(CommandPath, SafetyPath):
         for d in reversed(self._decl):
             self._undeclare(d)
         self._decl.clear()
-        POOL.release_peers(self._shared_peers, self._peer_left)
+        POOL.release_peers(self._shared_peers, self._peer_left, self._housekeep)
         self.table = PeerTable(self.config.peer_timeout)  # a stopped peer sees no one
         if close_sessions:
             # The two sessions close side by side: closing one with an open link takes ~80 ms
@@ -458,22 +456,23 @@ class Mesh(CommandPath, SafetyPath):
         self._presence_pub.put(self.signed(pr.to_json()), source_info=self.source_info())
         self.table.heard(pr)
 
-    def _heartbeat_loop(self) -> None:
-        period = 1.0 / self.config.presence_hz
-        next_beat = time.monotonic() + period
-        while not self._stop_evt.wait(TICK):
-            self.core.tick()
-            now = time.monotonic()
-            if self.core.watchdog is not None:
-                self._feed_watchdog(now)
-            if now >= next_beat:
-                next_beat = now + period
-                try:
-                    self._publish_presence()
-                except Exception as exc:  # a closed session during shutdown
-                    log.debug("presence publish failed: %s", exc)
-            self.table.expire()
-            self._expire_pending(now)
+    def _housekeep(self, now: float) -> None:
+        """Every :data:`~strands_mesh_ros.mesh.session.TICK` s, on the session's housekeeping
+        thread (``SharedPeers``, shared by every Mesh of the process on this session): the
+        frozen-process check, the link-loss watchdog, the presence beat when due, and the
+        deadlines of pending commands. The shared peer table is expired there too."""
+        if self._stop_evt.is_set():
+            return
+        self.core.tick()
+        if self.core.watchdog is not None:
+            self._feed_watchdog(now)
+        if now >= self._next_beat:
+            self._next_beat = now + 1.0 / self.config.presence_hz
+            try:
+                self._publish_presence()
+            except Exception as exc:  # a closed session during shutdown
+                log.debug("presence publish failed: %s", exc)
+        self._expire_pending(now)
 
     def _feed_watchdog(self, now: float) -> None:
         """Heartbeats = the operators' presence, read as its age in the peer table (a frozen

@@ -32,6 +32,11 @@ half the opens waited the whole 500 ms (measured: 6 of 12 here) although every l
 before a link is up is put again (``SafetyPath.emergency_stop``)."""
 
 
+TICK = 0.05
+"""Housekeeping period (s) of every :class:`~strands_mesh_ros.mesh.mesh.Mesh`: peer expiry,
+command deadlines, the presence beat's schedule, the link-loss watchdog."""
+
+
 CONFIRM_TIMEOUT = 0.2
 """Deadline (s) of the presence query that confirms a silent peer has gone before it is
 declared lost (:class:`~strands_mesh_ros.mesh.peers.PeerTable`, ``confirm``). A running peer
@@ -155,20 +160,23 @@ class SessionPool:
                 return
         session.close()
 
-    def peers_for(self, session: Any, config: MeshConfig, on_leave: Any) -> "SharedPeers":
-        """The :class:`SharedPeers` of ``session`` and ``config.prefix``; registers ``on_leave``."""
+    def peers_for(self, session: Any, config: MeshConfig, on_leave: Any,
+                  keeper: Any = None) -> "SharedPeers":
+        """The :class:`SharedPeers` of ``session`` and ``config.prefix``; registers ``on_leave``
+        and ``keeper`` (:meth:`SharedPeers.add`)."""
         key = (id(session), config.prefix, config.peer_timeout)
         with self._lock:
             shared = self._shared.get(key)
             if shared is None:
                 shared = self._shared[key] = SharedPeers(session, config.keys, config.peer_timeout)
-        shared.add(on_leave)
+        shared.add(on_leave, keeper)
         return shared
 
-    def release_peers(self, shared: "SharedPeers", on_leave: Any) -> None:
-        """Unregister ``on_leave``; the last one undeclares the shared subscriptions."""
+    def release_peers(self, shared: "SharedPeers", on_leave: Any, keeper: Any = None) -> None:
+        """Unregister ``on_leave`` and ``keeper``; the last one undeclares the shared
+        subscriptions and ends the housekeeping thread."""
         with self._lock:
-            if shared.remove(on_leave):
+            if shared.remove(on_leave, keeper):
                 return
             for key, value in list(self._shared.items()):
                 if value is shared:
@@ -192,6 +200,12 @@ class SharedPeers:
     beat (measured in bench/bench_state.py: 2(K+1)² calls/s, saturating a core at K = 50).
     Peers that leave are reported to every registered Mesh. A peer silent for the peer timeout
     is asked for its presence (:meth:`_confirm`) before it is declared lost.
+
+    One housekeeping thread serves every Mesh registered here: every :data:`TICK` it runs each
+    one's ``keeper(now)`` and expires the shared table once. A bridge runs one Mesh per robot,
+    and 100 heartbeat threads waking 20 times a second each took the GIL 2,000 times a second
+    from the thread relaying joint_states (bench/bench_bridge.py fanin, py-spy: ~26 % of the
+    GIL's held time).
     """
 
     def __init__(self, session: Any, keys: Any, timeout: float) -> None:
@@ -211,16 +225,46 @@ class SharedPeers:
             session.declare_subscriber(keys.all_presence, self._on_presence),
             session.liveliness().declare_subscriber(keys.all_alive, self._on_alive, history=True),
         ]
+        self._keepers: list[Callable[[float], None]] = []
+        self._keeping = threading.RLock()  # held while keepers run: remove() waits for the round
+        self._closed = threading.Event()
+        self._ticker: threading.Thread | None = None
 
-    def add(self, on_leave: Any) -> None:
+    def add(self, on_leave: Any, keeper: Callable[[float], None] | None = None) -> None:
+        """Register a Mesh: ``on_leave(peer_id, why)`` when a peer leaves, and ``keeper(now)``
+        (monotonic s) every :data:`TICK` on the housekeeping thread."""
         with self._lock:
             self._listeners.append(on_leave)
+            if keeper is not None:
+                self._keepers.append(keeper)
+                if self._ticker is None:
+                    self._ticker = threading.Thread(target=self._tick_loop, name="mesh-housekeeping", daemon=True)
+                    self._ticker.start()
 
-    def remove(self, on_leave: Any) -> int:
-        with self._lock:
+    def remove(self, on_leave: Any, keeper: Callable[[float], None] | None = None) -> int:
+        """Unregister; once this returns ``keeper`` is not running and never runs again.
+        Returns how many are still registered."""
+        with self._keeping, self._lock:
             if on_leave in self._listeners:
                 self._listeners.remove(on_leave)
+            if keeper in self._keepers:
+                self._keepers.remove(keeper)
             return len(self._listeners)
+
+    def _tick_loop(self) -> None:
+        while not self._closed.wait(TICK):
+            with self._keeping:
+                with self._lock:
+                    keepers = list(self._keepers)
+                for keeper in keepers:
+                    try:
+                        keeper(time.monotonic())
+                    except Exception:  # one Mesh's failure must not stop the others' housekeeping
+                        log.exception("mesh housekeeping failed")
+            try:
+                self.table.expire()
+            except Exception:
+                log.exception("peer expiry failed")
 
     def _left(self, peer_id: str, why: str) -> None:
         with self._lock:
@@ -297,6 +341,10 @@ class SharedPeers:
             self.table.token(peer, sample.kind == self._zenoh.SampleKind.PUT)
 
     def close(self) -> None:
+        self._closed.set()
+        ticker = self._ticker
+        if ticker is not None and ticker is not threading.current_thread():
+            ticker.join(timeout=5)
         for sub in self._subs:
             try:
                 sub.undeclare()
