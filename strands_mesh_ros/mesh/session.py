@@ -165,18 +165,20 @@ class SessionPool:
         """The :class:`SharedPeers` of ``session`` and ``config.prefix``; registers ``on_leave``
         and ``keeper`` (:meth:`SharedPeers.add`)."""
         key = (id(session), config.prefix, config.peer_timeout)
-        with self._lock:
+        with self._lock:  # registered under the lock: a release cannot close it in between
             shared = self._shared.get(key)
             if shared is None:
                 shared = self._shared[key] = SharedPeers(session, config.keys, config.peer_timeout)
-        shared.add(on_leave, keeper)
+            shared.add(on_leave, keeper)
         return shared
 
     def release_peers(self, shared: "SharedPeers", on_leave: Any, keeper: Any = None) -> None:
         """Unregister ``on_leave`` and ``keeper``; the last one undeclares the shared
         subscriptions and ends the housekeeping thread."""
+        if keeper is not None:
+            shared.drop_keeper(keeper)  # outside the pool's lock: it waits for a running round
         with self._lock:
-            if shared.remove(on_leave, keeper):
+            if shared.remove(on_leave):
                 return
             for key, value in list(self._shared.items()):
                 if value is shared:
@@ -241,14 +243,17 @@ class SharedPeers:
                     self._ticker = threading.Thread(target=self._tick_loop, name="mesh-housekeeping", daemon=True)
                     self._ticker.start()
 
-    def remove(self, on_leave: Any, keeper: Callable[[float], None] | None = None) -> int:
-        """Unregister; once this returns ``keeper`` is not running and never runs again.
-        Returns how many are still registered."""
+    def drop_keeper(self, keeper: Callable[[float], None]) -> None:
+        """Unregister ``keeper``; once this returns it is not running and never runs again."""
         with self._keeping, self._lock:
-            if on_leave in self._listeners:
-                self._listeners.remove(on_leave)
             if keeper in self._keepers:
                 self._keepers.remove(keeper)
+
+    def remove(self, on_leave: Any) -> int:
+        """Unregister ``on_leave``; returns how many are still registered."""
+        with self._lock:
+            if on_leave in self._listeners:
+                self._listeners.remove(on_leave)
             return len(self._listeners)
 
     def _tick_loop(self) -> None:
