@@ -172,7 +172,7 @@ class CommandPath:
             p.future.set_result(resp)
 
     def _expire_pending(self, now: float) -> None:
-        # Every heartbeat tick of every Mesh in the process calls this; a bridge runs one Mesh
+        # Every housekeeping tick calls this for every Mesh of the process; a bridge runs one Mesh
         # per robot, so building the peer snapshot here each time cost O(N²) per tick (most of
         # a bridge's CPU at 100 robots, bench/bench_bridge.py fanin). Look peers up one by one,
         # and only when something is pending.

@@ -43,7 +43,6 @@ class DuplicatePeer(MeshError):
 log = logging.getLogger(__name__)
 
 
-
 def live_peer_ids(session: Any, keys: Any, timeout: float = 1.0) -> set[str]:
     """Ids whose liveliness token is up on the mesh now, asked of the network (a liveliness
     query answers within milliseconds, even just after a session opens).
