@@ -9,7 +9,9 @@ import uuid
 
 import numpy as np
 
-from strands_mesh_ros.testing import Proc, free_port, python_proc, wait_for  # noqa: F401
+from strands_mesh_ros.testing import (  # noqa: F401
+    Proc, free_port, python_proc, remove_cgroup, set_rt_budget, wait_for,
+)
 
 
 def machine() -> str:
@@ -147,10 +149,7 @@ class RealtimeGroups:
         try:
             os.mkdir(self.robots_dir)
             self._dirs.append(self.robots_dir)
-            with open(f"{self.robots_dir}/cpu.rt_period_us", "w") as f:
-                f.write(str(rt_period_us))
-            with open(f"{self.robots_dir}/cpu.rt_runtime_us", "w") as f:
-                f.write(str(rt_runtime_us))
+            set_rt_budget(self.robots_dir, rt_runtime_us, rt_period_us)
             os.mkdir(self.issuer_dir)
             self._dirs.append(self.issuer_dir)
             with open(f"{self.issuer_dir}/cpu.shares", "w") as f:
@@ -191,15 +190,7 @@ class RealtimeGroups:
     def close(self) -> None:
         for d in reversed(self._dirs):
             try:
-                with open(f"{d}/cgroup.procs") as f:
-                    pids = f.read().split()
-                for pid in pids:  # back to the root group, or rmdir fails
-                    try:
-                        with open(f"{self.ROOT}/cgroup.procs", "w") as f:
-                            f.write(pid)
-                    except OSError:
-                        pass
-                os.rmdir(d)
+                remove_cgroup(d)
             except OSError:
                 pass
         self._dirs.clear()

@@ -117,3 +117,35 @@ class Proc:
 def python_proc(*args: str, env: dict[str, str] | None = None) -> Proc:
     """Run this interpreter with ``args`` (e.g. ``"-m", "strands_mesh_ros.peer", "arm1"``)."""
     return Proc([sys.executable, *args], env=env)
+
+
+def set_rt_budget(group: str, runtime_us: int, period_us: int) -> None:
+    """Give cgroup-v1 ``cpu`` group ``group`` a real-time budget of ``runtime_us`` per
+    ``period_us`` (µs, per CPU) (docs/safety.md, "Real-time priority").
+
+    Raises:
+        OSError: not permitted, or more than the parent group has left to give (EINVAL).
+    """
+    with open(os.path.join(group, "cpu.rt_period_us"), "w") as f:
+        f.write(str(period_us))
+    with open(os.path.join(group, "cpu.rt_runtime_us"), "w") as f:
+        f.write(str(runtime_us))
+
+
+def remove_cgroup(group: str) -> None:
+    """Move every process still in cgroup ``group`` back to its parent group (a group with
+    members cannot be removed), then remove it.
+
+    Raises:
+        OSError: the group could not be read or removed.
+    """
+    parent = os.path.dirname(group.rstrip("/"))
+    with open(os.path.join(group, "cgroup.procs")) as f:
+        pids = f.read().split()
+    for pid in pids:
+        try:
+            with open(os.path.join(parent, "cgroup.procs"), "w") as f:
+                f.write(pid)
+        except OSError:
+            pass  # it ended meanwhile; rmdir says if anything is left
+    os.rmdir(group)

@@ -21,6 +21,7 @@ import ros_helpers
 from helpers import python_proc, wait_for
 from strands_mesh_ros.mesh.mesh import Mesh
 from strands_mesh_ros.robot.realtime import RT_CGROUP_ENV, RT_PRIORITY_ENV, RealtimeConfig
+from strands_mesh_ros.testing import remove_cgroup, set_rt_budget
 
 CPU_ROOT = "/sys/fs/cgroup/cpu"
 CAN_RT = os.geteuid() == 0 and os.path.exists(f"{CPU_ROOT}/cpu.rt_runtime_us")
@@ -53,21 +54,11 @@ def rt_group():
     os.mkdir(path)
 
     def budget(runtime_us: int) -> None:
-        with open(f"{path}/cpu.rt_period_us", "w") as f:
-            f.write("100000")
-        with open(f"{path}/cpu.rt_runtime_us", "w") as f:
-            f.write(str(runtime_us))
+        set_rt_budget(path, runtime_us, 100_000)
 
     budget(20_000)
     yield path, budget
-    with open(f"{path}/cgroup.procs") as f:
-        for pid in f.read().split():  # leftovers back to the root group, or rmdir fails
-            try:
-                with open(f"{CPU_ROOT}/cgroup.procs", "w") as root:
-                    root.write(pid)
-            except OSError:
-                pass
-    os.rmdir(path)
+    remove_cgroup(path)
 
 
 def _threads_policy(pid: int) -> set[tuple[int, int]]:

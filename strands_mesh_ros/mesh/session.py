@@ -228,7 +228,7 @@ class SharedPeers:
             session.liveliness().declare_subscriber(keys.all_alive, self._on_alive, history=True),
         ]
         self._keepers: list[Callable[[float], None]] = []
-        self._keeping = threading.RLock()  # held while keepers run: remove() waits for the round
+        self._keeping = threading.RLock()  # held while keepers run: drop_keeper() waits for the round
         self._closed = threading.Event()
         self._ticker: threading.Thread | None = None
 
