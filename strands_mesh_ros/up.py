@@ -260,23 +260,24 @@ def _say(text: str) -> bool:
 
 
 def _run_fleet(spec, config: MeshConfig, *, use_ros: bool, headless: bool, duration: float) -> int:
+    from .robot.realtime import RealtimeError, enter_realtime_from_env
+
     stop = threading.Event()
     _install_stop_signals(stop)
+    try:
+        # every robot, ROS nodes and the bridge included, runs in this process
+        if rt := enter_realtime_from_env():
+            console.print(escape(rt))
+    except (ValueError, RealtimeError) as exc:
+        error(str(exc))
+        return 2
     if use_ros:
         why = ros_available()
         if why is None:
             return run_ros_fleet(spec, config, stop=stop, headless=headless, duration=duration)
         console.print(f"[yellow]ROS path unavailable: {escape(why)}; running the pure-mesh fleet[/]")
     from .fleet import Fleet
-    from .robot.realtime import RealtimeError, enter_realtime_from_env
 
-    try:
-        # the robots run in this process (with ROS, each node process sets it: ros/entry.py)
-        if rt := enter_realtime_from_env():
-            console.print(escape(rt))
-    except (ValueError, RealtimeError) as exc:
-        error(str(exc))
-        return 2
     try:
         fleet = Fleet(spec, config=config).start()
     except (ValueError, RuntimeError, OSError) as exc:

@@ -119,6 +119,27 @@ def test_a_ros_robot_node_runs_real_time(net, rt_group, tmp_path):
 
 
 @needs_rt
+@pytest.mark.skipif(not (ros_helpers.HAVE_RCLPY and ros_helpers.HAVE_MSGS), reason=ros_helpers.NO_ROS_REASON)
+def test_up_runs_its_ros_fleet_real_time(net, rt_group, tmp_path):
+    """``strands-mesh up`` runs its ROS robot nodes and the bridge in its own process: the
+    setting applies there too, not only to the pure-mesh fleet."""
+    group, _ = rt_group
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("robots:\n  - {id: rt_ros, driver: mock, ros: true}\n")
+    proc = python_proc("-m", "strands_mesh_ros.cli", "up", "--headless", str(fleet), "--prefix", net.prefix,
+                       "--listen", net.endpoint,
+                       env={RT_PRIORITY_ENV: "4", RT_CGROUP_ENV: group,
+                            "ROS_DOMAIN_ID": str(ros_helpers.domain_id(12) % 230),
+                            "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")})
+    try:
+        proc.ready(60)
+        assert _in_group(proc.p.pid, group)
+        assert _threads_policy(proc.p.pid) == {(os.SCHED_FIFO, 4)}
+    finally:
+        proc.close()
+
+
+@needs_rt
 def test_a_group_without_a_real_time_budget_is_refused_by_name(net, rt_group, tmp_path):
     """A new cgroup has ``cpu.rt_runtime_us`` 0: SCHED_FIFO is not permitted there. The robot
     exits 2 with one line saying so, for both kinds of robot."""

@@ -11,7 +11,7 @@ bounds how much CPU real-time threads may take.
 Why a cgroup: a real-time thread that never blocks starves every ordinary thread of its CPU
 (here, a whole fleet of real-time robot processes once pushed the load to 400 and froze the
 machine). With cgroup v1's ``cpu`` controller, ``cpu.rt_runtime_us`` / ``cpu.rt_period_us`` of
-the group cap its real-time threads' share (e.g. 40000 / 100000: 40 % of each CPU); past it they
+the group cap its real-time threads' share (e.g. 9000 / 10000: 90 % of each CPU); past it they
 are throttled until the next period and the rest of the machine runs. Without such a group the
 kernel's own cap applies (``/proc/sys/kernel/sched_rt_runtime_us``, 95 % by default).
 
