@@ -103,6 +103,31 @@ def test_mesh_only_robot_appears_in_ros(ros, net):
         p.close()
 
 
+def test_mesh_only_robot_that_leaves_and_returns_is_mirrored_again(ros, net):
+    """The bridge subscribes to each mirrored peer's state key: the subscription ends with the
+    peer and is made again when it returns (states after the return reach ROS)."""
+    from sensor_msgs.msg import JointState
+
+    from strands_mesh_ros.ros import qos
+
+    br = bridge(ros, net)
+    bot = rid("meshbot")
+    joints = ros.sub(JointState, f"/{bot}/joint_states", qos.JOINT_STATES)
+    p = python_proc("-m", "strands_mesh_ros.peer", bot, *net.peer_args).ready()
+    try:
+        joints.wait(lambda m: len(m.name) > 0, 10, what="mirrored joint_states")
+    finally:
+        p.close()
+    wait_for(lambda: bot not in br.mirrors and bot not in br._state_subs, 10, what="mirror and subscription ended")
+    count = len(joints.msgs)
+    p = python_proc("-m", "strands_mesh_ros.peer", bot, *net.peer_args).ready()
+    try:
+        wait_for(lambda: bot in br.mirrors, 10, what="mirrored again")
+        wait_for(lambda: len(joints.msgs) > count + 5, 10, what="joint_states after the return")
+    finally:
+        p.close()
+
+
 @BOTH_EXECUTORS
 def test_estop_from_ros_halts_a_mesh_only_robot_and_from_mesh_halts_a_ros_robot(ros, net):
     from strands_mesh_ros.mesh.mesh import Mesh

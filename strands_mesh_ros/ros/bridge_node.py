@@ -357,13 +357,16 @@ class BridgeNode(Node):
         self._endpoints: dict[str, _RosEndpoints] = {}
         self.mirrors: dict[str, _Mirror] = {}
         self._ros_presence: dict[str, tuple[Any, float]] = {}
-        self._stateful: set[str] = set()  # mesh peers seen publishing a valid state
+        self._stateful: set[str] = set()  # mirror candidates seen publishing a valid state
+        # One state subscription per mirror candidate, not one on every state: a wildcard also
+        # delivered each state this bridge's own proxies relay (N x 50 Hz) to a Python callback,
+        # and that thread's GIL hand-offs starved the executor (bench_bridge.py fanin, N = 100).
+        self._state_subs: dict[str, Any] = {}
         self._warned: set[str] = set()
         self._forwarded_resumes: dict[bytes, None] = {}  # digests of resumes carried either way
         self.active = False
         self._started = time.monotonic()
         self.mesh: Mesh | None = None
-        self._state_sub = None
 
         msgs = __import__("strands_mesh_ros.msg", fromlist=["x"])
         srvs = __import__("strands_mesh_ros.srv", fromlist=["x"])
@@ -377,7 +380,6 @@ class BridgeNode(Node):
                              safety_hook=self._on_mesh_safety, raw_estop_hook=self._on_mesh_estop_raw,
                              audit_dir=audit_dir)
             self.mesh.start()
-            self._state_sub = self.mesh.subscribe(self.mesh.keys.all_state, self._on_mesh_state, raw=True)
         except BaseException:  # e.g. a listen endpoint in use: release the node, report the cause
             self.destroy_node()
             raise
@@ -487,11 +489,18 @@ class BridgeNode(Node):
 
     def _update_mirrors(self) -> None:
         peers = self.mesh.peers
+        candidates = {pid for pid, info in peers.items() if self._mirrorable(info)}
         for pid in list(self.mirrors):
-            if pid not in peers or not self._mirrorable(peers[pid]):
+            if pid not in candidates:
                 self.mirrors.pop(pid).close()
-        for pid in list(self._stateful):
-            if pid in self.mirrors or pid not in peers or not self._mirrorable(peers[pid]):
+        for pid in list(self._state_subs):
+            if pid not in candidates:
+                self.mesh.unsubscribe(self._state_subs.pop(pid))
+                self._stateful.discard(pid)
+        for pid in candidates:
+            if pid not in self._state_subs:
+                self._state_subs[pid] = self.mesh.subscribe(self.mesh.keys.state(pid), self._on_mesh_state, raw=True)
+            if pid in self.mirrors or pid not in self._stateful:
                 continue
             try:
                 topics.check_ros_robot_id(pid)
@@ -515,10 +524,15 @@ class BridgeNode(Node):
         with self._lock:
             proxies, self.proxies = self.proxies, {}
             mirrors, self.mirrors = self.mirrors, {}
+            state_subs, self._state_subs = self._state_subs, {}
+            self._stateful.clear()
         for p in proxies.values():
             p.close(why)
         for m in mirrors.values():
             m.close()
+        if self.mesh is not None:
+            for sub in state_subs.values():
+                self.mesh.unsubscribe(sub)
 
     # -- ROS -> mesh -----------------------------------------------------------------------
 
@@ -655,12 +669,11 @@ class BridgeNode(Node):
             self.mesh.put_resume(payload)
 
     def _on_mesh_state(self, key: str, payload: bytes) -> None:
-        """Zenoh thread: note which mesh peers publish state, and mirror states into ROS.
-
-        Only states that may be mirrored are decoded: the bridge sees every state on the mesh,
-        its own proxies' included, and decoding them all cost a pydantic parse per sample."""
+        """Zenoh thread: a mirror candidate's state (``P/{peer}/state``). The first valid one
+        marks the peer as publishing state (its mirror is made at the next housekeeping tick);
+        later ones are published on its mirror."""
         peer = key.rsplit("/", 2)[-2] if key.count("/") >= 2 else ""
-        if peer in self.proxies or (peer in self._stateful and peer not in self.mirrors):
+        if peer in self._stateful and peer not in self.mirrors:
             return
         try:
             state = decode(State, payload)
@@ -691,8 +704,6 @@ class BridgeNode(Node):
             self.destroy_publisher(ends.cmd_pub)
         self._endpoints.clear()
         if self.mesh is not None:
-            if self._state_sub is not None:
-                self.mesh.unsubscribe(self._state_sub)
             self.mesh.stop()
         super().destroy_node()
 
