@@ -18,7 +18,7 @@ was short of CPU), "gaps" are sequence numbers published but never seen on the m
 the goal is 0), "rx/nominal" is received / (N x 50 Hz x window), "silent" robots sent nothing
 in the window, "lag" is joint_states stamp -> arrival here, "bridge CPU" is that process's
 utime+stime over the window in % of ONE core (200 % = both cores of a 2-core box). Lines under
-a row report proxies the bridge dropped (a robot whose /mesh/presence it did not process for
+a row report proxies the bridge dropped from its start to the window's end (a robot whose /mesh/presence it did not process for
 1.5 s "left ROS") and a bridge spin thread that died. The answer is the largest N with 0 gaps,
 no robot silent or dropped; a step that cannot even bring every robot onto the mesh ends the run.
 ``flood`` offers ``--flood-rate`` status commands per second for ``--flood-duration`` s at one robot, from
@@ -188,12 +188,13 @@ def fanin_step(n: int, duration: float, rate: float, domain: int, warmup: float,
             t1, cb1, cp1, cs1 = time.monotonic(), cpu_seconds(bpid), cpu_seconds(ppid), time.process_time()
             nthreads = threads(bpid)
             window = [s for s in samples[start:] if t0 <= s[0] <= t1]
+            # drops from the start to the window's end: once the stand-in stops below, every
+            # robot rightly leaves ROS, and those drops are not the bridge's
+            drops = [ln.split(" ", 2)[2] for ln in list(bridge.lines) if ln.startswith("PROXY_CLOSED")]
         finally:
             pub.close()
             bridge.close()  # joins its output reader: every line it printed is in bridge.lines now
     crash = spin_crash(bridge.lines)
-    drops = [ln.split(" ", 2)[2] for ln in bridge.lines
-             if ln.startswith("PROXY_CLOSED") and not ln.endswith("bridge shut down")]
     dropped, why = len(drops), (drops[0] if drops else "")
     wall_now = time.time() - time.monotonic()  # monotonic -> wall clock (same machine)
     per: dict[str, list[int]] = {i: [] for i in ids}

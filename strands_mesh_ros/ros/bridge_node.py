@@ -80,6 +80,12 @@ RESPONSE_TOPIC = "/mesh/response"
 HOUSEKEEPING_HZ = 4.0
 """Rate of the election / expiry / mirror bookkeeping timer."""
 
+JOIN_BUDGET = 0.1
+"""s of one housekeeping tick spent bringing ROS robots onto the mesh; the rest join on later
+ticks. Starting a robot's endpoints and proxy takes ~15 ms here, so 100 robots in one tick
+held the executor ~1.5 s: presence and joint_states went unread meanwhile, and the next tick
+dropped robots for a silence the bridge had caused itself (bench/bench_bridge.py fanin)."""
+
 FORWARD_MEMORY = 256
 """How many forwarded resumes are remembered to keep forwarding loop-free."""
 
@@ -430,6 +436,7 @@ class BridgeNode(Node):
         with self._lock:
             seen = dict(self._ros_presence)
         estop_namespaces: set[str] | None = None  # read once per tick, only when a robot waits to join
+        join_until = now + JOIN_BUDGET
         for rid, (pr, heard) in seen.items():
             if self.ros_silence(rid, now) > self.mesh_config.peer_timeout:
                 with self._lock:
@@ -439,6 +446,8 @@ class BridgeNode(Node):
                     proxy.close(f"left ROS (no /mesh/presence for {self.mesh_config.peer_timeout:.1f} s)")
                 continue
             if rid not in self.proxies:
+                if time.monotonic() > join_until:
+                    continue  # joins on a later tick (JOIN_BUDGET)
                 other = self.mesh.peers.get(rid)
                 if other is not None and other.via != self.bridge_id:
                     self._warn_once(rid, f"ROS robot {rid} not bridged: peer id {rid!r} is already on the mesh "
