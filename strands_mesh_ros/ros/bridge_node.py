@@ -135,7 +135,7 @@ class _RosEndpoints:
                                        callback_group=bridge.fast_group),
             bridge.create_subscription(JointState, topics.robot_topic(robot_id, topics.JOINT_STATES),
                                        contained(log, f"{robot_id} joint_states", self._on_joint_states),
-                                       qos.JOINT_STATES, callback_group=bridge.fast_group),
+                                       qos.JOINT_STATES_RELAY, callback_group=bridge.fast_group),
             bridge.create_subscription(Odometry, topics.robot_topic(robot_id, topics.ODOM),
                                        contained(log, f"{robot_id} odom", self._on_odom), qos.ODOM,
                                        callback_group=bridge.fast_group),

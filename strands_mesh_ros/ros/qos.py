@@ -9,6 +9,10 @@ echo``) receive them. History is always KEEP_LAST with the depth given.
   subscribe reliable (the ROS default); a best-effort publisher would not match them. Volatile
   because an old joint state is useless to a late joiner: the next one comes within
   1/state_rate s. Depth 10 covers half a second at 20 Hz for a slow reader.
+* :data:`JOINT_STATES_RELAY` -- as JOINT_STATES, depth 50: the bridge relays every ROS robot's
+  joint_states onto the mesh, where each state is counted by its ``seq``; one second at 50 Hz
+  lets a stall of the bridge's executor (a busy host; 100 robots are 5,000 messages/s) pass
+  without evicting a sample (bench/bench_bridge.py fanin).
 * :data:`ROBOT_DESCRIPTION` -- reliable, TRANSIENT_LOCAL, depth 1: the URDF is published once;
   late joiners (rviz, robot_state_publisher started later) must still get it, exactly as
   robot_state_publisher latches it. Only the newest description matters.
@@ -53,6 +57,7 @@ def _qos(depth: int, *, reliable: bool = True, latched: bool = False) -> QoSProf
 
 
 JOINT_STATES = _qos(10)
+JOINT_STATES_RELAY = _qos(50)
 ODOM = _qos(10)
 ROBOT_DESCRIPTION = _qos(1, latched=True)
 PRESENCE = _qos(50)
@@ -66,6 +71,6 @@ COMMAND_OUT = _qos(10)
 SENSOR_IN = _qos(5, reliable=False)
 
 __all__ = [
-    "JOINT_STATES", "ODOM", "ROBOT_DESCRIPTION", "PRESENCE", "COMMAND", "RESPONSE", "ESTOP", "ESTOP_ACK",
+    "JOINT_STATES", "JOINT_STATES_RELAY", "ODOM", "ROBOT_DESCRIPTION", "PRESENCE", "COMMAND", "RESPONSE", "ESTOP", "ESTOP_ACK",
     "RESUME", "RESUME_ACK", "COMMAND_OUT", "SENSOR_IN",
 ]
