@@ -169,6 +169,67 @@ def test_command_sent_to_a_hung_robot_is_failed_and_not_run_after_it_resumes(net
             bots.close()
 
 
+def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_command_the_robot_runs(net, monkeypatch):
+    """The caller's presence reader stalls (a starved process) after reading one beat of the
+    robot; the robot beats once more, and freezes right after that beat (SIGSTOP). The caller
+    must not say ``peer lost`` while that last beat is still unread: counted from the beat
+    before, its silence would reach the peer timeout 0.5 s before the robot's own count does,
+    and the robot, thawed at once, would run the command sent meanwhile. Here the caller says
+    ``peer lost`` only after it has read the last beat and the robot stayed silent a full peer
+    timeout more, and the thawed robot refuses the command."""
+    import threading
+
+    from strands_mesh_ros.mesh import session as mesh_session
+
+    read = mesh_session.SharedPeers._on_presence
+    stall = {"reader": None, "t": None}  # reader: the caller's SharedPeers, once armed
+    stalled, release, frozen = threading.Event(), threading.Event(), threading.Event()
+
+    def lagging_reader(self, sample):
+        read(self, sample)
+        if stall["reader"] is self and str(sample.key_expr).endswith("/hl1/presence"):
+            stall["reader"] = None
+            stall["t"] = json.loads(bytes(sample.payload.to_bytes()))["timestamp"]
+            stalled.set()
+            release.wait(20)  # the reader is stuck here; later samples queue behind this one
+
+    monkeypatch.setattr(mesh_session.SharedPeers, "_on_presence", lagging_reader)
+    with Mesh("op", config=net.hub()) as op, Mesh("watcher", config=net.member()) as watcher:
+        bots = python_proc("-c", COUNTING_PROC, net.prefix, "peer", net.endpoint, "hl1").ready()
+        try:
+            op.wait_for_peer("hl1", 15)
+            assert op.send("hl1", {"action": "skill", "name": "bump", "args": {"tag": "before"}}, timeout=10).ok
+
+            def on_beat(_key, value):  # another session, read at once: freeze right after the next beat
+                if stalled.is_set() and not frozen.is_set() and json.loads(value)["timestamp"] > stall["t"]:
+                    bots.signal(signal.SIGSTOP)
+                    frozen.set()
+
+            watcher.subscribe(f"{net.prefix}/hl1/presence", on_beat, raw=True)
+            stall["reader"] = op._shared_peers  # not the watcher's: it must read at once
+            assert stalled.wait(5) and frozen.wait(5), "no beat after the reader stalled"
+            fut = op.send_async("hl1", {"action": "skill", "name": "bump", "args": {"tag": "while-hung"}}, timeout=30)
+            # Said on silence counted from the beat before last, 'peer lost' would come ~1.2 s
+            # after the freeze; give it 2.5 s, then let the reader go on.
+            try:
+                early = fut.result(timeout=2.5)
+            except TimeoutError:
+                early = None
+            release.set()
+            r = early or fut.result(timeout=10)
+            assert r.status == "error" and "peer lost" in r.error, r
+            bots.signal(signal.SIGCONT)
+            op.wait_for_peer("hl1", 5)
+            counts = op.send("hl1", {"action": "skill", "name": "counts"}, timeout=10).result["result"]
+            assert counts.get("before") == 1
+            assert counts.get("while-hung", 0) == 0, (
+                f"the robot ran a command after its caller was told it was lost: {counts}")
+            assert early is None, "peer lost said while the robot's last beat was still unread"
+        finally:
+            release.set()
+            bots.close()
+
+
 def test_robot_heard_late_is_kept_while_it_answers_and_lost_once_frozen(net):
     """A caller that hears a robot's presence late must not say 'peer lost' while the robot runs,
     or the robot would run what the caller was told had failed (docs/mesh.md, the frozen-peer

@@ -9,9 +9,11 @@ express, real-time priority kept p99 under 10 ms with nothing lost.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
+import secrets
 import threading
 import time
 from typing import Any, Callable, Literal
@@ -194,6 +196,13 @@ POOL = SessionPool()
 """The process's session pool."""
 
 
+BARRIER_CHUNK = "~presence-barrier"
+"""The peer chunk of the key a session puts its presence-reader barrier on
+(``P/~presence-barrier-<random>/presence``, delivered to this session only; see
+:meth:`SharedPeers._after_backlog`). ``~`` is not allowed in a peer id, so no peer's key is it,
+and the random part keeps other peers from putting on it."""
+
+
 class SharedPeers:
     """One presence subscription, one liveliness subscription and one peer table per Zenoh
     session and key prefix, shared by every :class:`Mesh` on that session.
@@ -223,6 +232,10 @@ class SharedPeers:
         self.table = PeerTable(timeout, on_leave=self._left, confirm=self._confirm)
         self.trust: Any = None  # a WireTrust, set by the first Mesh on this session (mesh/identity.py)
         self._refused: dict[tuple[str, str], float] = {}  # (peer, reason) -> last warned, monotonic s
+        self._barrier_key = f"{keys.prefix}/{BARRIER_CHUNK}-{secrets.token_hex(8)}/presence"
+        self._barrier_seq = itertools.count(1)
+        self._behind_barrier: dict[int, Callable[[], None]] = {}  # barrier seq -> what runs once it is read
+        self._barrier_lock = threading.Lock()
         self._subs = [
             session.declare_subscriber(keys.all_presence, self._on_presence),
             session.liveliness().declare_subscriber(keys.all_alive, self._on_alive, history=True),
@@ -288,23 +301,69 @@ class SharedPeers:
 
         Why: a caller that is itself starved hears beats late, and must not declare lost a peer
         that still runs: that peer would run the commands whose callers were told ``peer
-        lost`` (docs/mesh.md, the frozen-peer rule). A frozen peer cannot answer."""
+        lost`` (docs/mesh.md, the frozen-peer rule). A frozen peer cannot answer.
+
+        ``no_answer`` runs only once the presence reader has read every beat received before
+        the question ended (:meth:`_after_backlog`): a caller whose reader lags could otherwise
+        hold the peer's last beat unread through the whole question."""
 
         def on_reply(reply: Any) -> None:
             if reply.ok is not None:  # an error reply (the deadline passed) is no answer
                 self._on_presence(reply.ok)
 
+        def ended() -> None:
+            self._after_backlog(no_answer)
+
         try:
-            self._session.get(self.keys.presence(peer_id), self._zenoh.handlers.Callback(on_reply, no_answer),
+            self._session.get(self.keys.presence(peer_id), self._zenoh.handlers.Callback(on_reply, ended),
                               timeout=CONFIRM_TIMEOUT)
         except self._zenoh.ZError as exc:  # the session is closing: nobody can answer
             log.debug("presence query to %s not sent: %s", peer_id, exc)
             no_answer()  # Zenoh has usually called it already; a second call does nothing
 
+    def _after_backlog(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the presence reader once it has read every sample it had received
+        before now: a barrier sample is put on :data:`BARRIER_CHUNK`'s key for this session
+        only, and Zenoh hands a subscriber's samples to its one Python thread in order.
+
+        Why: a caller starved of CPU had read a robot's beat before last but not its last one,
+        for ~1 s; it then said ``peer lost`` 0.5 s early by the robot's own count, and the robot,
+        thawed within its own peer timeout, ran the command (test_faults.py, heavy load)."""
+        seq = next(self._barrier_seq)
+        with self._barrier_lock:
+            self._behind_barrier[seq] = fn
+        try:
+            self._session.put(self._barrier_key, str(seq).encode(),
+                              allowed_destination=self._zenoh.Locality.SESSION_LOCAL)
+        except self._zenoh.ZError as exc:  # the session is closing: nothing is left to read
+            log.debug("presence barrier not put: %s", exc)
+            with self._barrier_lock:
+                left = self._behind_barrier.pop(seq, None)
+            if left is not None:
+                left()
+
+    def _on_barrier(self, payload: bytes) -> None:
+        try:
+            seq = int(payload)
+        except ValueError:
+            return
+        with self._barrier_lock:
+            due = sorted(s for s in self._behind_barrier if s <= seq)
+            fns = [self._behind_barrier.pop(s) for s in due]
+        for fn in fns:
+            try:
+                fn()
+            except Exception:  # one listener's failure must not stop the reader
+                log.exception("presence barrier callback failed")
+
     def _on_presence(self, sample: Any) -> None:
-        """A presence beat, or an answer to a presence query (the same checks for both)."""
+        """A presence beat, or an answer to a presence query (the same checks for both), or
+        this session's own barrier (:meth:`_after_backlog`)."""
         from ..contract.payloads import ContractError, Presence, decode
 
+        if str(sample.key_expr) == self._barrier_key:
+            self._on_barrier(bytes(sample.payload.to_bytes()))
+            return
         try:
             pr = decode(Presence, bytes(sample.payload.to_bytes()), 64 * 1024)
             parsed = self.keys.parse(str(sample.key_expr))
