@@ -7,7 +7,7 @@ e-stop not acked by every peer; 2 bad usage or input; 3 the mesh could not be jo
 ``{"error": "<message>", "exit": <code>}`` (usage errors included).
 
 No command waits a fixed discovery time: who is on the mesh is asked of it (a liveliness
-query and a presence query, answered in milliseconds; :func:`~strands_mesh_ros.mesh.session.query_peers`).
+query and a presence query, answered in milliseconds; :meth:`~strands_mesh_ros.mesh.session.SharedPeers.query`).
 """
 
 from __future__ import annotations
@@ -200,10 +200,10 @@ def peers(
     """List the peers on the mesh (with --watch, live).
 
     Joins as a plain Zenoh session, not a peer (so it is not listed itself and writes no audit
-    line), asks the liveliness tokens and every peer's presence at once (:func:`query_peers`),
+    line), asks the liveliness tokens and every peer's presence at once (``SharedPeers.query``),
     and waits only for the presence of a peer whose token answered but whose presence did not.
     """
-    from .mesh.session import POOL, query_peers
+    from .mesh.session import POOL
 
     cfg = _config(connect, listen, config, prefix, namespace)
     try:
@@ -213,7 +213,7 @@ def peers(
     shared = POOL.peers_for(session, cfg, _ignore_leave)
     table = shared.table
     try:
-        live = query_peers(session, cfg.keys, table, timeout=2.0)
+        live = shared.query(timeout=2.0)
         # a live token whose presence did not answer the query: an older peer, heard at its 2 Hz beat
         table.wait_for(lambda s: live <= set(s), 0.6)
         if discover > 0:

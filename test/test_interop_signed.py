@@ -237,5 +237,18 @@ def test_we_verify_theirs_and_refuse_unsigned_or_badly_signed_messages(signed):
         eve.put("strands/eve/presence", json.dumps(eve_id.sign(presence("eve"))).encode())
     op.wait_for_peer("eve", 10)
     assert not {"ghost1", "ghost2"} & set(op.peers), sorted(op.peers)
+    # ... nor as answers to a presence query (Mesh.refresh_peers): the same checks as a beat
+    asked: list[str] = []
+
+    def answer(query, pid: str, body: dict) -> None:
+        asked.append(pid)
+        query.reply(f"strands/{pid}/presence", json.dumps(body).encode())
+
+    subs += [eve.declare_queryable("strands/ghost3/presence", lambda q: answer(q, "ghost3", presence("ghost3"))),
+             eve.declare_queryable("strands/ghost4/presence",
+                                   lambda q: answer(q, "ghost4", eve_id.sign(presence("ghost4"))))]
+    wait_for(lambda: op.refresh_peers(timeout=2.0) is not None and {"ghost3", "ghost4"} <= set(asked), 10,
+             interval=0.5, what="eve's queryables asked")
+    assert not {"ghost3", "ghost4"} & set(op.peers), sorted(op.peers)
     for s in subs:
         s.undeclare()

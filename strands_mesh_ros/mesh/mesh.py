@@ -34,7 +34,7 @@ from .identity import WireSetup, signer_for, warn_if_cannot_speak, wire_setup
 from .peers import PeerInfo, PeerTable
 from ..robot.safety import AuditLog, load_resume_key
 from .safety_path import MeshError, SafetyPath, _AckCollector
-from .session import POOL, query_peers, token_peer_ids  # noqa: F401 (re-exported)
+from .session import POOL, token_peer_ids
 
 
 class DuplicatePeer(MeshError):
@@ -324,7 +324,7 @@ class Mesh(CommandPath, SafetyPath):
             log.debug("%s: presence query not answered: %s", self.peer_id, exc)
 
     def refresh_peers(self, timeout: float = 1.0) -> set[str]:
-        """Ask the mesh who is on it now (:func:`query_peers`) and update :attr:`table`;
+        """Ask the mesh who is on it now (:meth:`SharedPeers.query`) and update :attr:`table`;
         returns the ids with a live liveliness token. Returns in milliseconds when every
         peer answers; ``timeout`` (s) bounds it when one hangs.
 
@@ -332,7 +332,7 @@ class Mesh(CommandPath, SafetyPath):
             MeshError: not started.
         """
         self._require()
-        return query_peers(self._session, self.keys, self.table, timeout) - {self.peer_id}
+        return self._shared_peers.query(timeout) - {self.peer_id}
 
     def source_info(self) -> Any:
         """A Zenoh SourceInfo naming this peer's presence publisher (its session's zid) and the

@@ -71,43 +71,6 @@ def token_peer_ids(replies: Any, keys: Any) -> set[str]:
     return live
 
 
-def query_peers(session: Any, keys: Any, table: Any, timeout: float = 1.0) -> set[str]:
-    """Ask the mesh who is on it now, and feed the answers into ``table``: the live liveliness
-    tokens, and the current presence of every peer that answers a presence query (each
-    :class:`Mesh` does, **(ext)**; strands-robots peers answer none and are only heard at their
-    2 Hz beat). Both queries go out at once and complete as soon as every peer has answered
-    (milliseconds on a LAN), so nothing waits a fixed discovery time.
-
-    Args:
-        session: an open Zenoh session.
-        keys: the fleet's :class:`~strands_mesh_ros.contract.keys.KeySpace`.
-        table: the :class:`~strands_mesh_ros.mesh.peers.PeerTable` to fill.
-        timeout: s, the queries' deadline (reached only when a peer hangs).
-
-    Returns:
-        The ids whose liveliness token is up.
-    """
-    from ..contract.payloads import ContractError, Presence, decode
-
-    tokens = session.liveliness().get(keys.all_alive, timeout=timeout)
-    presences = session.get(keys.all_presence, timeout=timeout)
-    live = token_peer_ids(tokens, keys)
-    for peer in live:
-        table.token(peer, True)
-    for reply in presences:
-        if reply.ok is None:
-            continue
-        try:
-            pr = decode(Presence, bytes(reply.ok.payload.to_bytes()), 64 * 1024)
-            owner = keys.parse(str(reply.ok.key_expr)).peer_id
-        except (ContractError, ValueError) as exc:
-            log.warning("bad presence answer on %s: %s", reply.ok.key_expr, exc)
-            continue
-        if owner == pr.id and pr.is_fresh():
-            table.heard(pr)
-    return live
-
-
 class SessionPool:
     """Reference-counted Zenoh sessions keyed by (role, configuration). Thread-safe."""
 
@@ -320,6 +283,31 @@ class SharedPeers:
         except self._zenoh.ZError as exc:  # the session is closing: nobody can answer
             log.debug("presence query to %s not sent: %s", peer_id, exc)
             no_answer()  # Zenoh has usually called it already; a second call does nothing
+
+    def query(self, timeout: float = 1.0) -> set[str]:
+        """Ask the mesh who is on it now: the live liveliness tokens, and the current presence
+        of every peer that answers a presence query (each :class:`Mesh` does, **(ext)**;
+        strands-robots peers answer none and are only heard at their 2 Hz beat). Each answer
+        passes the checks of a beat (:meth:`_on_presence`: decoding, key, freshness, signed
+        identity) before it enters the table. Both queries go out at once and complete as soon
+        as every peer has answered (milliseconds on a LAN), so nothing waits a fixed discovery
+        time.
+
+        Args:
+            timeout: s, the queries' deadline (reached only when a peer hangs).
+
+        Returns:
+            The ids whose liveliness token is up.
+        """
+        tokens = self._session.liveliness().get(self.keys.all_alive, timeout=timeout)
+        presences = self._session.get(self.keys.all_presence, timeout=timeout)
+        live = token_peer_ids(tokens, self.keys)
+        for peer in live:
+            self.table.token(peer, True)
+        for reply in presences:
+            if reply.ok is not None:
+                self._on_presence(reply.ok)
+        return live
 
     def _after_backlog(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the presence reader once it has read every sample it had received
