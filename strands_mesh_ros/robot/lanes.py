@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from .driver import Clock, Preempted, Skill, SkillContext
 
@@ -66,6 +66,7 @@ class LaneScheduler:
         self._laneless = ThreadPoolExecutor(LANELESS_WORKERS, thread_name_prefix=f"{owner}-skill")
         self._live: set[SkillContext] = set()
         self._running: dict[str, str] = {}
+        self._after: list[tuple[set[SkillContext], Callable[[], None]]] = []  # (calls left, then)
         self._closed = False
 
     def submit(self, skill: Skill, args: dict[str, Any]) -> Future[CallOutcome]:
@@ -113,13 +114,32 @@ class LaneScheduler:
         finally:
             with self._lock:
                 self._live.discard(ctx)
+                for left, _ in self._after:
+                    left.discard(ctx)
+                due = [then for left, then in self._after if not left]
+                self._after = [w for w in self._after if w[0]]
+            for then in due:
+                try:
+                    then()
+                except Exception:  # a failing follow-up must not take the worker thread with it
+                    log.exception("%s: follow-up of a preempt failed", self._owner)
 
-    def preempt_all(self, reason: str) -> int:
-        """Cancel every running and queued call; returns how many were cancelled."""
+    def preempt_all(self, reason: str, then: Callable[[], None] | None = None) -> int:
+        """Cancel every running and queued call; returns how many were cancelled.
+
+        ``then`` runs once every call cancelled here has ended (on the worker thread of the
+        last one; at once, here, when none was running or queued). Why: a cancelled skill
+        notices at its next ``ctx.check()``, and one that had just passed it still writes one
+        more target; what must follow a preempt (releasing a driver halt) waits for that.
+        """
         with self._lock:
-            live = list(self._live)
+            live = set(self._live)
+            if then is not None and live:
+                self._after.append((set(live), then))
         for ctx in live:
             ctx.cancel(reason)
+        if then is not None and not live:
+            then()
         return len(live)
 
     def running(self) -> dict[str, str]:

@@ -193,7 +193,9 @@ class Robot:
 
         Returns how many calls were preempted.
         """
-        n = self.lanes.preempt_all("stop command")
+        # hold now, and again once the preempted calls have ended: one that had just checked
+        # for preemption may still write its next target after the first hold
+        n = self.lanes.preempt_all("stop command", then=self.driver.stop)
         self.driver.stop()
         return n
 
@@ -212,7 +214,18 @@ class Robot:
         with self._lock:
             if self._lockout is None:
                 self._lockout = {"issuer": issuer, "reason": reason, "t": time.time(), "epoch": epoch}
+            # again under the lock: a release_halt() that ran between the first halt and the
+            # latch must not leave a latched robot's driver running
+            self.driver.emergency_stop()
         return self.lanes.preempt_all(f"e-stop by {issuer}: {reason}".rstrip(": "))
+
+    def release_halt(self) -> None:
+        """Hold position and clear a driver-level halt that latched no lockout (an e-stop the
+        guard proved a replay); with a lockout in force, the halt stays."""
+        self.driver.stop()
+        with self._lock:
+            if self._lockout is None:
+                self.driver.resume()
 
     def resume(self) -> bool:
         """Clear the lockout (the caller has checked authorisation). Returns whether it was set."""
