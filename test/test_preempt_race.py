@@ -60,7 +60,7 @@ def joint1(robot: Robot) -> float:
 
 def test_a_replayed_estop_lets_no_target_through_and_releases_the_halt_after(robot):
     call = start_race(robot)
-    robot.driver.emergency_stop()  # what the e-stop callback does first, before any parsing
+    robot.halt_now()  # what the e-stop callback does first, before any parsing
     halt_without_latch(robot, "replayed e-stop from op")
     assert robot.driver.halted, "the halt was released while a preempted skill still ran"
     robot.driver.go.set()
@@ -75,7 +75,7 @@ def test_a_replayed_estop_lets_no_target_through_and_releases_the_halt_after(rob
 
 def test_a_release_never_clears_a_lockout_latched_meanwhile(robot):
     call = start_race(robot)
-    robot.driver.emergency_stop()
+    robot.halt_now()
     halt_without_latch(robot, "replayed e-stop from op")
     robot.emergency_stop("op", "a real one")  # latches while the replay's release waits
     robot.driver.go.set()
@@ -86,9 +86,21 @@ def test_a_release_never_clears_a_lockout_latched_meanwhile(robot):
 
 
 def test_a_replay_with_nothing_running_releases_at_once(robot):
-    robot.driver.emergency_stop()
+    robot.halt_now()
     halt_without_latch(robot, "replayed e-stop from op")
     assert not robot.driver.halted and not robot.locked_out
+
+
+def test_a_release_leaves_a_newer_estop_halt_to_that_estop(robot):
+    call = start_race(robot)
+    robot.halt_now()
+    halt_without_latch(robot, "replayed e-stop from op")
+    robot.halt_now()  # another e-stop arrives, not yet read
+    robot.driver.go.set()
+    assert call.result(timeout=10).status == "refused"
+    assert robot.driver.halted, "the first replay's release cleared the newer e-stop's halt"
+    halt_without_latch(robot, "replayed e-stop from op")  # the newer one is a replay too
+    assert not robot.driver.halted
 
 
 def test_a_stop_holds_again_once_the_preempted_skill_has_ended(robot):

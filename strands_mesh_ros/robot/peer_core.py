@@ -333,7 +333,7 @@ class PeerCore:
         """Halt the actuators, nothing else: the first thing done for anything on the e-stop
         key, before it is read (fail-safe)."""
         if self.robot is not None:
-            self.robot.driver.emergency_stop()
+            self.robot.halt_now()
 
     def issue_estop(self, reason: str, expected: list[str], source_zid: str | None = None) -> EStop:
         """Begin an e-stop issued by this peer: halt its own robot first, latch, audit.

@@ -45,6 +45,8 @@ class Robot:
         self.lanes = LaneScheduler(driver.robot_id, clock=getattr(driver, "clock", None))
         self._lock = threading.Lock()
         self._lockout: dict[str, Any] | None = None
+        self._releases = 0  # release_halt() resumes, counted under _lock
+        self.halts = 0  # halt_now() calls: a release never follows a halt newer than its own
         self._task: dict[str, Any] = {"status": "idle", "instruction": None}
         self._skills: dict[str, Skill] = {}
         self._validators: dict[str, Any] = {}  # skill name -> jsonschema validator
@@ -210,22 +212,30 @@ class Robot:
         Returns how many calls were preempted. Idempotent: a later e-stop keeps the first
         lockout.
         """
-        self.driver.emergency_stop()  # actuators first: nothing may come before this
+        releases = self._releases
+        self.halt_now()  # actuators first: nothing may come before this
         with self._lock:
             if self._lockout is None:
                 self._lockout = {"issuer": issuer, "reason": reason, "t": time.time(), "epoch": epoch}
-            # again under the lock: a release_halt() that ran between the first halt and the
-            # latch must not leave a latched robot's driver running
-            self.driver.emergency_stop()
+            if self._releases != releases:  # a release_halt() resumed the driver after our halt
+                self.driver.emergency_stop()
         return self.lanes.preempt_all(f"e-stop by {issuer}: {reason}".rstrip(": "))
 
-    def release_halt(self) -> None:
+    def halt_now(self) -> None:
+        """Halt the actuators (``driver.emergency_stop()``), nothing else; counted in
+        :attr:`halts`."""
+        self.halts += 1
+        self.driver.emergency_stop()
+
+    def release_halt(self, since: int) -> None:
         """Hold position and clear a driver-level halt that latched no lockout (an e-stop the
-        guard proved a replay); with a lockout in force, the halt stays."""
+        guard proved a replay). The halt stays with a lockout in force, or when the actuators
+        were halted again after :attr:`halts` read ``since`` (a newer e-stop decides)."""
         self.driver.stop()
         with self._lock:
-            if self._lockout is None:
+            if self._lockout is None and self.halts == since:
                 self.driver.resume()
+                self._releases += 1
 
     def resume(self) -> bool:
         """Clear the lockout (the caller has checked authorisation). Returns whether it was set."""

@@ -393,7 +393,8 @@ def halt_without_latch(robot: Any, why: str) -> None:
     (:meth:`~strands_mesh_ros.robot.runtime.Robot.release_halt`). Released at once, a skill
     that had just checked for preemption wrote its next target into a running driver and the
     arm moved after the e-stop (seen: 0.076 rad/s, test_robot_guarantees.py under load)."""
-    robot.lanes.preempt_all(why, then=robot.release_halt)
+    since = robot.halts
+    robot.lanes.preempt_all(why, then=lambda: robot.release_halt(since))
 
 
 def iso_ms(t: float) -> str:
