@@ -198,7 +198,8 @@ class Robot:
         # hold now, and again once the preempted calls have ended: one that had just checked
         # for preemption may still write its next target after the first hold
         n = self.lanes.preempt_all("stop command", then=self.driver.stop)
-        self.driver.stop()
+        if n:  # with nothing running, preempt_all has held already
+            self.driver.stop()
         return n
 
     def emergency_stop(self, issuer: str, reason: str = "", epoch: str | None = None) -> int:
