@@ -213,6 +213,13 @@ def peers(
     shared = POOL.peers_for(session, cfg, _ignore_leave)
     table = shared.table
     try:
+        if shared.trust is None:  # the fleet's signed-identity policy, as every Mesh applies it
+            from .mesh.identity import wire_setup
+
+            try:
+                shared.trust = wire_setup(cfg).trust
+            except ValueError as exc:
+                raise _error(str(exc), Exit.USAGE) from None
         live = shared.query(timeout=2.0)
         # a live token whose presence did not answer the query: an older peer, heard at its 2 Hz beat
         table.wait_for(lambda s: live <= set(s), 0.6)

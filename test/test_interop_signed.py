@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 
@@ -250,5 +252,12 @@ def test_we_verify_theirs_and_refuse_unsigned_or_badly_signed_messages(signed):
     wait_for(lambda: op.refresh_peers(timeout=2.0) is not None and {"ghost3", "ghost4"} <= set(asked), 10,
              interval=0.5, what="eve's queryables asked")
     assert not {"ghost3", "ghost4"} & set(op.peers), sorted(op.peers)
+    # ... nor by `strands-mesh peers` (op's certificate; it asks the same query)
+    listing = subprocess.run([sys.executable, "-m", "strands_mesh_ros.cli", "peers", "--config",
+                              signed.config["op"].config_file, "--namespace", signed.ns, "--json"],
+                             capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    listed = {p["peer_id"] for p in json.loads(listing.stdout)}
+    assert {"op", "ourarm"} <= listed and not {"ghost3", "ghost4"} & listed, sorted(listed)
     for s in subs:
         s.undeclare()
