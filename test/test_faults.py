@@ -159,14 +159,21 @@ def test_command_sent_to_a_hung_robot_is_failed_and_not_run_after_it_resumes(net
             fut = op.send_async("hc1", {"action": "skill", "name": "bump", "args": {"tag": "while-hung"}}, timeout=30)
             r = fut.result(timeout=10)
             assert r.status == "error" and "peer lost" in r.error, r
-            bots.signal(signal.SIGCONT)
-            op.wait_for_peer("hc1", 5)
-            counts = op.send("hc1", {"action": "skill", "name": "counts"}, timeout=10).result["result"]
-            assert counts.get("before") == 1
-            assert counts.get("while-hung", 0) == 0, (
-                f"the robot ran a command after its caller was told it was lost: {counts}")
+            thaw_and_check_not_run(op, bots, "hc1")
         finally:
             bots.close()
+
+
+def thaw_and_check_not_run(op, bots, rid: str, rejoin=None) -> None:
+    """Resume the hung robot ``rid`` (SIGCONT) and, once it is back on the mesh (``rejoin()``,
+    default: its presence within 5 s), check from its own counts that the bump tagged
+    ``before`` ran once and the one tagged ``while-hung`` never ran."""
+    bots.signal(signal.SIGCONT)
+    (rejoin or (lambda: op.wait_for_peer(rid, 5)))()
+    counts = op.send(rid, {"action": "skill", "name": "counts"}, timeout=10).result["result"]
+    assert counts.get("before") == 1
+    assert counts.get("while-hung", 0) == 0, (
+        f"the robot ran a command after its caller was told it was lost: {counts}")
 
 
 def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_command_the_robot_runs(net, monkeypatch):
@@ -218,12 +225,7 @@ def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_command_th
             release.set()
             r = early or fut.result(timeout=10)
             assert r.status == "error" and "peer lost" in r.error, r
-            bots.signal(signal.SIGCONT)
-            op.wait_for_peer("hl1", 5)
-            counts = op.send("hl1", {"action": "skill", "name": "counts"}, timeout=10).result["result"]
-            assert counts.get("before") == 1
-            assert counts.get("while-hung", 0) == 0, (
-                f"the robot ran a command after its caller was told it was lost: {counts}")
+            thaw_and_check_not_run(op, bots, "hl1")
             assert early is None, "peer lost said while the robot's last beat was still unread"
         finally:
             release.set()
@@ -264,12 +266,8 @@ def test_robot_heard_late_is_kept_while_it_answers_and_lost_once_frozen(net):
             assert told < 2.0, f"caller told {told:.3f} s after SIGSTOP"
             assert "sb1" not in op.peers
 
-            bots.signal(signal.SIGCONT)
-            wait_for(lambda: "sb1" in op.refresh_peers(timeout=2.0) and "sb1" in op.peers, 10, what="sb1 back")
-            counts = op.send("sb1", {"action": "skill", "name": "counts"}, timeout=10).result["result"]
-            assert counts.get("before") == 1
-            assert counts.get("while-hung", 0) == 0, (
-                f"the robot ran a command after its caller was told it was lost: {counts}")
+            thaw_and_check_not_run(op, bots, "sb1", rejoin=lambda: wait_for(
+                lambda: "sb1" in op.refresh_peers(timeout=2.0) and "sb1" in op.peers, 10, what="sb1 back"))
             print(f"caller told {told:.3f} s after SIGSTOP of a robot beating every 10 s")
         finally:
             bots.close()
