@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import secrets
 import threading
 import time
 from typing import Any, Callable
@@ -32,6 +33,7 @@ from .commands import INBOX_CAPACITY, BroadcastResult, CommandPath, _Pending  # 
 from .config import MeshConfig
 from .identity import WireSetup, signer_for, warn_if_cannot_speak, wire_setup
 from .peers import PeerInfo, PeerTable
+from .response_intake import WAKE_CHUNK, ResponseIntake
 from ..robot.safety import AuditLog, load_resume_key
 from .safety_path import MeshError, SafetyPath, _AckCollector
 from .session import POOL, token_peer_ids
@@ -153,6 +155,7 @@ class Mesh(CommandPath, SafetyPath):
         self.table = PeerTable(self.config.peer_timeout)  # until start(): the session's shared table
         self._pending: dict[str, _Pending] = {}
         self._pending_lock = threading.Lock()
+        self._intake: ResponseIntake | None = None
         self._cmd_subs: list[Any] = []
         self._safety_lock = threading.Lock()  # one safety message at a time, in arrival order
         self._estop_waits: dict[int, _AckCollector] = {}
@@ -239,11 +242,12 @@ class Mesh(CommandPath, SafetyPath):
                 self._session = None
                 raise
         k, s = self.keys, self._session
-        block = zenoh.CongestionControl.BLOCK
+        block = self._block = zenoh.CongestionControl.BLOCK
         self._presence_pub = s.declare_publisher(k.presence(self.peer_id), congestion_control=block)
         self._state_pub = s.declare_publisher(k.state(self.peer_id), congestion_control=block)
         self._stream_pub = s.declare_publisher(k.stream(self.peer_id), congestion_control=block)
         self._decl += [self._presence_pub, self._state_pub, self._stream_pub]
+        self._source_id = self._presence_pub.id  # read once: each read builds a new object
         self._next_beat = time.monotonic() + 1.0 / self.config.presence_hz
         self._shared_peers = POOL.peers_for(s, self.config, self._peer_left, self._housekeep)
         self._shared_peers.trust = self._wire.trust
@@ -253,7 +257,13 @@ class Mesh(CommandPath, SafetyPath):
         # A full channel blocks the sender's link (back-pressure), never drops.
         self._cmd_subs = [s.declare_subscriber(key, zenoh.handlers.FifoChannel(INBOX_CAPACITY))
                           for key in (k.cmd(self.peer_id), k.broadcast)]
-        self._decl.append(s.declare_subscriber(k.responses_for(self.peer_id), self._on_response))
+        # Responses go into Zenoh's FIFO channel, read by whoever waits for one (response_intake.py).
+        resp_sub = s.declare_subscriber(k.responses_for(self.peer_id), zenoh.handlers.FifoChannel(INBOX_CAPACITY))
+        self._decl.append(resp_sub)
+        wake_key = f"{k.prefix}/{self.peer_id}/response/{WAKE_CHUNK}-{secrets.token_hex(8)}"
+        local = zenoh.Locality.SESSION_LOCAL
+        self._intake = ResponseIntake(resp_sub.handler, self._on_response,
+                                      lambda: s.put(wake_key, b"", allowed_destination=local), wake_key, self.peer_id)
         if self._with_safety:
             z = self._safety
             self._decl.append(z.declare_subscriber(k.estop, self._on_estop))
@@ -339,7 +349,7 @@ class Mesh(CommandPath, SafetyPath):
         next sequence number. Presence, answers and commands carry it: strands-robots 0.5.3
         binds a peer id to the zid its presence came with and drops answers from any other
         (CONTRACT.md, strands-robots 0.5.3, item 1)."""
-        return self._zenoh.SourceInfo(self._presence_pub.id, next(self._source_sn))
+        return self._zenoh.SourceInfo(self._source_id, next(self._source_sn))
 
     def signed(self, data: bytes, **fields: Any) -> bytes:
         """``data`` (a JSON object) plus ``fields``, with this peer's ``sig`` block, when it has a
@@ -375,6 +385,8 @@ class Mesh(CommandPath, SafetyPath):
             pending, self._pending = self._pending, {}
         for turn, p in pending.items():
             self._finish(p, make_response(p.target or self.peer_id, turn, error="mesh stopped before an answer"))
+        if self._intake is not None:
+            self._intake.close()
         for sub in self._subs:
             self._undeclare(sub._zsub)
         self._subs.clear()

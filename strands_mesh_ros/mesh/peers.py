@@ -200,6 +200,12 @@ class PeerTable:
                 return None
             return self._info_locked(peer_id, entry[0], entry[1], now)
 
+    def is_strands_robots(self, peer_id: str) -> bool:
+        """Whether ``peer_id``'s last presence heard is a strands-robots peer's (present or
+        not): one dict read, for the command path's pacing check."""
+        entry = self._presence.get(peer_id)  # a single dict read is atomic under the GIL
+        return entry is not None and is_strands_robots(entry[0])
+
     def tokens(self) -> set[str]:
         """Ids whose liveliness token is up (presence heard or not)."""
         with self._cond:
