@@ -122,8 +122,9 @@ def bench_rtt(n: int, domain: int, executors: list[str]) -> None:
                   f"({wall:.1f} s)")
             rows = [("direct mesh peer", d)]
             for ex, rid in ros_ids.items():
-                label = "ROS robot via bridge" + (" (MultiThreadedExecutors, the earlier executors)" if ex == "multi"
-                                                  else " (SingleThreadedExecutor, as the bridge ships)")
+                label = "ROS robot via bridge" + {"multi": " (MultiThreadedExecutors, the earlier executors)",
+                                                  "single": " (SingleThreadedExecutor, the default)",
+                                                  "events": " (EventsExecutor)"}.get(ex, f" ({ex})")
                 rows.append((label, pct(lat[rid], 50, 90, 99)))
             for name, (p50, p90, p99) in rows:
                 print(f"{name:58s} p50 {p50 * 1e3:7.3f} ms  p90 {p90 * 1e3:7.3f} ms  p99 {p99 * 1e3:7.3f} ms")
