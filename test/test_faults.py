@@ -176,6 +176,59 @@ def thaw_and_check_not_run(op, bots, rid: str, rejoin=None) -> None:
         f"the robot ran a command after its caller was told it was lost: {counts}")
 
 
+class _LaggingPresenceReader:
+    """Makes one session's presence reader stall (a starved process), and freezes a robot right
+    after its next beat.
+
+    Once :meth:`arm`-ed with a ``SharedPeers``, that session's reader stalls right after it
+    reads a beat of ``rid`` (later samples queue behind it) until :attr:`release` is set.
+    :meth:`freeze_after_next_beat` has another session, reading at once, send ``SIGSTOP`` to
+    ``proc`` as soon as a beat newer than the stalled one is out.
+    """
+
+    def __init__(self, monkeypatch, rid: str) -> None:
+        import threading
+
+        from strands_mesh_ros.mesh import session as mesh_session
+
+        read = mesh_session.SharedPeers._on_presence
+        self.reader = None
+        self.t: float | None = None  # the stalled beat's timestamp
+        self.stalled, self.release, self.frozen = threading.Event(), threading.Event(), threading.Event()
+
+        def lagging_reader(shared, sample):
+            read(shared, sample)
+            if self.reader is shared and str(sample.key_expr).endswith(f"/{rid}/presence"):
+                self.reader = None
+                self.t = json.loads(bytes(sample.payload.to_bytes()))["timestamp"]
+                self.stalled.set()
+                self.release.wait(20)  # the reader is stuck here; later samples queue behind this one
+
+        monkeypatch.setattr(mesh_session.SharedPeers, "_on_presence", lagging_reader)
+
+    def freeze_after_next_beat(self, watcher: Mesh, key: str, proc) -> None:
+        def on_beat(_key, value):
+            if self.stalled.is_set() and not self.frozen.is_set() and json.loads(value)["timestamp"] > self.t:
+                proc.signal(signal.SIGSTOP)
+                self.frozen.set()
+
+        watcher.subscribe(key, on_beat, raw=True)
+
+    def arm(self, shared_peers) -> None:
+        self.reader = shared_peers
+        assert self.stalled.wait(5) and self.frozen.wait(5), "no beat after the reader stalled"
+
+    def early_answer(self, fut, wait: float = 2.5):
+        """``fut``'s answer if it comes within ``wait`` s while the reader is stalled, else
+        None; the reader goes on either way."""
+        try:
+            return fut.result(timeout=wait)
+        except TimeoutError:
+            return None
+        finally:
+            self.release.set()
+
+
 def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_command_the_robot_runs(net, monkeypatch):
     """The caller's presence reader stalls (a starved process) after reading one beat of the
     robot; the robot beats once more, and freezes right after that beat (SIGSTOP). The caller
@@ -184,51 +237,24 @@ def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_command_th
     and the robot, thawed at once, would run the command sent meanwhile. Here the caller says
     ``peer lost`` only after it has read the last beat and the robot stayed silent a full peer
     timeout more, and the thawed robot refuses the command."""
-    import threading
-
-    from strands_mesh_ros.mesh import session as mesh_session
-
-    read = mesh_session.SharedPeers._on_presence
-    stall = {"reader": None, "t": None}  # reader: the caller's SharedPeers, once armed
-    stalled, release, frozen = threading.Event(), threading.Event(), threading.Event()
-
-    def lagging_reader(self, sample):
-        read(self, sample)
-        if stall["reader"] is self and str(sample.key_expr).endswith("/hl1/presence"):
-            stall["reader"] = None
-            stall["t"] = json.loads(bytes(sample.payload.to_bytes()))["timestamp"]
-            stalled.set()
-            release.wait(20)  # the reader is stuck here; later samples queue behind this one
-
-    monkeypatch.setattr(mesh_session.SharedPeers, "_on_presence", lagging_reader)
+    lag = _LaggingPresenceReader(monkeypatch, "hl1")
     with Mesh("op", config=net.hub()) as op, Mesh("watcher", config=net.member()) as watcher:
         bots = python_proc("-c", COUNTING_PROC, net.prefix, "peer", net.endpoint, "hl1").ready()
         try:
             op.wait_for_peer("hl1", 15)
             assert op.send("hl1", {"action": "skill", "name": "bump", "args": {"tag": "before"}}, timeout=10).ok
-
-            def on_beat(_key, value):  # another session, read at once: freeze right after the next beat
-                if stalled.is_set() and not frozen.is_set() and json.loads(value)["timestamp"] > stall["t"]:
-                    bots.signal(signal.SIGSTOP)
-                    frozen.set()
-
-            watcher.subscribe(f"{net.prefix}/hl1/presence", on_beat, raw=True)
-            stall["reader"] = op._shared_peers  # not the watcher's: it must read at once
-            assert stalled.wait(5) and frozen.wait(5), "no beat after the reader stalled"
+            lag.freeze_after_next_beat(watcher, f"{net.prefix}/hl1/presence", bots)
+            lag.arm(op._shared_peers)  # not the watcher's: it must read at once
             fut = op.send_async("hl1", {"action": "skill", "name": "bump", "args": {"tag": "while-hung"}}, timeout=30)
             # Said on silence counted from the beat before last, 'peer lost' would come ~1.2 s
             # after the freeze; give it 2.5 s, then let the reader go on.
-            try:
-                early = fut.result(timeout=2.5)
-            except TimeoutError:
-                early = None
-            release.set()
+            early = lag.early_answer(fut)
             r = early or fut.result(timeout=10)
             assert r.status == "error" and "peer lost" in r.error, r
             thaw_and_check_not_run(op, bots, "hl1")
             assert early is None, "peer lost said while the robot's last beat was still unread"
         finally:
-            release.set()
+            lag.release.set()
             bots.close()
 
 
@@ -467,6 +493,71 @@ def _arm(op: Mesh, rid: str) -> list[float]:
     return [st.result["joints"][f"joint{i}"]["position"] for i in range(1, 7)]
 
 
+def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_move_a_ros_robot_runs(net, monkeypatch):
+    """The twin of the lagging-reader test above for a ROS robot behind the bridge: the beats
+    the caller reads are the bridge proxy's, sent while the bridge hears the robot on ROS, and
+    the robot node (a process of its own) freezes right after one of them, while the caller's
+    presence reader is stalled on the beat before. The caller may be told ``peer lost`` only
+    once the robot's own silence has reached the peer timeout: when the bridge drops the silent
+    robot (its proxy's liveliness token goes), or on silence counted from the last beat, read.
+    The thawed node then refuses the move sent meanwhile (heard on its ROS response topic) and
+    the arm stays where it was."""
+    why = _ros_skip()
+    if why:
+        pytest.skip(why)
+    from strands_mesh_ros.msg import Response as ResponseMsg
+    from strands_mesh_ros.ros import qos, topics
+    from strands_mesh_ros.ros.bridge_node import BridgeNode
+
+    tag = uuid.uuid4().hex[:8]
+    rid, bridge_id = f"rl{tag}", f"bl_{tag}"
+    entry = Path(sys.executable).with_name("robot_node")  # the console entry point
+    exe = [sys.executable, str(entry if entry.is_file() else HERE.parent / "scripts" / "ros" / "robot_node")]
+    start = [0.1, 0, 0, 0, 0, 0]
+    lag = _LaggingPresenceReader(monkeypatch, rid)
+    with Mesh("op", config=net.hub()) as op, Mesh("watcher", config=net.member()) as watcher:
+        domain = ros_helpers.domain_id(5) % 230
+        ros = ros_helpers.RosEnv(domain)
+        robot = None
+        try:
+            answers = ros.sub(ResponseMsg, topics.robot_topic(rid, topics.MESH_RESPONSE), qos.RESPONSE)
+            ros.add(BridgeNode(mesh_config=net.member(), bridge_id=bridge_id, context=ros.context,
+                               node_name=f"bridge_{tag}", mirror=False))
+            robot = Proc([*exe, "--ros-args", "-r", f"__ns:=/{rid}", "-p", "driver:=mock", "-p", f"prefix:={net.prefix}"],
+                         env={"ROS_DOMAIN_ID": str(domain)})
+            wait_for(lambda: _via(op, rid) == bridge_id, 60, interval=0.05, what=f"{rid} on the mesh via {bridge_id}")
+            first = op.send(rid, _move(start), timeout=30)
+            assert first.ok, first
+            answers.wait(lambda m: m.turn_id == first.turn_id, 10, what="the first move's answer in ROS")
+            lag.freeze_after_next_beat(watcher, f"{net.prefix}/{rid}/presence", robot)
+            lag.arm(op._shared_peers)
+            hung = op.send_async(rid, _move(HUNG_TARGET), timeout=30)
+            early = lag.early_answer(hung)
+            r = early or hung.result(timeout=15)
+            assert r.status == "error" and "peer lost" in r.error, r
+            # within the stall only the bridge's own drop may have said it (the robot silent on
+            # ROS for the peer timeout), never the caller's count from a beat it had not read
+            assert early is None or "liveliness token dropped" in early.error, early
+            robot.signal(signal.SIGCONT)
+            refusal = answers.wait(lambda m: m.turn_id == r.turn_id, 30, what="the robot's answer to the move sent while hung")
+            assert refusal.status == "refused" and "not run" in refusal.error, refusal
+            # back through a new proxy, its liveliness token up (beats of the old proxy, read late
+            # by the stalled reader, can show the robot present before a proxy takes its commands)
+            wait_for(lambda: (info := op.peers.get(rid)) is not None and info.via == bridge_id and info.live_token,
+                     30, interval=0.05, what=f"{rid} back on the mesh")
+            assert _arm(op, rid) == pytest.approx(start), "the robot ran a move after its caller was told it was lost"
+        finally:
+            lag.release.set()
+            if robot is not None:
+                robot.signal(signal.SIGCONT)
+                robot.close()
+            ros.close()
+
+
+def _move(positions: list[float]) -> dict:
+    return {"action": "skill", "name": "move_joints", "args": {"positions": positions, "duration": 0}}
+
+
 def _audit_lines(path: Path) -> list[dict]:
     """The complete lines of a JSON-lines audit log (one being written may end mid-line)."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -497,9 +588,6 @@ def test_command_sent_to_a_hung_ros_robot_is_failed_and_not_run_after_it_resumes
     exe = [sys.executable, str(entry if entry.is_file() else HERE.parent / "scripts" / "ros" / "robot_node")]
     start, after_target = [0.1, 0, 0, 0, 0, 0], [-0.3, 0.2, 0, 0, 0, 0]
 
-    def move(positions: list[float]) -> dict:
-        return {"action": "skill", "name": "move_joints", "args": {"positions": positions, "duration": 0}}
-
     with Mesh("op", config=net.hub()) as op:
         ros = ros_helpers.RosEnv(domain)
         robot = None
@@ -510,7 +598,7 @@ def test_command_sent_to_a_hung_ros_robot_is_failed_and_not_run_after_it_resumes
             robot = Proc([*exe, "--ros-args", "-r", f"__ns:=/{rid}", "-p", "driver:=mock", "-p", f"prefix:={net.prefix}"],
                          env={"ROS_DOMAIN_ID": str(domain), "STRANDS_MESH_AUDIT_DIR": str(audit)})
             wait_for(lambda: _via(op, rid) == bridge_id, 60, interval=0.05, what=f"{rid} on the mesh via {bridge_id}")
-            first = op.send(rid, move(start), timeout=30)
+            first = op.send(rid, _move(start), timeout=30)
             assert first.ok, first
             assert _arm(op, rid) == pytest.approx(start)
             # the test hears the robot's answers in ROS too (its subscription matched before the hang)
@@ -521,7 +609,7 @@ def test_command_sent_to_a_hung_ros_robot_is_failed_and_not_run_after_it_resumes
 
             robot.signal(signal.SIGSTOP)
             t0 = time.monotonic()
-            hung = op.send_async(rid, move(HUNG_TARGET), timeout=30)
+            hung = op.send_async(rid, _move(HUNG_TARGET), timeout=30)
             r = hung.result(timeout=15)
             told = time.monotonic() - t0
             assert r.status == "error" and "peer lost" in r.error, r
@@ -540,7 +628,7 @@ def test_command_sent_to_a_hung_ros_robot_is_failed_and_not_run_after_it_resumes
             rejoined = time.monotonic() - t1
             assert _arm(op, rid) == pytest.approx(start), (
                 f"the robot ran a move after its caller was told it was lost (target {HUNG_TARGET})")
-            after = op.send(rid, move(after_target), timeout=30)  # the robot works: a move sent now runs
+            after = op.send(rid, _move(after_target), timeout=30)  # the robot works: a move sent now runs
             assert after.ok, after
             assert _arm(op, rid) == pytest.approx(after_target)
 
