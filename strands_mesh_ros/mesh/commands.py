@@ -189,7 +189,7 @@ class CommandPath:
         if self._signer is not None:
             data = self.signed(data, target_id=target if target is not None else BROADCAST_TARGET)
         # (target is checked by the public methods: the key is built without a second check)
-        self._session.put(f"{self.keys.prefix}/{target}/cmd" if target else self.keys.broadcast, data,
+        self._session.put(self.keys.cmd(target, checked=True) if target else self.keys.broadcast, data,
                           congestion_control=self._block, source_info=self.source_info())
         return fut
 

@@ -30,7 +30,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..contract.keys import RESERVED_PEER_IDS, InvalidPeerId, KeySpace, check_peer_id
+from ..contract.keys import InvalidPeerId, KeySpace, check_peer_id
 from ..contract.payloads import (
     MAX_COMMAND_BYTES,
     CommandEnvelope,
@@ -322,9 +322,7 @@ class PeerCore:
         """The key an answer goes on. ``checked``: ``sender`` and ``turn_id`` come from an envelope
         that :func:`decode` validated, so the key is built without checking them again (the
         command path's hot loop, bench/bench_mesh.py rtt)."""
-        key = (f"{self.keys.prefix}/{sender}/response/{self.peer_id}/{turn_id}"
-               if checked and sender not in RESERVED_PEER_IDS  # the envelope's pattern allows those
-               else self.keys.response(sender, self.peer_id, turn_id))
+        key = self.keys.response(sender, self.peer_id, turn_id, checked=checked)
         if reply_to:
             if answer_key_allowed(self.keys, reply_to, sender, self.peer_id):
                 return reply_to
