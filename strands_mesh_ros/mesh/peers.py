@@ -190,6 +190,13 @@ class PeerTable:
         with self._cond:
             return self._snapshot_locked()
 
+    def present_ids(self) -> set[str]:
+        """The ids :meth:`snapshot` would hold, without building a :class:`PeerInfo` for each
+        (an e-stop asks this at every answer it waits for)."""
+        now = time.monotonic()
+        with self._cond:
+            return {pid for pid, (_, heard) in self._presence.items() if self._present_locked(pid, heard, now)}
+
     def get(self, peer_id: str) -> PeerInfo | None:
         """``peer_id`` if present (as in :meth:`snapshot`), else None; without building the whole
         snapshot (command path)."""

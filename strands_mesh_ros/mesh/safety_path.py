@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from ..contract.keys import check_peer_id
 from ..contract.payloads import ContractError, EStopAck, Resume, decode, loads
@@ -71,34 +71,60 @@ SAFETY_REPUT_GRACE = 0.02
 
 
 class _AckCollector:
+    """The answers gathered for one e-stop or resume, by responder (an e-stop's ``stop``
+    answers under ``stop:{responder}``), with their arrival times (monotonic s).
+
+    One thread waits on it, and is woken only when what it waits for has happened, not at
+    every answer: 13 robots ack an e-stop within a few milliseconds, and waking the issuer's
+    thread for each one took the GIL from the Zenoh threads delivering the next acks
+    (bench/bench_mesh.py estop; docs/benchmarks.md).
+    """
+
     def __init__(self, expected: set[str]) -> None:
         self.expected = expected
         self.acks: dict[str, tuple[Any, float]] = {}
+        self.heard: set[str] = set()  # responders that acked or answered ``stop``
         self.cond = threading.Condition()
+        self._until: Callable[[], bool] | None = None  # the waiter's condition
 
     def add(self, responder: str, ack: Any, at: float | None = None) -> None:
         with self.cond:
             self.acks.setdefault(responder, (ack, time.monotonic() if at is None else at))
-            self.cond.notify_all()
+            self.heard.add(responder.removeprefix("stop:"))
+            if self._until is not None and self._until():
+                self.cond.notify_all()
 
     def snapshot(self) -> dict[str, tuple[Any, float]]:
         with self.cond:
             return dict(self.acks)
 
+    def _wait(self, until: Callable[[], bool], timeout: float) -> None:
+        """Wait up to ``timeout`` s for ``until()`` (checked under the lock at each answer)."""
+        with self.cond:
+            if until() or timeout <= 0:
+                return
+            self._until = until
+            try:
+                self.cond.wait(timeout)
+            finally:
+                self._until = None
+
     def wait_change(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for one more answer."""
         with self.cond:
             n = len(self.acks)
-            self.cond.wait_for(lambda: len(self.acks) != n, timeout)
+        self._wait(lambda: len(self.acks) != n, timeout)
+
+    def wait_heard(self, expected: set[str] | None, timeout: float) -> None:
+        """Wait up to ``timeout`` s until every peer in ``expected`` has acked or answered
+        ``stop`` (None: the whole ``timeout``)."""
+        self._wait((lambda: False) if expected is None else (lambda: expected <= self.heard), timeout)
 
     def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s until every peer in :attr:`expected` has answered."""
         deadline = time.monotonic() + timeout
-        with self.cond:
-            while not self.expected.issubset(self.acks):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                self.cond.wait(left)
-
+        while not self.expected.issubset(self.snapshot()) and (left := deadline - time.monotonic()) > 0:
+            self._wait(lambda: self.expected.issubset(self.acks), left)
 
 
 class SafetyPath:
@@ -134,7 +160,7 @@ class SafetyPath:
         """
         self._require()
         t0 = time.monotonic()
-        env = self.core.issue_estop(reason, sorted(self.peers), source_zid=str(self._estop_pub.id.zid))
+        env = self.core.issue_estop(reason, sorted(self._others_known()), source_zid=str(self._estop_pub.id.zid))
         collector = _AckCollector(set())
         self._estop_waits[env.seq] = collector
         try:
@@ -159,7 +185,7 @@ class SafetyPath:
             # STOP_DEFER s): sent at once, every robot handled it, and the issuer every answer,
             # in the same milliseconds as the e-stop and its ack (bench/bench_mesh.py estop).
             young = time.monotonic() - self._started < self.config.peer_timeout
-            if young or any(info.strands_robots for info in self.peers.values()):
+            if young or any(self.table.is_strands_robots(p) for p in self.table.present_ids()):
                 broadcast_stop()
                 stop_due = None
             else:
@@ -186,18 +212,21 @@ class SafetyPath:
                 if live - set(collector.snapshot()):
                     self._estop_pub.put(payload, source_info=source)
             deadline = t0 + timeout
+            settled_at = t0 + min(max(settle, DISCOVERY_FLOOR), timeout)
             while True:
                 expected = self._others_known()
-                heard = {k for k in collector.snapshot() if not k.startswith("stop:")} | set(answers)
+                with collector.cond:
+                    done = expected <= collector.heard
                 now = time.monotonic()
-                if stop_due is not None and (expected <= heard or now >= stop_due):
+                if stop_due is not None and (done or now >= stop_due):
                     broadcast_stop()
                     stop_due = None
-                left = deadline - now
-                settled = now - t0 >= min(max(settle, DISCOVERY_FLOOR), timeout)
-                if left <= 0 or (expected <= heard and settled):
+                if now >= deadline or (done and now >= settled_at):
                     break
-                collector.wait_change(min(left, DISCOVERY_FLOOR, *(() if stop_due is None else (stop_due - now,))))
+                # Woken when every peer known now has answered, else at the next look for
+                # newly known peers (DISCOVERY_FLOOR), the deferred stop, or the deadline.
+                wake = min(deadline, now + DISCOVERY_FLOOR, *(() if stop_due is None else (stop_due,)))
+                collector.wait_heard(None if done else expected, (min(wake, settled_at) if done else wake) - now)
             if stop_due is not None:  # the deadline came first: still sent, never skipped
                 broadcast_stop()
         finally:
@@ -223,7 +252,7 @@ class SafetyPath:
     def _others_known(self) -> set[str]:
         """Every other peer this one knows of: heard (fresh presence) or holding a liveliness
         token. The peers an e-stop or a resume for all expects an answer from."""
-        return (set(self.peers) | self.table.tokens()) - {self.peer_id}
+        return (self.table.present_ids() | self.table.tokens()) - {self.peer_id}
 
     def _on_estop(self, sample: Any) -> None:
         self.core.halt()  # halt before anything else, even before parsing
