@@ -129,6 +129,26 @@ def _open(connect, listen, config, prefix, namespace, resume_key: bytes | None =
         raise _error(f"could not join the mesh: {exc}", Exit.NO_MESH) from None
 
 
+def _realtime() -> None:
+    """Run this call real-time when ``STRANDS_MESH_RT_PRIORITY`` is set (robot/realtime.py,
+    docs/safety.md "Real-time priority"), before the mesh is joined so that Zenoh's threads
+    inherit it: on a busy machine an ordinary process issuing an e-stop waited up to ~150 ms for
+    a CPU to put it and to take the acks (bench/bench_mesh.py estop). One dim line on stderr
+    says what was set. Bad settings, or real-time not permitted here, give one warning line
+    naming the cause, and the e-stop goes out at ordinary priority: a tuning setting never
+    holds an e-stop back.
+    """
+    from .robot.realtime import RealtimeError, enter_realtime_from_env
+
+    try:
+        done = enter_realtime_from_env()
+    except (ValueError, RealtimeError) as exc:
+        err.print(f"[yellow]warning:[/] not real-time: {escape(str(exc))}", soft_wrap=True, highlight=False)
+        return
+    if done:
+        err.print(f"[dim]real-time: {escape(done)}[/]", soft_wrap=True, highlight=False)
+
+
 def _leave(mesh: Any) -> None:
     """Stop ``mesh``; from the ``strands-mesh`` entry point, which ends the process with
     ``os._exit`` at once (:func:`main`), without closing its Zenoh sessions."""
@@ -346,7 +366,9 @@ def estop(
     """Software e-stop of every peer (supplementary; NOT a hardwired emergency stop).
 
     The e-stop goes out the moment the mesh is joined; acks and stop answers are gathered
-    afterwards. Exit 0 when every peer heard of is known to have stopped."""
+    afterwards. Exit 0 when every peer heard of is known to have stopped. Runs real-time when
+    STRANDS_MESH_RT_PRIORITY is set (docs/safety.md)."""
+    _realtime()
     mesh = _open(connect, listen, config, prefix, namespace)
     try:
         report = mesh.emergency_stop(reason, timeout=max(timeout, discover), settle=discover)

@@ -51,9 +51,13 @@ class Proc:
     def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> None:
         full_env = {**os.environ, **(env or {})}
         full_env.setdefault("PYTHONUNBUFFERED", "1")
+        # A child inherits its parent's scheduling policy: started from a real-time process (a
+        # bench's issuer, robot/realtime.py) it would run real-time too, and a busy one (a
+        # flooder) would starve the machine. chrt (util-linux) starts it as an ordinary process.
+        cmd = ["chrt", "--other", "0", *args] if os.sched_getscheduler(0) != os.SCHED_OTHER else args
         self.args = args
         self.p = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env,
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env,
             cwd=cwd or str(REPO), start_new_session=True,
         )
         self.lines: list[str] = []

@@ -11,14 +11,17 @@ skipped, with that reason, elsewhere.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import uuid
 
 import pytest
 
 import ros_helpers
 from helpers import python_proc, wait_for
+from strands_mesh_ros.drivers.mock import MockDriver
 from strands_mesh_ros.mesh.mesh import Mesh
 from strands_mesh_ros.robot.realtime import RT_CGROUP_ENV, RT_PRIORITY_ENV, RealtimeConfig
 from strands_mesh_ros.testing import remove_cgroup, set_rt_budget
@@ -161,3 +164,59 @@ def test_a_group_without_a_real_time_budget_is_refused_by_name(net, rt_group, tm
     finally:
         for proc in kinds:
             proc.close()
+
+
+def _cli_estop(net, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "strands_mesh_ros.cli", "estop", "--reason", "rt drill", "--json",
+                           "--prefix", net.prefix, "--connect", net.endpoint],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+
+
+@needs_rt
+def test_the_cli_issues_e_stops_real_time(net, rt_group):
+    """The issuer's side: ``strands-mesh estop`` with the same settings runs real-time (it says
+    so on stderr) and the robot is halted and latched."""
+    group, _ = rt_group
+    with Mesh("arm_rt_cli", config=net.hub(), robot=MockDriver("arm_rt_cli")) as robot:
+        r = _cli_estop(net, {RT_PRIORITY_ENV: "5", RT_CGROUP_ENV: group})
+        assert r.returncode == 0, r.stderr
+        assert "real-time: SCHED_FIFO priority 5" in r.stderr, r.stderr
+        assert "arm_rt_cli" in json.loads(r.stdout)["stopped"]
+        assert robot.robot.locked_out
+
+
+@pytest.mark.parametrize("env, cause", [
+    ({RT_PRIORITY_ENV: "high"}, "must be an integer 1-99"),
+    ({RT_PRIORITY_ENV: "5", RT_CGROUP_ENV: "/nonexistent/group"}, "is not a directory"),
+])
+def test_a_bad_real_time_setting_never_holds_back_the_cli_e_stop(net, env, cause):
+    """A tuning setting must not cost the e-stop: a warning names the cause, and the e-stop
+    goes out at ordinary priority (exit 0: the robot acked)."""
+    with Mesh("arm_rt_bad", config=net.hub(), robot=MockDriver("arm_rt_bad")) as robot:
+        r = _cli_estop(net, env)
+        assert r.returncode == 0, r.stderr
+        assert "not real-time" in r.stderr and cause in r.stderr, r.stderr
+        assert "arm_rt_bad" in json.loads(r.stdout)["stopped"]
+        assert robot.robot.locked_out
+
+
+CHILD_POLICY = """
+import os, sys
+from strands_mesh_ros.robot.realtime import RealtimeConfig, enter_realtime
+from strands_mesh_ros.testing import python_proc
+enter_realtime(RealtimeConfig(3, sys.argv[1]))
+child = python_proc("-c", "import os; print('READY', os.sched_getscheduler(0), flush=True)").ready(30)
+print(os.sched_getscheduler(0), child.lines[0].split()[1], flush=True)
+child.close()
+"""
+
+
+@needs_rt
+def test_a_real_time_process_starts_its_helpers_as_ordinary_processes(rt_group):
+    """Linux children inherit the scheduling policy: a real-time bench issuer would start its
+    flooder real-time too, and a busy real-time process starves the machine. The test
+    helpers (``testing.Proc``) start them ordinary."""
+    group, _ = rt_group
+    r = subprocess.run([sys.executable, "-c", CHILD_POLICY, group], capture_output=True, text=True, timeout=60,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert r.stdout.split() == [str(os.SCHED_FIFO), str(os.SCHED_OTHER)], (r.stdout, r.stderr[-2000:])

@@ -1,12 +1,16 @@
-"""Real-time scheduling for robot processes: the safety path ahead of bulk work (opt-in).
+"""Real-time scheduling for the processes on the e-stop path: the safety path ahead of bulk
+work (opt-in).
 
-On a loaded machine a robot's e-stop waits for a CPU, not on the network: with a flood keeping
-both cores of a 2-core box busy, 10 mesh robots reached the e-stop callback p99 92-129 ms after
-the issue, although handling it takes ~0.5 ms of CPU (bench/bench_mesh.py estop, docs/
+On a loaded machine an e-stop waits for CPUs, not on the network: with a flood keeping both
+cores of a 2-core box busy, 10 mesh robots reached the e-stop callback p99 92-129 ms after the
+issue, although handling it takes ~0.5 ms of CPU, and raw Zenoh ackers with an issuer that
+only stamps their answers had a p99 of 98-173 ms (bench/bench_mesh.py estop, docs/
 benchmarks.md). ``nice``, autogroup ``nice`` and a cgroup CPU weight did not bring that under
-10 ms; ``SCHED_FIFO`` did. This module puts every thread of the calling process under
-``SCHED_FIFO`` at one priority (as ``chrt -f -a -p``), optionally after joining a cgroup that
-bounds how much CPU real-time threads may take.
+10 ms; ``SCHED_FIFO`` for robots *and* issuer did. This module puts every thread of the calling
+process (a robot, a bridge, ``strands-mesh estop``) under ``SCHED_FIFO`` at one priority (as
+``chrt -f -a -p``), optionally after joining a cgroup that bounds how much CPU real-time
+threads may take. Processes started afterwards inherit it too (start them with
+``chrt --other 0``).
 
 Why a cgroup: a real-time thread that never blocks starves every ordinary thread of its CPU
 (here, a whole fleet of real-time robot processes once pushed the load to 400 and froze the
@@ -15,7 +19,7 @@ the group cap its real-time threads' share (e.g. 9000 / 10000: 90 % of each CPU)
 are throttled until the next period and the rest of the machine runs. Without such a group the
 kernel's own cap applies (``/proc/sys/kernel/sched_rt_runtime_us``, 95 % by default).
 
-Configured by the environment of the robot process (docs/safety.md, "Real-time priority"):
+Configured by the environment of the process (docs/safety.md, "Real-time priority"):
 
 - ``STRANDS_MESH_RT_PRIORITY``: ``SCHED_FIFO`` priority, 1-99 (``chrt -f``'s). Unset: nothing
   changes.
