@@ -125,24 +125,25 @@ class RealtimeGroups:
     """Real-time set-up for a bench run (docs/safety.md, "Real-time priority"), as a deployment
     would make it: a cgroup-v1 ``cpu`` group with a bounded real-time budget for the robot
     processes (``env`` is what they are started with: ``STRANDS_MESH_RT_PRIORITY`` and
-    ``STRANDS_MESH_RT_CGROUP``), and a group of high CPU weight (``cpu.shares``, no real-time)
-    that the issuing process joins with :meth:`join_issuer`. ``reason`` says why it cannot be
-    set up here (then ``env`` is empty). Groups are removed on :meth:`close`.
+    ``STRANDS_MESH_RT_CGROUP``), which the issuing process (this one) joins too with
+    :meth:`join_issuer`. ``reason`` says why it cannot be set up here (then ``env`` is empty).
+    :meth:`close` puts this process back to ordinary scheduling and removes the group.
 
     Budget: ``rt_runtime_us`` of each ``rt_period_us`` per CPU (9 ms of 10 ms: a runaway
     real-time thread leaves 10 % of every CPU to the rest of the machine, and a throttled group
     waits at most 1 ms; 40 ms of 100 ms throttled the bench's robots, docs/safety.md).
+    Processes this one starts while real-time start as ordinary ones (:class:`Proc`).
     """
 
     ROOT = "/sys/fs/cgroup/cpu"
 
-    def __init__(self, priority: int = 10, rt_runtime_us: int = 9_000, rt_period_us: int = 10_000,
-                 issuer_shares: int = 262_144) -> None:
+    def __init__(self, priority: int = 10, rt_runtime_us: int = 9_000, rt_period_us: int = 10_000) -> None:
         self.env: dict[str, str] = {}
         self.reason: str | None = None
+        self.priority = priority
         self._dirs: list[str] = []
-        tag = f"strands_bench_{os.getpid()}"
-        self.robots_dir, self.issuer_dir = f"{self.ROOT}/{tag}_rt", f"{self.ROOT}/{tag}_issuer"
+        self._joined = False
+        self.robots_dir = f"{self.ROOT}/strands_bench_{os.getpid()}_rt"
         if not os.path.exists(f"{self.ROOT}/cpu.rt_runtime_us"):
             self.reason = f"no cgroup-v1 cpu controller with real-time group scheduling at {self.ROOT}"
             return
@@ -150,37 +151,21 @@ class RealtimeGroups:
             os.mkdir(self.robots_dir)
             self._dirs.append(self.robots_dir)
             set_rt_budget(self.robots_dir, rt_runtime_us, rt_period_us)
-            os.mkdir(self.issuer_dir)
-            self._dirs.append(self.issuer_dir)
-            with open(f"{self.issuer_dir}/cpu.shares", "w") as f:
-                f.write(str(issuer_shares))
         except OSError as exc:
             self.reason = f"cannot create cgroups under {self.ROOT}: {exc.strerror}"
             self.close()
             return
         self.env = {"STRANDS_MESH_RT_PRIORITY": str(priority), "STRANDS_MESH_RT_CGROUP": self.robots_dir}
-        self.label = (f"robots SCHED_FIFO {priority} in a cgroup with {rt_runtime_us // 1000} ms of every "
-                      f"{rt_period_us // 1000} ms real-time budget; issuer cpu.shares {issuer_shares}")
+        self.label = (f"robots and issuer SCHED_FIFO {priority} in a cgroup with {rt_runtime_us // 1000} ms of every "
+                      f"{rt_period_us // 1000} ms real-time budget")
 
     def join_issuer(self) -> str:
-        """Move this process into the issuer's group; returns what was done. Thread by thread
-        when the whole process cannot move at once (seen: EINVAL after earlier runs in the same
-        process)."""
-        try:
-            with open(f"{self.issuer_dir}/cgroup.procs", "w") as f:
-                f.write(str(os.getpid()))
-            return "issuer moved"
-        except OSError as exc:
-            first = exc.strerror
-        moved, failed = 0, 0
-        for tid in os.listdir("/proc/self/task"):
-            try:
-                with open(f"{self.issuer_dir}/tasks", "w") as f:
-                    f.write(tid)
-                moved += 1
-            except OSError:
-                failed += 1
-        return f"issuer: cgroup.procs refused ({first}); {moved} threads moved, {failed} not"
+        """This process (the issuer) joins the group and runs ``SCHED_FIFO`` as the robots do
+        (:func:`strands_mesh_ros.robot.realtime.enter_realtime`); returns what was done."""
+        from strands_mesh_ros.robot.realtime import RealtimeConfig, enter_realtime
+
+        self._joined = True
+        return "issuer: " + enter_realtime(RealtimeConfig(self.priority, self.robots_dir))
 
     def release(self, pid: int) -> None:
         """Put process ``pid`` back in the root group (a process inherits its parent's group)."""
@@ -188,6 +173,13 @@ class RealtimeGroups:
             f.write(str(pid))
 
     def close(self) -> None:
+        if self._joined:  # ordinary scheduling again, before the group goes
+            for tid in os.listdir("/proc/self/task"):
+                try:
+                    os.sched_setscheduler(int(tid), os.SCHED_OTHER, os.sched_param(0))
+                except ProcessLookupError:
+                    pass
+            self._joined = False
         for d in reversed(self._dirs):
             try:
                 remove_cgroup(d)

@@ -21,9 +21,10 @@ One process, one private rclpy Context on ``--domain``; any of:
   raw e-stop hook, printed after the sample went into ROS: bench/bench_halt.py's breakdown).
 
 ``--executor`` (default ``events``) sets the robots' and the bridge's executors;
-``--bridge-executor`` sets the bridge's alone: ``events`` (rclpy's EventsExecutor, one per robot
+``--bridge-executor`` sets the bridge's alone: ``single`` (SingleThreadedExecutor, one per robot
 node and one for the bridge) is how ``strands-mesh up``, ``robot_node`` and ``bridge_node`` run
-them by default, ``single`` (SingleThreadedExecutor) their fallback (``STRANDS_MESH_EXECUTOR=single``);
+them by default, ``events`` (rclpy's EventsExecutor) their opt-in (``STRANDS_MESH_EXECUTOR=events``,
+docs/ros.md); this script's default is ``events``, which the benches that predate that choice use;
 ``multi`` is the earlier MultiThreadedExecutor, kept as a diagnostic / baseline.
 
 ``--profile FILE``: cProfile every Python thread of this process (executor spin threads, Mesh
@@ -188,9 +189,9 @@ def main() -> None:
     ap.add_argument("--connect")
     ap.add_argument("--executor", choices=("events", "single", "multi"), default="events",
                     help="events / single: an EventsExecutor / SingleThreadedExecutor per robot node and one for "
-                         "the bridge (as FleetHost, robot_node and bridge_node run them by default / with "
-                         "STRANDS_MESH_EXECUTOR=single); multi: MultiThreadedExecutor (the earlier fleet host; "
-                         "diagnostic / baseline)")
+                         "the bridge (as FleetHost, robot_node and bridge_node run them with "
+                         "STRANDS_MESH_EXECUTOR=events / by default); multi: MultiThreadedExecutor (the earlier fleet "
+                         "host; diagnostic / baseline)")
     ap.add_argument("--bridge-executor", choices=("events", "single", "multi"),
                     help="the bridge's executor alone (default: --executor)")
     ap.add_argument("--profile", metavar="FILE", help="cProfile every Python thread; merged stats to FILE on exit")

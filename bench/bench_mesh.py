@@ -2,7 +2,7 @@
 
     python bench/bench_mesh.py rtt      # Mesh.send round trip vs a raw zenoh queryable, two processes
     python bench/bench_mesh.py estop    # e-stop to 10 peers while a state flood saturates the mesh
-    python bench/bench_mesh.py estop-rt # only its real-time-robots part (root, cgroup v1 cpu)
+    python bench/bench_mesh.py estop-rt # only its real-time part (root, cgroup v1 cpu)
     python bench/bench_mesh.py detect   # crash (SIGKILL) and hang (SIGSTOP) detection times
     python bench/bench_mesh.py all
 """
@@ -145,18 +145,110 @@ while True:
     n += 1
 """
 
+RAW_ACKER = r"""
+import sys, json, threading, zenoh
+from strands_mesh_ros.robot.realtime import enter_realtime_from_env
+enter_realtime_from_env()  # STRANDS_MESH_RT_*, as the robots
+conf = zenoh.Config()
+conf.insert_json5("connect/endpoints", json.dumps([sys.argv[1]]))
+conf.insert_json5("scouting/multicast/enabled", "false")
+s = zenoh.open(conf)
+pub = s.declare_publisher(f"{sys.argv[2]}/ack/{sys.argv[3]}", express=True, priority=zenoh.Priority.REAL_TIME)
+sub = s.declare_subscriber(f"{sys.argv[2]}/estop", lambda sample: pub.put(sample.payload.to_bytes()))
+print("READY", flush=True)
+threading.Event().wait()
+"""
+
+RAW_CONSUMER = r"""
+import sys, json, threading, zenoh
+conf = zenoh.Config()
+conf.insert_json5("connect/endpoints", json.dumps([sys.argv[1]]))
+conf.insert_json5("scouting/multicast/enabled", "false")
+s = zenoh.open(conf)
+sub = s.declare_subscriber(sys.argv[2], lambda sample: None)
+print("READY", flush=True)
+threading.Event().wait()
+"""
+
+
+def bench_estop_raw(ackers: int = 13, rounds: int = 50, flooders: int = 0, rt: RealtimeGroups | None = None) -> list[float]:
+    """The floor under :func:`bench_estop`, same processes and flood: ``ackers`` raw
+    zenoh-python processes put back whatever arrives on an e-stop key (express, real-time
+    priority), and this process stamps each ack in Zenoh's callback; no parsing, latch, audit
+    or peer table anywhere. ``rt``: the ackers start real-time as the robots would. Prints and
+    returns [p50, p99, max] issue->ack in s."""
+    import zenoh
+
+    net = Net()
+    conf = zenoh.Config()
+    conf.insert_json5("listen/endpoints", f'["{net.endpoint}"]')
+    conf.insert_json5("scouting/multicast/enabled", "false")
+    session = zenoh.open(conf)
+    cond, acks, current = threading.Condition(), {}, [b""]
+
+    def on_ack(sample) -> None:
+        at = time.perf_counter()
+        with cond:
+            if sample.payload.to_bytes() == current[0]:
+                acks.setdefault(str(sample.key_expr), at)
+                if len(acks) == ackers:
+                    cond.notify_all()
+
+    procs = []
+    try:
+        sub = session.declare_subscriber(f"{net.prefix}/ack/*", on_ack)
+        pub = session.declare_publisher(f"{net.prefix}/estop", express=True, priority=zenoh.Priority.REAL_TIME)
+        procs = [python_proc("-c", RAW_ACKER, net.endpoint, net.prefix, f"a{i}", env=rt.env if rt else None)
+                 for i in range(ackers)]
+        procs.append(python_proc("-c", RAW_CONSUMER, net.endpoint, f"{net.prefix}/*/flood"))
+        for p in procs:
+            p.ready(60)
+        floods = [python_proc("-c", FLOODER, net.endpoint, f"{net.prefix}/flood{i}/flood").ready()
+                  for i in range(flooders)]
+        procs += floods
+        if rt is not None:
+            for p in floods + [procs[ackers]]:
+                rt.release(p.p.pid)
+        threading.Event().wait(2.0)  # links up, and the flood (if any) at steady state
+        lat, lost = [], 0
+        for _ in range(rounds):
+            with cond:
+                acks.clear()
+                current[0] = os.urandom(16)
+            t0 = time.perf_counter()
+            pub.put(current[0])
+            with cond:
+                cond.wait_for(lambda: len(acks) == ackers, 1.0)
+                lat += [t - t0 for t in acks.values()]
+                lost += ackers - len(acks)
+            threading.Event().wait(0.05)  # pacing, as bench_estop's rounds
+        p50, p99, mx = pct(lat, 50, 99, 100)
+        who = "no flood" if not flooders else "a consumer takes the flood"
+        who += "; real-time ackers and issuer" if rt is not None else ""
+        print(f"raw zenoh floor ({ackers} raw ackers, {who}): issue->ack p50 {p50 * 1e3:.2f} ms  p99 {p99 * 1e3:.2f} ms  "
+              f"max {mx * 1e3:.2f} ms; lost {lost}; {load()}")
+        del sub
+        return [p50, p99, mx]
+    finally:
+        for p in procs:
+            p.close()
+        session.close()
+
 
 def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_consume: bool = False,
-                bridged: int = 3, rt: RealtimeGroups | None = None) -> None:
+                bridged: int = 3, rt: RealtimeGroups | None = None, floor: list[float] | None = None,
+                ros_executor: str = "single") -> None:
     """E-stop issue -> ack latency to ``peers`` mesh robots and ``bridged`` ROS robot nodes
-    behind a bridge (one ``_ros_side.py`` process on its own ROS domain, executors as shipped)
+    behind a bridge (one ``_ros_side.py`` process on its own ROS domain; ``ros_executor``: the
+    executor of each of its nodes, ``single`` as shipped or ``events``, docs/ros.md)
     while ``flooders`` publish 4 KiB samples as fast as they can (0: the same-run baseline,
     no flood). The flood goes to a dashboard peer through the same hub session as the e-stops
     (the bulk traffic the safety session must not queue behind); with ``robots_consume`` every
     mesh robot also receives the flood in Python, which makes every process CPU-bound on 2
     cores: a starvation test rather than a test of the safety path. ``rt``: real-time robot
-    processes (:class:`_common.RealtimeGroups`; the issuer, this process, has joined its
-    high-weight group; the dashboard and flooders are put back in the root group), or None."""
+    processes (:class:`_common.RealtimeGroups`; the issuer, this process, has joined them; the
+    dashboard and flooders are put back in the root group), or None. ``floor``: the raw Zenoh
+    floor's [p50, p99, max] under the same load (:func:`bench_estop_raw`), printed as ratios."""
     rt_env = rt.env if rt is not None else None
     net = Net()
     with Mesh("op", config=net.hub()) as op:
@@ -172,7 +264,7 @@ def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_con
                 procs.append(python_proc(str(Path(__file__).resolve().parent / "_ros_side.py"),
                                          "--domain", str(231 - os.getpid() % 10), "--nodes", *ros_ids, "--bridge",
                                          "--bridge-id", "bridge_estop", "--prefix", net.prefix, "--connect", net.endpoint,
-                                         env=rt_env))
+                                         "--executor", ros_executor, env=rt_env))
             for p in procs:
                 p.ready(60)
             for i in range(peers):
@@ -197,15 +289,17 @@ def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_con
                 op.broadcast({"action": "status"}, timeout=0.2)  # keep command traffic mixed in
             who = ("no flood: the same-run baseline" if not flooders else
                    "every mesh robot and a dashboard consume it" if robots_consume else "a dashboard consumes it")
-            who += "; real-time robots" if rt_env else ""
+            who += "; real-time robots and issuer" if rt_env else ""
+            who += f"; ROS executors: {ros_executor}" if bridged else ""
             print(f"\n## e-stop: {peers} mesh robots + {bridged} bridged ROS robots, {flooders} flooder(s) of 4 KiB "
                   f"puts (BLOCK, as fast as possible; {who}), {rounds} e-stops; {load()}")
             for kind, n in (("mesh", peers), ("bridged", bridged)):
                 if not n:
                     continue
                 p50, p99, mx = pct(lat[kind], 50, 99, 100)
+                ratio = f"  ({p50 / floor[0]:.1f}x / {p99 / floor[1]:.1f}x the raw floor's p50 / p99)" if floor else ""
                 print(f"{kind:8s} issue->ack p50 {p50 * 1e3:.2f} ms  p99 {p99 * 1e3:.2f} ms  max {mx * 1e3:.2f} ms; "
-                      f"acks {len(lat[kind])}/{n * rounds}")
+                      f"acks {len(lat[kind])}/{n * rounds}{ratio}")
             print(f"lost (a robot not acked within 1 s): {lost}  (goal p99 <= 10 ms, 0 lost)")
         finally:
             for p in procs:
@@ -242,20 +336,26 @@ def main() -> None:
     if what in ("rtt", "all"):
         bench_rtt()
     if what in ("estop", "all"):
-        # One flooder takes one core: the mesh is flooded, the machine not starved.
-        bench_estop(flooders=0)
-        bench_estop(flooders=1)
-        bench_estop(flooders=1, robots_consume=True)
+        # One flooder takes one core: the mesh is flooded, the machine not starved. Each case
+        # after the raw Zenoh floor under the same load.
+        print("\n## e-stop floor: the same processes and flood with raw zenoh-python ackers")
+        bench_estop(flooders=0, floor=bench_estop_raw(flooders=0))
+        floor = bench_estop_raw(flooders=1)
+        bench_estop(flooders=1, floor=floor)
+        bench_estop(flooders=1, robots_consume=True, floor=floor)
     if what in ("estop", "estop-rt", "all"):
-        # The same with the robots real-time (opt-in, docs/safety.md), where this OS permits it.
+        # The same with robots and issuer real-time (opt-in, docs/safety.md), where this OS
+        # permits it.
         rt = RealtimeGroups()
         try:
             if rt.reason:
-                print(f"\n## e-stop with real-time robots: skipped ({rt.reason})")
+                print(f"\n## e-stop with real-time robots and issuer: skipped ({rt.reason})")
             else:
-                print(f"\n## e-stop with real-time robots: {rt.label}; {rt.join_issuer()}")
-                bench_estop(flooders=0, rt=rt)
-                bench_estop(flooders=1, rt=rt)
+                print(f"\n## e-stop with real-time robots and issuer: {rt.label}; {rt.join_issuer()}")
+                bench_estop(flooders=0, rt=rt, floor=bench_estop_raw(flooders=0, rt=rt))
+                floor = bench_estop_raw(flooders=1, rt=rt)
+                bench_estop(flooders=1, rt=rt, floor=floor)
+                bench_estop(flooders=1, rt=rt, floor=floor, ros_executor="events")
         finally:
             rt.close()
     if what in ("detect", "all"):
