@@ -110,9 +110,10 @@ def _config(connect, listen, config, prefix, namespace):
 
 
 def _open(connect, listen, config, prefix, namespace, resume_key: bytes | None = None, resume_signing_key=None,
-          safety: bool = True):
+          safety: bool = True, realtime: bool = False):
     """Join the mesh as this CLI call's agent peer. ``safety`` False: a command that neither
-    issues nor watches e-stops and resumes (the safety session is then never opened)."""
+    issues nor watches e-stops and resumes (the safety session is then never opened).
+    ``realtime``: :func:`_realtime` once the imports are done, before Zenoh starts its threads."""
     from .mesh.mesh import Mesh
 
     from .mesh.identity import wire_setup
@@ -120,6 +121,8 @@ def _open(connect, listen, config, prefix, namespace, resume_key: bytes | None =
     cfg = _config(connect, listen, config, prefix, namespace)
     try:
         identity = wire_setup(cfg).identity
+        if realtime:
+            _realtime()
         # check_unique=False: the id carries this process's pid, so no other peer has it, and
         # an e-stop goes out one network round trip sooner.
         return Mesh(_cli_peer_id(identity.cn if identity else None), config=cfg, peer_type="agent", robot_type="cli",
@@ -132,7 +135,7 @@ def _open(connect, listen, config, prefix, namespace, resume_key: bytes | None =
 def _realtime() -> None:
     """Run this call real-time when ``STRANDS_MESH_RT_PRIORITY`` is set (robot/realtime.py,
     docs/safety.md "Real-time priority"), before the mesh is joined so that Zenoh's threads
-    inherit it: on a busy machine an ordinary process issuing an e-stop waited up to ~150 ms for
+    inherit it, after the imports so that ~0.5 s of start-up is not real-time work: on a busy machine an ordinary process issuing an e-stop waited up to ~150 ms for
     a CPU to put it and to take the acks (bench/bench_mesh.py estop). One dim line on stderr
     says what was set. Bad settings, or real-time not permitted here, give one warning line
     naming the cause, and the e-stop goes out at ordinary priority: a tuning setting never
@@ -368,8 +371,7 @@ def estop(
     The e-stop goes out the moment the mesh is joined; acks and stop answers are gathered
     afterwards. Exit 0 when every peer heard of is known to have stopped. Runs real-time when
     STRANDS_MESH_RT_PRIORITY is set (docs/safety.md)."""
-    _realtime()
-    mesh = _open(connect, listen, config, prefix, namespace)
+    mesh = _open(connect, listen, config, prefix, namespace, realtime=True)
     try:
         report = mesh.emergency_stop(reason, timeout=max(timeout, discover), settle=discover)
         if as_json:
