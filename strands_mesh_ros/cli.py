@@ -134,10 +134,11 @@ def _open(connect, listen, config, prefix, namespace, resume_key: bytes | None =
 
 def _realtime() -> None:
     """Run this call real-time when ``STRANDS_MESH_RT_PRIORITY`` is set (robot/realtime.py,
-    docs/safety.md "Real-time priority"), before the mesh is joined so that Zenoh's threads
-    inherit it, after the imports so that ~0.5 s of start-up is not real-time work: on a busy machine an ordinary process issuing an e-stop waited up to ~150 ms for
-    a CPU to put it and to take the acks (bench/bench_mesh.py estop). One dim line on stderr
-    says what was set. Bad settings, or real-time not permitted here, give one warning line
+    docs/safety.md "Real-time priority"): on a busy machine an ordinary process issuing an
+    e-stop waited up to ~150 ms for a CPU to put it and to take the acks (bench/bench_mesh.py
+    estop). Called before the mesh is joined, so that Zenoh's threads inherit it, and after the
+    imports, so that ~0.5 s of start-up is no real-time work. One dim line on stderr says what
+    was set. Bad settings, or real-time not permitted here, give one warning line
     naming the cause, and the e-stop goes out at ordinary priority: a tuning setting never
     holds an e-stop back.
     """

@@ -169,10 +169,8 @@ class SafetyPath:
             payload, source = env.to_json(), self._zenoh.SourceInfo(self._estop_pub.id, 1)
             self._estop_pub.put(payload, source_info=source)
             _safety_sent()
-            answers: dict[str, Any] = {}
 
             def on_stop_answer(resp: Any) -> None:
-                answers[resp.responder_id] = resp
                 collector.add(f"stop:{resp.responder_id}", resp)
 
             def broadcast_stop() -> None:
