@@ -213,11 +213,15 @@ def estop_io(ros):
 
 
 def test_estop_halts_latches_and_acks(ros, _audit_dir):
+    from rcl_interfaces.msg import Log
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
     from strands_mesh_ros.msg import EStop
 
     node = robot_node(ros)
     client = Client(ros, node.robot_id)
     pub, acks = estop_io(ros)
+    rosout = ros.sub(Log, "/rosout", QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
     moving = client.send({"action": "skill", "name": "move_joints",
                           "args": {"positions": ARM_TARGET, "duration": 20.0}})
     wait_for(lambda: node.robot.lanes.running().get("motion") == "move_joints", 10, what="the move to start")
@@ -237,6 +241,9 @@ def test_estop_halts_latches_and_acks(ros, _audit_dir):
     audit = (_audit_dir / f"audit-{node.robot_id}.jsonl").read_text().splitlines()
     events = [json.loads(line) for line in audit]
     assert any(e["event"] == "estop_received" and e["issuer"] == "operator" and e["seq"] == 7 for e in events)
+    # the log line comes at the node's next presence tick, off the e-stop's path
+    rosout.wait(lambda m: m.level == Log.WARN and "E-STOP (operator)" in m.msg and node.get_name() in m.name, 5,
+                what="the e-stop's warning on /rosout")
 
 
 def test_estop_over_command_path(ros):

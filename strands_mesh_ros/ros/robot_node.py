@@ -177,6 +177,10 @@ class RobotNode(Node):
                          namespace=topics.namespace(robot_id) if robot_id is not None else None)
         self._external_driver = driver is not None
         self._destroyed = False
+        # The e-stop's log line, written at the next presence tick (see _on_estop): (text of
+        # the latest, how many since the last line written).
+        self._estop_log: tuple[str, int] | None = None
+        self._estop_log_lock = threading.Lock()
         self._clock_thread: threading.Thread | None = None
         self._clock_ctx: SkillContext | None = None
         self.robot: Robot | None = None
@@ -461,6 +465,11 @@ class RobotNode(Node):
     def _publish_presence(self) -> None:
         self.core.tick()
         self._presence_pub.publish(convert.presence_to_msg(self.core.presence(), prefix=self.prefix))
+        with self._estop_log_lock:
+            pending, self._estop_log = self._estop_log, None
+        if pending is not None:
+            text, n = pending
+            self.get_logger().warning(text if n == 1 else f"{text} ({n} e-stops since the last line)")
 
     # -- commands and safety: bytes in, bytes out, the peer core in between ---------------
 
@@ -497,7 +506,14 @@ class RobotNode(Node):
         if ack.key is not None:
             self._publish(self._estop_ack_pub, convert.answer_to_msg(self.robot_id, ack, 0, str(env.seq)))
         who = env.peer_id if env is not None else "an unreadable or own e-stop"
-        self.get_logger().warning(f"E-STOP ({who}) via {msg.relayed_by or 'ROS'}; halted, locked out")
+        # Logged at the next presence tick (<= 0.5 s), not here: a ROS log line (console, file
+        # and /rosout) held the GIL ~2.5 ms, and in a process with several robot nodes (a fleet
+        # host, `up`, a bridge beside them) that delayed the other nodes' e-stops and the
+        # bridge's forwarding of their acks (bench/bench_mesh.py estop). The audit line, the
+        # record, is written before the ack.
+        text = f"E-STOP ({who}) via {msg.relayed_by or 'ROS'}; halted, locked out"
+        with self._estop_log_lock:
+            self._estop_log = (text, 1 + (self._estop_log[1] if self._estop_log else 0))
 
     def _on_resume(self, msg: String) -> None:
         ack, env = self.core.resume_received(msg.data.encode(), time.time())
