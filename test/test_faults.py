@@ -511,8 +511,6 @@ def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_move_a_ros
 
     tag = uuid.uuid4().hex[:8]
     rid, bridge_id = f"rl{tag}", f"bl_{tag}"
-    entry = Path(sys.executable).with_name("robot_node")  # the console entry point
-    exe = [sys.executable, str(entry if entry.is_file() else HERE.parent / "scripts" / "ros" / "robot_node")]
     start = [0.1, 0, 0, 0, 0, 0]
     lag = _LaggingPresenceReader(monkeypatch, rid)
     with Mesh("op", config=net.hub()) as op, Mesh("watcher", config=net.member()) as watcher:
@@ -523,8 +521,7 @@ def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_move_a_ros
             answers = ros.sub(ResponseMsg, topics.robot_topic(rid, topics.MESH_RESPONSE), qos.RESPONSE)
             ros.add(BridgeNode(mesh_config=net.member(), bridge_id=bridge_id, context=ros.context,
                                node_name=f"bridge_{tag}", mirror=False))
-            robot = Proc([*exe, "--ros-args", "-r", f"__ns:=/{rid}", "-p", "driver:=mock", "-p", f"prefix:={net.prefix}"],
-                         env={"ROS_DOMAIN_ID": str(domain)})
+            robot = _robot_node(rid, net, domain)
             wait_for(lambda: _via(op, rid) == bridge_id, 60, interval=0.05, what=f"{rid} on the mesh via {bridge_id}")
             first = op.send(rid, _move(start), timeout=30)
             assert first.ok, first
@@ -558,6 +555,15 @@ def _move(positions: list[float]) -> dict:
     return {"action": "skill", "name": "move_joints", "args": {"positions": positions, "duration": 0}}
 
 
+def _robot_node(rid: str, net, domain: int, env: dict[str, str] | None = None) -> Proc:
+    """A ``robot_node`` process (mock arm) in namespace ``/rid`` of ``net``'s fleet, on ROS
+    domain ``domain``."""
+    entry = Path(sys.executable).with_name("robot_node")  # the console entry point
+    exe = str(entry if entry.is_file() else HERE.parent / "scripts" / "ros" / "robot_node")
+    return Proc([sys.executable, exe, "--ros-args", "-r", f"__ns:=/{rid}", "-p", "driver:=mock",
+                 "-p", f"prefix:={net.prefix}"], env={"ROS_DOMAIN_ID": str(domain), **(env or {})})
+
+
 def _audit_lines(path: Path) -> list[dict]:
     """The complete lines of a JSON-lines audit log (one being written may end mid-line)."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -584,8 +590,6 @@ def test_command_sent_to_a_hung_ros_robot_is_failed_and_not_run_after_it_resumes
     rid, bridge_id = f"rh{tag}", f"br_{tag}"
     domain = ros_helpers.domain_id(3) % 230
     audit = tmp_path / "robot-audit"
-    entry = Path(sys.executable).with_name("robot_node")  # the console entry point
-    exe = [sys.executable, str(entry if entry.is_file() else HERE.parent / "scripts" / "ros" / "robot_node")]
     start, after_target = [0.1, 0, 0, 0, 0, 0], [-0.3, 0.2, 0, 0, 0, 0]
 
     with Mesh("op", config=net.hub()) as op:
@@ -595,8 +599,7 @@ def test_command_sent_to_a_hung_ros_robot_is_failed_and_not_run_after_it_resumes
             answers = ros.sub(ResponseMsg, topics.robot_topic(rid, topics.MESH_RESPONSE), qos.RESPONSE)
             bridge = ros.add(BridgeNode(mesh_config=net.member(), bridge_id=bridge_id, context=ros.context,
                                         node_name=f"bridge_{tag}", mirror=False))
-            robot = Proc([*exe, "--ros-args", "-r", f"__ns:=/{rid}", "-p", "driver:=mock", "-p", f"prefix:={net.prefix}"],
-                         env={"ROS_DOMAIN_ID": str(domain), "STRANDS_MESH_AUDIT_DIR": str(audit)})
+            robot = _robot_node(rid, net, domain, {"STRANDS_MESH_AUDIT_DIR": str(audit)})
             wait_for(lambda: _via(op, rid) == bridge_id, 60, interval=0.05, what=f"{rid} on the mesh via {bridge_id}")
             first = op.send(rid, _move(start), timeout=30)
             assert first.ok, first
