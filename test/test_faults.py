@@ -551,6 +551,87 @@ def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_move_a_ros
             ros.close()
 
 
+@pytest.mark.parametrize("executor", ["single", "events"])
+def test_a_starved_bridge_drops_a_ros_robot_only_after_its_last_beat_is_a_peer_timeout_old(net, executor):
+    """The bridge's executor stalls (a starved process) while a ROS robot beats on; the robot
+    freezes right after a beat sent ≥ 0.5 s into the stall, and a move is sent to it. When the
+    executor runs again its housekeeping timer is due at once and finds the robot silent since
+    before the stall, with the robot's last beats still unread behind it (both executors run
+    a due timer first). The bridge must read them before it judges: ``peer lost`` may reach
+    the caller only once the robot's last beat is a peer timeout old, so the thawed robot
+    refuses the move (heard on its ROS response topic) and the arm stays where it was."""
+    why = _ros_skip()
+    if why:
+        pytest.skip(why)
+    import threading
+
+    from strands_mesh_ros.msg import Presence as PresenceMsg
+    from strands_mesh_ros.msg import Response as ResponseMsg
+    from strands_mesh_ros.ros import qos, topics
+    from strands_mesh_ros.ros.bridge_node import BridgeNode
+
+    tag = uuid.uuid4().hex[:8]
+    rid, bridge_id = f"rs{tag}", f"bs_{tag}"
+    start = [0.2, 0, 0, 0, 0, 0]
+    timeout = net.member().peer_timeout
+    armed, stalled, gate, frozen = (threading.Event() for _ in range(4))
+    stall: dict[str, float] = {}
+    last_beat: list[float] = []  # the wall time of the robot's last beat before it froze
+    robot: Proc | None = None
+
+    def stall_executor() -> None:  # a timer on the bridge's executor: holds it while armed
+        if armed.is_set() and not stalled.is_set():
+            stall["mono"], stall["wall"] = time.monotonic(), time.time()
+            stalled.set()
+            gate.wait(20)
+
+    def on_presence(msg) -> None:  # on the test's own executor, which never stalls
+        if msg.peer_id == rid and stalled.is_set() and not frozen.is_set() and msg.timestamp > stall["wall"] + 0.5:
+            robot.signal(signal.SIGSTOP)
+            last_beat.append(msg.timestamp)
+            frozen.set()
+
+    with Mesh("op", config=net.hub()) as op:
+        domain = ros_helpers.domain_id(7) % 230
+        bridge_env, ros = ros_helpers.RosEnv(domain, executor), ros_helpers.RosEnv(domain)
+        try:
+            answers = ros.sub(ResponseMsg, topics.robot_topic(rid, topics.MESH_RESPONSE), qos.RESPONSE)
+            ros.probe.create_subscription(PresenceMsg, topics.PRESENCE, on_presence, qos.PRESENCE)
+            bridge_env.add(BridgeNode(mesh_config=net.member(), bridge_id=bridge_id, context=bridge_env.context,
+                                      node_name=f"bridge_{tag}", mirror=False))
+            bridge_env.probe.create_timer(0.02, stall_executor)
+            robot = _robot_node(rid, net, domain)
+            wait_for(lambda: _via(op, rid) == bridge_id, 60, interval=0.05, what=f"{rid} on the mesh via {bridge_id}")
+            assert op.send(rid, _move(start), timeout=30).ok
+            armed.set()
+            assert stalled.wait(5), "the bridge's executor did not stall"
+            assert frozen.wait(5), "no beat of the robot during the stall"
+            hung = op.send_async(rid, _move(HUNG_TARGET), timeout=30)
+            # The stall ends once the robot's silence, as the bridge last read it, passes the
+            # timeout: without reading its backlog the bridge would drop the robot at once.
+            gate.wait(max(0.0, stall["mono"] + timeout + 0.15 - time.monotonic()))
+            gate.set()
+            r = hung.result(timeout=15)
+            told = time.time()
+            assert r.status == "error" and "peer lost" in r.error, r
+            silent = told - last_beat[0]
+            assert silent > timeout, f"'peer lost' said {silent:.3f} s after the robot's last beat (peer timeout {timeout} s)"
+            robot.signal(signal.SIGCONT)
+            refusal = answers.wait(lambda m: m.turn_id == r.turn_id, 30, what="the robot's answer to the move sent while frozen")
+            assert refusal.status == "refused" and "not run" in refusal.error, refusal
+            wait_for(lambda: (info := op.peers.get(rid)) is not None and info.via == bridge_id and info.live_token,
+                     30, interval=0.05, what=f"{rid} back on the mesh")
+            assert _arm(op, rid) == pytest.approx(start), "the robot ran a move after its caller was told it was lost"
+            print(f"{executor}: 'peer lost' said {silent:.3f} s after the robot's last beat")
+        finally:
+            gate.set()
+            if robot is not None:
+                robot.signal(signal.SIGCONT)
+                robot.close()
+            ros.close()
+            bridge_env.close()
+
+
 def _move(positions: list[float]) -> dict:
     return {"action": "skill", "name": "move_joints", "args": {"positions": positions, "duration": 0}}
 

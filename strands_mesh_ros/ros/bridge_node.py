@@ -70,7 +70,7 @@ from ..mesh.config import MeshConfig
 from ..mesh.mesh import DuplicatePeer, Mesh
 from ..robot.peer_core import answer_key_allowed
 from . import convert, qos, topics
-from .spin import contained, run_main
+from .spin import contained, read_backlog, run_main
 
 PEERS_TOPIC = topics.PEERS
 SEND_SERVICE = "/mesh/send_command"
@@ -392,10 +392,10 @@ class BridgeNode(Node):
 
         log = self.get_logger()
 
-        def sub(kind: Any, topic: str, fn: Any, profile: Any, group: Any) -> None:
-            self.create_subscription(kind, topic, contained(log, topic, fn), profile, callback_group=group)
+        def sub(kind: Any, topic: str, fn: Any, profile: Any, group: Any) -> Any:
+            return self.create_subscription(kind, topic, contained(log, topic, fn), profile, callback_group=group)
 
-        sub(msgs.Presence, topics.PRESENCE, self._on_ros_presence, qos.PRESENCE, self.fast_group)
+        self._presence_sub = sub(msgs.Presence, topics.PRESENCE, self._on_ros_presence, qos.PRESENCE, self.fast_group)
         sub(msgs.EStop, topics.ESTOP, self._on_ros_estop, qos.ESTOP, self.fast_group)
         sub(msgs.Response, topics.ESTOP_ACK, self._on_ros_ack, qos.ESTOP_ACK, self.fast_group)
         sub(String, topics.RESUME, self._on_ros_resume, qos.RESUME, self.fast_group)
@@ -437,7 +437,17 @@ class BridgeNode(Node):
             seen = dict(self._ros_presence)
         estop_namespaces: set[str] | None = None  # read once per tick, only when a robot waits to join
         join_until = now + JOIN_BUDGET
+        backlog_read = False
         for rid, (pr, heard) in seen.items():
+            if self.ros_silence(rid, now) > self.mesh_config.peer_timeout and not backlog_read:
+                # Judge by what has arrived, not by what this executor has got round to: this
+                # timer can run while the robot's last beats still wait unread behind it, and a
+                # robot dropped early would, thawed, run commands whose callers were told
+                # 'peer lost' (the frozen-peer rule, docs/mesh.md).
+                self._read_backlog()
+                backlog_read, now = True, time.monotonic()
+                with self._lock:
+                    pr = self._ros_presence.get(rid, (pr, heard))[0]
             if self.ros_silence(rid, now) > self.mesh_config.peer_timeout:
                 with self._lock:
                     self._ros_presence.pop(rid, None)
@@ -471,6 +481,16 @@ class BridgeNode(Node):
                 self.proxies[rid].presence = pr
         if self.mirror_enabled:
             self._update_mirrors()
+
+    def _read_backlog(self) -> None:
+        """Handle every ROS message that counts as a robot's evidence of life (``/mesh/presence``,
+        each robot's joint_states and answers) already received but not yet read
+        (:func:`~strands_mesh_ros.ros.spin.read_backlog`). Called from the housekeeping timer
+        before a robot may be dropped for silence: runs only when one seems silent."""
+        read_backlog(self._presence_sub)
+        for ends in list(self._endpoints.values()):
+            for s in ends.subs:
+                read_backlog(s)
 
     def ros_silence(self, rid: str, now: float | None = None) -> float:
         """Seconds since ROS robot ``rid`` was last heard: its ``/mesh/presence``, or its
