@@ -148,6 +148,11 @@ def test_cli_calls_share_one_operator_audit_file(net, robot, tmp_path):
     lines = [json.loads(line) for line in (audit / "audit-operator.jsonl").read_text().splitlines()]
     assert {line["event"] for line in lines} >= {"start", "estop_report", "stop"}
     assert len({line["peer"] for line in lines}) == 2  # send and estop: each its own peer, one file
+    # the issue is on record (written once the e-stop is out), before the report of its acks
+    issued = [line for line in lines if line["event"] == "estop_issued"]
+    report = [line for line in lines if line["event"] == "estop_report"]
+    assert len(issued) == 1 and issued[0]["reason"] == "audit" and issued[0]["self_halted"] is False, issued
+    assert issued[0]["seq"] == report[0]["seq"] and lines.index(issued[0]) < lines.index(report[0]), lines
 
 
 def test_help_has_no_raw_doc_markup():

@@ -160,15 +160,18 @@ class SafetyPath:
         """
         self._require()
         t0 = time.monotonic()
-        env = self.core.issue_estop(reason, sorted(self._others_known()), source_zid=str(self._estop_pub.id.zid))
+        env = self.core.issue_estop(reason, source_zid=str(self._estop_pub.id.zid))
         collector = _AckCollector(set())
         self._estop_waits[env.seq] = collector
         try:
             # SourceInfo with the zid the body names: strands-robots 0.5.3 then takes estop_id
             # as its lockout epoch (both or neither, else it refuses the envelope).
             payload, source = env.to_json(), self._zenoh.SourceInfo(self._estop_pub.id, 1)
-            self._estop_pub.put(payload, source_info=source)
-            _safety_sent()
+            try:
+                self._estop_pub.put(payload, source_info=source)
+                _safety_sent()
+            finally:  # the record follows the e-stop out, and is written even if the put failed
+                self.core.audit_issue(env, sorted(self._others_known()))
 
             def on_stop_answer(resp: Any) -> None:
                 collector.add(f"stop:{resp.responder_id}", resp)
