@@ -487,10 +487,12 @@ class BridgeNode(Node):
         each robot's joint_states and answers) already received but not yet read
         (:func:`~strands_mesh_ros.ros.spin.read_backlog`). Called from the housekeeping timer
         before a robot may be dropped for silence: runs only when one seems silent."""
-        read_backlog(self._presence_sub)
-        for ends in list(self._endpoints.values()):
-            for s in ends.subs:
-                read_backlog(s)
+        for sub in [self._presence_sub, *(s for ends in list(self._endpoints.values()) for s in ends.subs)]:
+            try:
+                read_backlog(sub)
+            except Exception as exc:  # never let it keep a silent robot on the mesh: judge without it
+                self.get_logger().error(f"reading {sub.topic_name}'s backlog failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=5.0)
 
     def ros_silence(self, rid: str, now: float | None = None) -> float:
         """Seconds since ROS robot ``rid`` was last heard: its ``/mesh/presence``, or its
