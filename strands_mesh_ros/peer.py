@@ -17,7 +17,7 @@ import threading
 from .drivers.mock import MockDriver
 from .mesh.config import MeshConfig
 from .mesh.mesh import Mesh
-from .robot.realtime import RealtimeError, enter_realtime_from_env
+from .robot.realtime import RealtimeError, enter_realtime_from_env, freeze_heap
 from .robot.watchdog import WatchdogConfig
 
 
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         received = [0]
         for key in args.subscribe:
             mesh.subscribe(key, lambda k, v: received.__setitem__(0, received[0] + 1), raw=True)
+        freeze_heap()  # no full garbage collection walks the start-up objects during an e-stop
         print("READY", args.peer_id, flush=True)
         try:
             while not done.wait(0.2):  # in ticks: see ros/spin.py run_main

@@ -27,6 +27,7 @@ from rich.table import Table
 
 from .drivers.fleet_config import FleetSpec, load_fleet
 from .mesh.config import MeshConfig
+from .robot.realtime import freeze_heap
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +302,7 @@ def hold(fleet, stop: threading.Event, *, headless: bool, duration: float) -> in
     status = 0
     try:
         fleet.wait_ready(30)
+        freeze_heap()  # no full garbage collection walks the start-up objects during an e-stop
         if _say(f"READY fleet up: {', '.join(fleet.robot_ids)}"):
             _show(fleet, stop, started, headless=headless, duration=duration)
     except KeyboardInterrupt:

@@ -262,7 +262,7 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
     from rclpy.logging import get_logger
     from rclpy.signals import SignalHandlerOptions
 
-    from ..robot.realtime import RealtimeError, enter_realtime_from_env
+    from ..robot.realtime import RealtimeError, enter_realtime_from_env, freeze_heap
 
     program = args is None
     argv = sys.argv if args is None else args
@@ -306,6 +306,7 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
             except errors as exc:
                 print(f"{name}: {one_line(exc)}", file=sys.stderr)
                 return 2
+            freeze_heap()  # no full garbage collection walks the start-up objects during an e-stop
             if stop.is_set():
                 pass  # asked to stop while starting
             elif isinstance(built, Node):
