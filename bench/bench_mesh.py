@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Net, RealtimeGroups, load, machine, pct, python_proc, wait_for  # noqa: E402
 
 from strands_mesh_ros.mesh.mesh import Mesh  # noqa: E402
+from strands_mesh_ros.robot.realtime import freeze_heap  # noqa: E402
 
 RAW_QUERYABLE = r"""
 import sys, threading, zenoh, json
@@ -279,6 +280,7 @@ def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_con
                     rt.release(p.p.pid)
             if flooders:
                 threading.Event().wait(2.0)  # let the flood reach steady state
+            freeze_heap()  # as docs/safety.md advises an operator process, once its mesh is open
             lat: dict[str, list[float]] = {"mesh": [], "bridged": []}
             lost = 0
             for _ in range(rounds):
