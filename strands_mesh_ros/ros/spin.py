@@ -248,7 +248,9 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
     (tests, embedding) both are undone on return.
 
     With ``STRANDS_MESH_RT_PRIORITY`` set, the process runs real-time
-    (:mod:`strands_mesh_ros.robot.realtime`) from before ``build``.
+    (:mod:`strands_mesh_ros.robot.realtime`) from before ``build``. Called as the program, it
+    freezes the start-up objects once ``build`` has returned
+    (:func:`~strands_mesh_ros.robot.realtime.freeze_heap`).
 
     Returns:
         0 on a normal shutdown; 2 when ``build`` raised one of ``errors`` (a refused
@@ -306,7 +308,8 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
             except errors as exc:
                 print(f"{name}: {one_line(exc)}", file=sys.stderr)
                 return 2
-            freeze_heap()  # no full garbage collection walks the start-up objects during an e-stop
+            if program:  # a process of its own; never the heap of a caller that embeds this
+                freeze_heap()  # no full garbage collection walks the start-up objects during an e-stop
             if stop.is_set():
                 pass  # asked to stop while starting
             elif isinstance(built, Node):
