@@ -17,7 +17,7 @@ import threading
 from .drivers.mock import MockDriver
 from .mesh.config import MeshConfig
 from .mesh.mesh import Mesh
-from .robot.realtime import RealtimeError, enter_realtime_from_env, freeze_heap
+from .robot.realtime import RealtimeError, enter_realtime_from_env, freeze_heap, thaw_heap
 from .robot.watchdog import WatchdogConfig
 
 
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
                 pass
         except KeyboardInterrupt:
             pass
+        thaw_heap()
         if args.subscribe:
             print("RECEIVED", received[0], flush=True)
 

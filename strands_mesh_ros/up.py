@@ -27,7 +27,7 @@ from rich.table import Table
 
 from .drivers.fleet_config import FleetSpec, load_fleet
 from .mesh.config import MeshConfig
-from .robot.realtime import freeze_heap
+from .robot.realtime import freeze_heap, thaw_heap
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +313,7 @@ def hold(fleet, stop: threading.Event, *, headless: bool, duration: float) -> in
     except (BrokenPipeError, ConnectionResetError):
         _mute_output()  # the reader went away mid-write: stop the fleet, silently
     finally:
+        thaw_heap()
         status = _stop_fleet(fleet, stop) or status
     return status
 

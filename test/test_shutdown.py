@@ -168,3 +168,39 @@ def test_signal_while_importing_exits_quietly(kind, tmp_path):
                    for line in proc.lines), "\n".join(proc.lines[-30:])
     finally:
         proc.close()
+
+
+# A node executable whose shutdown hangs in C code that holds the GIL (as a DDS or rcl
+# destructor can): ctypes.PyDLL calls keep the GIL, so no Python thread can run meanwhile.
+_HUNG_SHUTDOWN = """
+import ctypes, sys
+from strands_mesh_ros.ros.spin import run_main
+
+class Stuck:
+    def start(self, on_exit):
+        print("STUCK up", flush=True)
+    def close(self):
+        ctypes.PyDLL(None).sleep(60)
+
+sys.exit(run_main("stuck_node", lambda argv: Stuck(), None, ()))
+"""
+
+
+def test_a_shutdown_hung_with_the_gil_held_still_exits_1_naming_where(tmp_path):
+    """A shutdown stuck in C code that holds the GIL cannot be ended by a Python timer. The
+    node still exits 1 within a few seconds of the grace (ros/spin.py SHUTDOWN_GRACE), and
+    prints where each thread was, the stuck call included."""
+    from strands_mesh_ros.ros.spin import SHUTDOWN_GRACE
+
+    proc = python_proc("-c", _HUNG_SHUTDOWN, env={"ROS_DOMAIN_ID": str(DOMAIN)})
+    try:
+        proc.wait_line("STUCK up", 60)
+        proc.signal(signal.SIGINT)
+        t0 = time.monotonic()
+        code = proc.p.wait(SHUTDOWN_GRACE + 10)
+        took = time.monotonic() - t0
+    finally:
+        proc.close()
+    assert code == 1, proc.lines[-30:]
+    assert took < SHUTDOWN_GRACE + 5, f"exited {took:.1f} s after SIGINT"
+    assert any("in close" in line for line in proc.lines), proc.lines[-30:]

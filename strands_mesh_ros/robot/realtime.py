@@ -158,6 +158,12 @@ def freeze_heap() -> int:
     return gc.get_freeze_count()
 
 
+def thaw_heap() -> None:
+    """Undo :func:`freeze_heap` (:func:`gc.unfreeze`) once the process starts to shut down, so
+    that its teardown collects and finalises objects as it would have without the freeze."""
+    gc.unfreeze()
+
+
 def _threads() -> list[int]:
     try:
         return [int(t) for t in os.listdir("/proc/self/task")]

@@ -22,6 +22,7 @@ then shuts the executor down, so nodes can be destroyed afterwards with nothing 
 
 from __future__ import annotations
 
+import faulthandler
 import inspect
 import os
 import signal
@@ -264,7 +265,7 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
     from rclpy.logging import get_logger
     from rclpy.signals import SignalHandlerOptions
 
-    from ..robot.realtime import RealtimeError, enter_realtime_from_env, freeze_heap
+    from ..robot.realtime import RealtimeError, enter_realtime_from_env, freeze_heap, thaw_heap
 
     program = args is None
     argv = sys.argv if args is None else args
@@ -331,6 +332,13 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
             watchdog = threading.Timer(SHUTDOWN_GRACE, _overdue, (name,))
             watchdog.daemon = True
             watchdog.start()
+            if program:
+                thaw_heap()
+                # The timer needs the GIL; a thread stuck in C code holding it (a DDS or rcl
+                # destructor) would keep it from ever running. faulthandler's watchdog is a C
+                # thread: a second later it prints every thread's stack, naming what hung, and
+                # exits 1 without the GIL.
+                faulthandler.dump_traceback_later(SHUTDOWN_GRACE + 1.0, exit=True)
             try:
                 if spinner is not None:
                     spinner.stop()
