@@ -149,6 +149,11 @@ class Rig:
 
     def lockout(self) -> dict | None:
         r = self.obs.send(self.rid, {"action": "status"}, timeout=15)
+        if r.status == "refused" and "unresponsive" in (r.error or ""):
+            # The robot's process was starved past the peer timeout (a busy machine) and refuses
+            # what was sent meanwhile (the frozen-peer rule): not an answer about its lockout.
+            # Asked again now, it answers.
+            r = self.obs.send(self.rid, {"action": "status"}, timeout=15)
         assert r.ok, f"{self.rid} did not answer status: {r.status} {r.error}"
         return r.result["lockout"]
 
