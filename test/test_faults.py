@@ -507,7 +507,6 @@ def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_move_a_ros
         pytest.skip(why)
     from strands_mesh_ros.msg import Response as ResponseMsg
     from strands_mesh_ros.ros import qos, topics
-    from strands_mesh_ros.ros.bridge_node import BridgeNode
 
     tag = uuid.uuid4().hex[:8]
     rid, bridge_id = f"rl{tag}", f"bl_{tag}"
@@ -519,10 +518,7 @@ def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_move_a_ros
         robot = None
         try:
             answers = ros.sub(ResponseMsg, topics.robot_topic(rid, topics.MESH_RESPONSE), qos.RESPONSE)
-            ros.add(BridgeNode(mesh_config=net.member(), bridge_id=bridge_id, context=ros.context,
-                               node_name=f"bridge_{tag}", mirror=False))
-            robot = _robot_node(rid, net, domain)
-            wait_for(lambda: _via(op, rid) == bridge_id, 60, interval=0.05, what=f"{rid} on the mesh via {bridge_id}")
+            robot = _bridged_robot_node(op, net, ros, rid, bridge_id, domain)
             first = op.send(rid, _move(start), timeout=30)
             assert first.ok, first
             answers.wait(lambda m: m.turn_id == first.turn_id, 10, what="the first move's answer in ROS")
@@ -535,14 +531,7 @@ def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_move_a_ros
             # within the stall only the bridge's own drop may have said it (the robot silent on
             # ROS for the peer timeout), never the caller's count from a beat it had not read
             assert early is None or "liveliness token dropped" in early.error, early
-            robot.signal(signal.SIGCONT)
-            refusal = answers.wait(lambda m: m.turn_id == r.turn_id, 30, what="the robot's answer to the move sent while hung")
-            assert refusal.status == "refused" and "not run" in refusal.error, refusal
-            # back through a new proxy, its liveliness token up (beats of the old proxy, read late
-            # by the stalled reader, can show the robot present before a proxy takes its commands)
-            wait_for(lambda: (info := op.peers.get(rid)) is not None and info.via == bridge_id and info.live_token,
-                     30, interval=0.05, what=f"{rid} back on the mesh")
-            assert _arm(op, rid) == pytest.approx(start), "the robot ran a move after its caller was told it was lost"
+            _thawed_node_refuses(op, robot, rid, answers, r, bridge_id, start)
         finally:
             lag.release.set()
             if robot is not None:
@@ -568,7 +557,6 @@ def test_a_starved_bridge_drops_a_ros_robot_only_after_its_last_beat_is_a_peer_t
     from strands_mesh_ros.msg import Presence as PresenceMsg
     from strands_mesh_ros.msg import Response as ResponseMsg
     from strands_mesh_ros.ros import qos, topics
-    from strands_mesh_ros.ros.bridge_node import BridgeNode
 
     tag = uuid.uuid4().hex[:8]
     rid, bridge_id = f"rs{tag}", f"bs_{tag}"
@@ -597,11 +585,8 @@ def test_a_starved_bridge_drops_a_ros_robot_only_after_its_last_beat_is_a_peer_t
         try:
             answers = ros.sub(ResponseMsg, topics.robot_topic(rid, topics.MESH_RESPONSE), qos.RESPONSE)
             ros.probe.create_subscription(PresenceMsg, topics.PRESENCE, on_presence, qos.PRESENCE)
-            bridge_env.add(BridgeNode(mesh_config=net.member(), bridge_id=bridge_id, context=bridge_env.context,
-                                      node_name=f"bridge_{tag}", mirror=False))
             bridge_env.probe.create_timer(0.02, stall_executor)
-            robot = _robot_node(rid, net, domain)
-            wait_for(lambda: _via(op, rid) == bridge_id, 60, interval=0.05, what=f"{rid} on the mesh via {bridge_id}")
+            robot = _bridged_robot_node(op, net, bridge_env, rid, bridge_id, domain)
             assert op.send(rid, _move(start), timeout=30).ok
             armed.set()
             assert stalled.wait(5), "the bridge's executor did not stall"
@@ -616,12 +601,7 @@ def test_a_starved_bridge_drops_a_ros_robot_only_after_its_last_beat_is_a_peer_t
             assert r.status == "error" and "peer lost" in r.error, r
             silent = told - last_beat[0]
             assert silent > timeout, f"'peer lost' said {silent:.3f} s after the robot's last beat (peer timeout {timeout} s)"
-            robot.signal(signal.SIGCONT)
-            refusal = answers.wait(lambda m: m.turn_id == r.turn_id, 30, what="the robot's answer to the move sent while frozen")
-            assert refusal.status == "refused" and "not run" in refusal.error, refusal
-            wait_for(lambda: (info := op.peers.get(rid)) is not None and info.via == bridge_id and info.live_token,
-                     30, interval=0.05, what=f"{rid} back on the mesh")
-            assert _arm(op, rid) == pytest.approx(start), "the robot ran a move after its caller was told it was lost"
+            _thawed_node_refuses(op, robot, rid, answers, r, bridge_id, start)
             print(f"{executor}: 'peer lost' said {silent:.3f} s after the robot's last beat")
         finally:
             gate.set()
@@ -630,6 +610,32 @@ def test_a_starved_bridge_drops_a_ros_robot_only_after_its_last_beat_is_a_peer_t
                 robot.close()
             ros.close()
             bridge_env.close()
+
+
+def _bridged_robot_node(op: Mesh, net, env, rid: str, bridge_id: str, domain: int) -> Proc:
+    """A bridge ``bridge_id`` spun on ``env`` (a ``ros_helpers.RosEnv`` on ``domain``) and a
+    ``robot_node`` ``rid`` behind it; returned once ``op`` sees the robot via that bridge."""
+    from strands_mesh_ros.ros.bridge_node import BridgeNode
+
+    env.add(BridgeNode(mesh_config=net.member(), bridge_id=bridge_id, context=env.context,
+                       node_name=f"bridge_{bridge_id}", mirror=False))
+    robot = _robot_node(rid, net, domain)
+    wait_for(lambda: _via(op, rid) == bridge_id, 60, interval=0.05, what=f"{rid} on the mesh via {bridge_id}")
+    return robot
+
+
+def _thawed_node_refuses(op: Mesh, robot: Proc, rid: str, answers, lost, bridge_id: str, start: list[float]) -> None:
+    """Resume the frozen robot node ``rid`` (SIGCONT): it answers ``lost``'s move (its caller was
+    told ``peer lost``) with a refusal on its ROS response topic (``answers``), comes back on the
+    mesh through the bridge, and its arm is still at ``start``."""
+    robot.signal(signal.SIGCONT)
+    refusal = answers.wait(lambda m: m.turn_id == lost.turn_id, 30, what="the robot's answer to the move sent while frozen")
+    assert refusal.status == "refused" and "not run" in refusal.error, refusal
+    # back through a new proxy, its liveliness token up (beats of the old proxy, read late by a
+    # stalled reader, can show the robot present before a proxy takes its commands)
+    wait_for(lambda: (info := op.peers.get(rid)) is not None and info.via == bridge_id and info.live_token,
+             30, interval=0.05, what=f"{rid} back on the mesh")
+    assert _arm(op, rid) == pytest.approx(start), "the robot ran a move after its caller was told it was lost"
 
 
 def _move(positions: list[float]) -> dict:
