@@ -13,7 +13,6 @@ query and a presence query, answered in milliseconds; :meth:`~strands_mesh_ros.m
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import socket
@@ -26,6 +25,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from .robot.process import end_process
 
 HELP = (
     "The strands mesh fleet from a terminal.\n\n"
@@ -720,9 +721,11 @@ def main() -> None:
     """The ``strands-mesh`` entry point. Under ``--json``, usage errors too are reported as one
     JSON line on stderr (``{"error": ..., "exit": 2}``).
 
-    The process ends with ``os._exit`` once the command is done and its output flushed: the
-    interpreter's teardown and closing the Zenoh sessions took 0.1-0.25 s after the answer was
-    printed (bench/bench_cli.py). Every command has left the mesh and closed its files by then.
+    The process ends with :func:`~strands_mesh_ros.robot.process.end_process` once the command is
+    done (output flushed, no interpreter teardown): the teardown and closing the Zenoh sessions
+    took 0.1-0.25 s after the answer was printed (bench/bench_cli.py), and a thread left in
+    rclpy's ``EventsExecutor`` (``up``) would abort it. Every command has left the mesh and
+    closed its files by then.
     """
     global _exit_at_end
     _exit_at_end = True
@@ -743,13 +746,7 @@ def main() -> None:
     except BaseException:  # a defect: still shown, as the interpreter would have
         traceback.print_exc()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # a closed pipe: nothing more can be said on it
-                pass
-        logging.shutdown()
-        os._exit(code)
+        end_process(code)
 
 
 def _main() -> None:

@@ -204,3 +204,48 @@ def test_a_shutdown_hung_with_the_gil_held_still_exits_1_naming_where(tmp_path):
     assert code == 1, proc.lines[-30:]
     assert took < SHUTDOWN_GRACE + 5, f"exited {took:.1f} s after SIGINT"
     assert any("in close" in line for line in proc.lines), proc.lines[-30:]
+
+
+# A node executable that ends while a thread of its process is still inside rclpy's C++
+# EventsExecutor, here one spinning a second context that nothing stops (a driver's own ROS
+# context, say). CPython's finalisation would end that thread in the middle of C++ code and the
+# process would abort ("terminate called without an active exception", status 134).
+_LEFT_SPINNING = """
+import sys, threading
+import rclpy
+from rclpy.experimental import EventsExecutor
+from rclpy.node import Node
+from strands_mesh_ros.ros.spin import run_main
+
+def build(argv):
+    context = rclpy.Context()
+    context.init()
+    busy = Node("busy", context=context)
+    busy.create_timer(0.001, lambda: None)
+    executor = EventsExecutor(context=context)
+    executor.add_node(busy)
+
+    def spin():
+        while True:
+            executor.spin_once(timeout_sec=0.1)
+
+    threading.Thread(target=spin, daemon=True).start()
+    print("LEFT up", flush=True)
+    return Node("left_spinning")
+
+sys.exit(run_main("left_node", build, None, ()))
+"""
+
+
+def test_a_node_that_exits_with_a_thread_inside_the_events_executor_exits_0(tmp_path):
+    """The process ends without interpreter finalisation once the node has shut down
+    (ros/spin.py end_process), so a thread left inside C++ cannot abort it."""
+    proc = python_proc("-c", _LEFT_SPINNING, env={"ROS_DOMAIN_ID": str(DOMAIN)})
+    try:
+        proc.wait_line("LEFT up", 60)
+        proc.signal(signal.SIGINT)
+        rc = _exit_code(proc, "left_node")
+    finally:
+        proc.close()
+    assert rc == 0, proc.lines[-30:]
+    assert not any("terminate called" in line or "FATAL" in line for line in proc.lines), proc.lines[-30:]

@@ -31,6 +31,7 @@ import threading
 from typing import Any, Callable
 
 from ..mesh.config import one_line
+from ..robot.process import end_process
 
 EXECUTOR_ENV = "STRANDS_MESH_EXECUTOR"
 """Environment variable choosing the executor of every node this package spins (see
@@ -233,6 +234,34 @@ def _overdue(name: str) -> None:
 def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[BaseException], ...]) -> int:
     """The ``main()`` of a node executable: spin until SIGINT / SIGTERM, then shut down cleanly.
 
+    Called as the program (``args`` None) it does not return: once shut down, the process ends
+    with the status and without interpreter finalisation
+    (:func:`~strands_mesh_ros.robot.process.end_process`: a thread left inside rclpy's C++
+    ``EventsExecutor`` would otherwise abort it); an exception that escapes is printed and ends
+    it with status 1.
+    Called with ``args`` (tests, embedding) it returns the status.
+
+    See :func:`_serve` for the steps.
+    """
+    if args is not None:
+        return _serve(name, build, args, errors)
+    try:
+        code = _serve(name, build, None, errors)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, (int, type(None))):
+            print(exc.code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001 - printed as Python would, then the same orderly end
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    end_process(code)
+
+
+def _serve(name: str, build: Any, args: list[str] | None, errors: tuple[type[BaseException], ...]) -> int:
+    """:func:`run_main`'s work, returning the status.
+
     ``rclpy.init``; ``node = build(argv)`` (a Node, or an object with ``start(on_exit=...)`` /
     ``close()`` such as the fleet host); spin it (on the :func:`make_executor` executor) on a background thread while the main thread
     waits for a signal (or the context to shut down, or spinning to end); then stop spinning,
@@ -245,8 +274,8 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
     (Python restores the default SIGINT action while it finalises; an ignored signal stays
     ignored). A shutdown that takes longer than :data:`SHUTDOWN_GRACE` ends the process with
     status 1 and one line saying so. Called as the program (``args`` None) the signals stay
-    ignored and the grace timer armed until the interpreter has exited; called with ``args``
-    (tests, embedding) both are undone on return.
+    ignored and the grace timer armed until the process ends; called with ``args`` (tests,
+    embedding) both are undone on return.
 
     With ``STRANDS_MESH_RT_PRIORITY`` set, the process runs real-time
     (:mod:`strands_mesh_ros.robot.realtime`) from before ``build``. Called as the program, it
