@@ -21,11 +21,10 @@ One process, one private rclpy Context on ``--domain``; any of:
   raw e-stop hook, printed after the sample went into ROS: bench/bench_halt.py's breakdown).
 
 ``--executor`` (default ``events``) sets the robots' and the bridge's executors;
-``--bridge-executor`` sets the bridge's alone: ``single`` (SingleThreadedExecutor, one per robot
+``--bridge-executor`` sets the bridge's alone: ``events`` (rclpy's EventsExecutor, one per robot
 node and one for the bridge) is how ``strands-mesh up``, ``robot_node`` and ``bridge_node`` run
-them by default, ``events`` (rclpy's EventsExecutor) their opt-in (``STRANDS_MESH_EXECUTOR=events``,
-docs/ros.md); this script's default is ``events``, which the benches that predate that choice use;
-``multi`` is the earlier MultiThreadedExecutor, kept as a diagnostic / baseline.
+them by default, ``single`` (SingleThreadedExecutor) their fallback (``STRANDS_MESH_EXECUTOR=single``,
+docs/ros.md); ``multi`` is the earlier MultiThreadedExecutor, kept as a diagnostic / baseline.
 
 ``--profile FILE``: cProfile every Python thread of this process (executor spin threads, Mesh
 intake and lane threads; not Zenoh's native callback threads) and write the merged stats to FILE

@@ -123,8 +123,8 @@ def bench_rtt(n: int, domain: int, executors: list[str]) -> None:
             rows = [("direct mesh peer", d)]
             for ex, rid in ros_ids.items():
                 label = "ROS robot via bridge" + {"multi": " (MultiThreadedExecutors, the earlier executors)",
-                                                  "single": " (SingleThreadedExecutor, the default)",
-                                                  "events": " (EventsExecutor)"}.get(ex, f" ({ex})")
+                                                  "single": " (SingleThreadedExecutor, the fallback)",
+                                                  "events": " (EventsExecutor, the default)"}.get(ex, f" ({ex})")
                 rows.append((label, pct(lat[rid], 50, 90, 99)))
             for name, (p50, p90, p99) in rows:
                 print(f"{name:58s} p50 {p50 * 1e3:7.3f} ms  p90 {p90 * 1e3:7.3f} ms  p99 {p99 * 1e3:7.3f} ms")
@@ -227,7 +227,7 @@ def fanin_step(n: int, duration: float, rate: float, domain: int, warmup: float,
             "lag": pct(lags, 50, 99) if lags else [float("nan")] * 2}
 
 
-EXECUTOR_NAMES = {"events": "EventsExecutor (opt-in)", "single": "SingleThreadedExecutor, the default",
+EXECUTOR_NAMES = {"events": "EventsExecutor, the default", "single": "SingleThreadedExecutor, the fallback",
                   "multi": "MultiThreadedExecutor(4), the earlier bridge"}
 
 
@@ -384,7 +384,7 @@ def bench_flood(rate: float, duration: float, senders: int, legit: int, domain: 
         r = rows[kind] = flood_run(kind, rate, duration, senders, legit, domain, timeout,
                                    profile if kind == "bridged" else None, robot_executor, bridge_executor)
         label = "mesh-native robot" if kind == "mesh" else (
-            "ROS robot node via bridge" + (" (EventsExecutors, opt-in)" if (robot_executor, bridge_executor) == ("events", "events") else
+            "ROS robot node via bridge" + (" (EventsExecutors, the default)" if (robot_executor, bridge_executor) == ("events", "events") else
                                            f" (diagnostic: robot node on {robot_executor}, bridge on "
                                            f"{bridge_executor} executor)"))
         fl = r["flood_lat"]
@@ -422,8 +422,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2.0, help="fanin: s after every robot is flowing")
     ap.add_argument("--rate", type=float, default=50.0, help="fanin: joint_states Hz per robot")
     ap.add_argument("--executor", default="single,events",
-                    help="fanin: the bridge's executor kinds, each run at every N (events = opt-in, single = the default; "
-                         "the baseline; multi = the earlier bridge)")
+                    help="fanin: the bridge's executor kinds, each run at every N (events = the default, single = the "
+                         "fallback and baseline; multi = the earlier bridge)")
     ap.add_argument("--flood-rate", type=float, default=1000.0, help="flood: status commands per second offered")
     ap.add_argument("--flood-duration", type=float, default=10.0, help="flood: s")
     ap.add_argument("--senders", type=int, default=2, help="flood: sender processes")

@@ -238,10 +238,10 @@ def bench_estop_raw(ackers: int = 13, rounds: int = 50, flooders: int = 0, rt: R
 
 def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_consume: bool = False,
                 bridged: int = 3, rt: RealtimeGroups | None = None, floor: list[float] | None = None,
-                ros_executor: str = "single") -> None:
+                ros_executor: str = "events") -> None:
     """E-stop issue -> ack latency to ``peers`` mesh robots and ``bridged`` ROS robot nodes
     behind a bridge (one ``_ros_side.py`` process on its own ROS domain; ``ros_executor``: the
-    executor of each of its nodes, ``single`` as shipped or ``events``, docs/ros.md)
+    executor of each of its nodes, ``events`` as shipped or the ``single`` fallback, docs/ros.md)
     while ``flooders`` publish 4 KiB samples as fast as they can (0: the same-run baseline,
     no flood). The flood goes to a dashboard peer through the same hub session as the e-stops
     (the bulk traffic the safety session must not queue behind); with ``robots_consume`` every
@@ -357,7 +357,7 @@ def main() -> None:
                 bench_estop(flooders=0, rt=rt, floor=bench_estop_raw(flooders=0, rt=rt))
                 floor = bench_estop_raw(flooders=1, rt=rt)
                 bench_estop(flooders=1, rt=rt, floor=floor)
-                bench_estop(flooders=1, rt=rt, floor=floor, ros_executor="events")
+                bench_estop(flooders=1, rt=rt, floor=floor, ros_executor="single")
         finally:
             rt.close()
     if what in ("detect", "all"):

@@ -76,7 +76,7 @@ class RosEnv:
     """A fresh rclpy context, the package's executor spinning on a thread, and a probe node.
 
     ``executor``: the kind (``events`` / ``single``, see ``ros/spin.py`` make_executor); default
-    ``$STRANDS_MESH_EXECUTOR``, else ``single``, as the package's own nodes are spun. Never
+    ``$STRANDS_MESH_EXECUTOR``, else ``events``, as the package's own nodes are spun. Never
     rclpy 9.1's MultiThreadedExecutor: it busy-loops while a subscription's message waits for a
     pool thread (its next wait returns at once), holding the GIL; with a 100 Hz joint_states
     subscription on the probe it took a whole core, the stand-in's timer ran at ~5 Hz instead

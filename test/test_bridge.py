@@ -24,7 +24,8 @@ DOMAIN = domain_id(2)
 @pytest.fixture
 def ros(request):
     """The ROS side, on the package's executor; a test parametrized indirectly with ``events``
-    or ``single`` names the kind (``single``: the STRANDS_MESH_EXECUTOR=single fallback)."""
+    or ``single`` names the kind (``events``: the default; ``single``: the STRANDS_MESH_EXECUTOR=single
+    fallback)."""
     env = RosEnv(DOMAIN, getattr(request, "param", None))
     yield env
     env.close()

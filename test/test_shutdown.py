@@ -4,8 +4,8 @@
 the test's key prefix inherited, free ports). Each is waited for until it is up (its start-up
 log line), then sent SIGINT, SIGINT twice (``ros2 launch`` signals the whole process group, and
 users press Ctrl-C twice; the second one arrives back to back, or once shutdown has begun) or
-SIGTERM: it must exit 0 within 5 s with no traceback (on the default SingleThreadedExecutor; the
-opt-in EventsExecutor can abort at exit, docs/ros.md). A node that cannot join its Zenoh mesh, or is told to use an
+SIGTERM: it must exit 0 within 5 s with no traceback, on the default EventsExecutor and on the
+SingleThreadedExecutor fallback. A node that cannot join its Zenoh mesh, or is told to use an
 unknown executor, exits 2 with one line naming the cause.
 """
 
@@ -86,6 +86,17 @@ def test_node_exits_cleanly_on_signals(kind, how, tmp_path):
             proc.signal(signal.SIGINT)
         rc = _exit_code(proc, kind)
         assert rc == 0, "\n".join(proc.lines[-30:])
+    finally:
+        proc.close()
+
+
+@pytest.mark.parametrize("kind", list(NODES))
+def test_node_on_the_fallback_executor_exits_cleanly(kind, tmp_path):
+    """STRANDS_MESH_EXECUTOR=single (SingleThreadedExecutor) shuts down as the default does."""
+    proc = _start(kind, tmp_path, executor="single")
+    try:
+        proc.signal(signal.SIGINT)
+        assert _exit_code(proc, kind) == 0, "\n".join(proc.lines[-30:])
     finally:
         proc.close()
 

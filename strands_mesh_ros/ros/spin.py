@@ -1,14 +1,17 @@
 """Choosing the package's rclpy executor, spinning it on a background thread, and stopping it
 without races.
 
-:func:`make_executor` picks the executor every node of the package runs on:
-``SingleThreadedExecutor`` by default, or rclpy's ``EventsExecutor`` (C++, in the Kilted rclpy
-9.1 wheels as ``rclpy.experimental``) with ``STRANDS_MESH_EXECUTOR=events``. Measured here
-(docs/benchmarks.md, bridge fan-in): the events executor spends several times less CPU per
-message, which is what brings 100 robots' joint_states at 50 Hz through one bridge; but it is
-experimental in rclpy, and a bridge on it once aborted at exit in CI ("FATAL: exception not
-rethrown", a C++ thread of it unwound at interpreter shutdown), so it is opt-in for large
-bridges, not the default.
+:func:`make_executor` picks the executor every node of the package runs on: rclpy's
+``EventsExecutor`` (C++, in the Kilted rclpy 9.1 wheels as ``rclpy.experimental``) by default,
+or ``SingleThreadedExecutor`` with ``STRANDS_MESH_EXECUTOR=single`` (the tested fallback).
+Measured here (docs/benchmarks.md): the events executor spends several times less CPU per
+message, which is what brings 100 robots' joint_states at 50 Hz through one bridge, and it
+takes bridged ROS robots' e-stops through the bridge faster under a flood. rclpy calls it
+experimental. Its one failure seen here, an abort at exit when a thread was still inside it
+while the interpreter finalised, cannot happen in the node executables or ``strands-mesh up``,
+which end without finalising (:func:`~strands_mesh_ros.robot.process.end_process`); a program
+that embeds the package's nodes stops their spinning (:meth:`BackgroundSpin.stop`) before it
+exits.
 rclpy's ``MultiThreadedExecutor`` is not offered: in rclpy 9.1.2 it busy-loops a whole core
 while a ready message waits for a pool thread.
 
@@ -35,7 +38,7 @@ from ..robot.process import end_process
 
 EXECUTOR_ENV = "STRANDS_MESH_EXECUTOR"
 """Environment variable choosing the executor of every node this package spins (see
-:func:`make_executor`): ``single`` (default) or ``events``."""
+:func:`make_executor`): ``events`` (default) or ``single``."""
 
 EXECUTORS = ("events", "single")
 """The values :data:`EXECUTOR_ENV` takes."""
@@ -49,12 +52,12 @@ current one at once."""
 
 
 def executor_kind(kind: str | None = None) -> str:
-    """The executor kind to use: ``kind``, else ``$STRANDS_MESH_EXECUTOR``, else ``single``.
+    """The executor kind to use: ``kind``, else ``$STRANDS_MESH_EXECUTOR``, else ``events``.
 
     Raises:
         ValueError: not one of :data:`EXECUTORS` (the message names the variable).
     """
-    kind = kind or os.environ.get(EXECUTOR_ENV) or "single"
+    kind = kind or os.environ.get(EXECUTOR_ENV) or "events"
     if kind not in EXECUTORS:
         raise ValueError(f"{EXECUTOR_ENV}={kind!r}: expected one of {', '.join(EXECUTORS)}")
     return kind
