@@ -250,7 +250,7 @@ sys.exit(run_main("left_node", build, None, ()))
 
 def test_a_node_that_exits_with_a_thread_inside_the_events_executor_exits_0(tmp_path):
     """The process ends without interpreter finalisation once the node has shut down
-    (ros/spin.py end_process), so a thread left inside C++ cannot abort it."""
+    (robot/process.py end_process), so a thread left inside C++ cannot abort it."""
     proc = python_proc("-c", _LEFT_SPINNING, env={"ROS_DOMAIN_ID": str(DOMAIN)})
     try:
         proc.wait_line("LEFT up", 60)
