@@ -303,14 +303,21 @@ def test_record_cli_writes_a_bag_and_refuses_bad_outputs(net, tmp_path, monkeypa
     bag = tmp_path / "run1"
     with Fleet(robots=[{"id": "arm1", "driver": "mock"}], config=net.hub()) as fleet:
         fleet.wait_ready(10)
+        tap = Tap(net.member(), f"{net.prefix}/arm1/state")
         proc = Proc([sys.executable, "-m", "strands_mesh_ros.cli", "record", str(bag), "--json",
                      "--prefix", net.prefix, "--connect", net.endpoint])
         try:
             proc.wait_line("receiving samples", 30)
+            # "receiving samples" comes with the first sample of any key, a presence beat as
+            # likely as a state (once, under load, the SIGTERM came before any state): stop only
+            # once three more states have gone out, so the recorder has had its chance at them
+            seen = len(tap.of(lambda k: True))
+            wait_for(lambda: len(tap.of(lambda k: True)) >= seen + 3, 30, what="three more arm1 states")
             proc.signal(signal.SIGTERM)  # as a service manager stops it: the bag is closed, not lost
             assert proc.p.wait(30) == 0, "\n".join(proc.lines)
         finally:
             proc.close()
+            tap.close()
     summary = json.loads(next(line for line in proc.lines if line.startswith("{")))
     assert summary["topics"]["/arm1/joint_states"] > 0 and summary["topics"]["/mesh_wire/state"] > 0
     assert sum(1 for _ in wire_samples(bag)) == summary["samples"]
