@@ -18,7 +18,6 @@ import re
 import socket
 import sys
 import threading
-import traceback
 from typing import Annotated, Any, Optional
 
 import typer
@@ -26,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .robot.process import end_process
+from .robot.process import run_to_exit
 
 HELP = (
     "The strands mesh fleet from a terminal.\n\n"
@@ -721,7 +720,7 @@ def main() -> None:
     """The ``strands-mesh`` entry point. Under ``--json``, usage errors too are reported as one
     JSON line on stderr (``{"error": ..., "exit": 2}``).
 
-    The process ends with :func:`~strands_mesh_ros.robot.process.end_process` once the command is
+    The process ends with :func:`~strands_mesh_ros.robot.process.run_to_exit` once the command is
     done (output flushed, no interpreter teardown): the teardown and closing the Zenoh sessions
     took 0.1-0.25 s after the answer was printed (bench/bench_cli.py), and a thread left in
     rclpy's ``EventsExecutor`` (``up``) would abort it. Every command has left the mesh and
@@ -733,20 +732,7 @@ def main() -> None:
     # the ROS wheels installed) the first time a model is built; the CLI uses no plugin (typer
     # turns them off around its own pydantic use for the same reason).
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    code = 1
-    try:
-        _main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if exc.code is not None and not isinstance(exc.code, int):
-            sys.stderr.write(f"{exc.code}\n")
-    except KeyboardInterrupt:
-        code = 130
-    except BaseException:  # a defect: still shown, as the interpreter would have
-        traceback.print_exc()
-    finally:
-        end_process(code)
+    run_to_exit(_main)
 
 
 def _main() -> None:

@@ -1,4 +1,5 @@
-"""How the package's processes end: :func:`end_process` (node executables, the CLI).
+"""How the package's processes end: :func:`run_to_exit` and :func:`end_process` (node
+executables, the CLI).
 
 Pure Python: imports neither zenoh nor rclpy.
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
+from collections.abc import Callable
 from typing import NoReturn
 
 
@@ -41,3 +44,24 @@ def end_process(code: int) -> NoReturn:
     except (OSError, AttributeError):
         pass
     os._exit(code)
+
+
+def run_to_exit(main: Callable[[], int | None]) -> NoReturn:
+    """Run ``main`` and end the process (:func:`end_process`) with the status it gives: what it
+    returns (None: 0); a ``SystemExit``'s code (a code that is not an integer is printed to
+    stderr, status 1); 130 on ``KeyboardInterrupt``; 1 on any other exception, whose
+    traceback is printed as the interpreter would.
+    """
+    code = 1
+    try:
+        code = main() or 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            sys.stderr.write(f"{exc.code}\n")
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # noqa: BLE001 - a defect: still shown, as the interpreter would have
+        traceback.print_exc()
+    finally:
+        end_process(code)

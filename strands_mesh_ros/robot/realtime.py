@@ -160,7 +160,10 @@ def freeze_heap() -> int:
 
 def thaw_heap() -> None:
     """Undo :func:`freeze_heap` (:func:`gc.unfreeze`) once the process starts to shut down, so
-    that its teardown collects and finalises objects as it would have without the freeze."""
+    that its shutdown collects objects as it would have without the freeze (and, in a process
+    that exits through interpreter finalisation, such as ``python -m strands_mesh_ros.peer``,
+    finalisation too; the node executables and the CLI end without it,
+    :func:`~strands_mesh_ros.robot.process.end_process`)."""
     gc.unfreeze()
 
 

@@ -34,7 +34,7 @@ import threading
 from typing import Any, Callable
 
 from ..mesh.config import one_line
-from ..robot.process import end_process
+from ..robot.process import run_to_exit
 
 EXECUTOR_ENV = "STRANDS_MESH_EXECUTOR"
 """Environment variable choosing the executor of every node this package spins (see
@@ -239,7 +239,7 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
 
     Called as the program (``args`` None) it does not return: once shut down, the process ends
     with the status and without interpreter finalisation
-    (:func:`~strands_mesh_ros.robot.process.end_process`: a thread left inside rclpy's C++
+    (:func:`~strands_mesh_ros.robot.process.run_to_exit`: a thread left inside rclpy's C++
     ``EventsExecutor`` would otherwise abort it); an exception that escapes is printed and ends
     it with status 1.
     Called with ``args`` (tests, embedding) it returns the status.
@@ -248,18 +248,7 @@ def run_main(name: str, build: Any, args: list[str] | None, errors: tuple[type[B
     """
     if args is not None:
         return _serve(name, build, args, errors)
-    try:
-        code = _serve(name, build, None, errors)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if not isinstance(exc.code, (int, type(None))):
-            print(exc.code, file=sys.stderr)
-    except BaseException:  # noqa: BLE001 - printed as Python would, then the same orderly end
-        import traceback
-
-        traceback.print_exc()
-        code = 1
-    end_process(code)
+    run_to_exit(lambda: _serve(name, build, None, errors))
 
 
 def _serve(name: str, build: Any, args: list[str] | None, errors: tuple[type[BaseException], ...]) -> int:
