@@ -249,7 +249,10 @@ def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_con
     cores: a starvation test rather than a test of the safety path. ``rt``: real-time robot
     processes (:class:`_common.RealtimeGroups`; the issuer, this process, has joined them; the
     dashboard and flooders are put back in the root group), or None. ``floor``: the raw Zenoh
-    floor's [p50, p99, max] under the same load (:func:`bench_estop_raw`), printed as ratios."""
+    floor's [p50, p99, max] under the same load (:func:`bench_estop_raw`), printed as ratios.
+    The rounds start 2 s after the last robot joined, as the floor's do; with no flood, one
+    e-stop issued the moment the last robot joined is reported on its own line ("cold"), outside
+    the figures: right after bringup, when every peer is still linking to every other."""
     rt_env = rt.env if rt is not None else None
     net = Net()
     with Mesh("op", config=net.hub()) as op:
@@ -278,9 +281,14 @@ def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_con
             if rt is not None:  # the bulk traffic gets no share of the issuer's weight
                 for p in floods + [procs[peers]]:
                     rt.release(p.p.pid)
-            if flooders:
-                threading.Event().wait(2.0)  # let the flood reach steady state
             freeze_heap()  # as docs/safety.md advises an operator process, once its mesh is open
+            cold = None
+            if not flooders:  # the first e-stop within milliseconds of the last robot joining
+                cold = op.emergency_stop("bench cold", timeout=1.0)
+                op.broadcast({"action": "status"}, timeout=0.2)
+            # Links up (every peer links to every other after joining) and the flood, if any, at
+            # steady state: the same 2 s as the raw floor (bench_estop_raw) before its rounds.
+            threading.Event().wait(2.0)
             lat: dict[str, list[float]] = {"mesh": [], "bridged": []}
             lost = 0
             for _ in range(rounds):
@@ -303,6 +311,12 @@ def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_con
                 print(f"{kind:8s} issue->ack p50 {p50 * 1e3:.2f} ms  p99 {p99 * 1e3:.2f} ms  max {mx * 1e3:.2f} ms; "
                       f"acks {len(lat[kind])}/{n * rounds}{ratio}")
             print(f"lost (a robot not acked within 1 s): {lost}  (goal p99 <= 10 ms, 0 lost)")
+            if cold is not None:
+                got = sorted(cold.stopped.values())
+                missing = set(cold.not_acked) - {"dash", "bridge_estop"}
+                print(f"cold: the first e-stop, issued as the last robot joined (not in the figures above): "
+                      f"issue->ack min {got[0] * 1e3:.2f} ms  max {got[-1] * 1e3:.2f} ms over {len(got)} robots; "
+                      f"not acked {len(missing)}" if got else f"cold: the first e-stop: no robot acked ({missing})")
         finally:
             for p in procs:
                 p.close()
