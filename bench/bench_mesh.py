@@ -250,6 +250,9 @@ def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_con
     processes (:class:`_common.RealtimeGroups`; the issuer, this process, has joined them; the
     dashboard and flooders are put back in the root group), or None. ``floor``: the raw Zenoh
     floor's [p50, p99, max] under the same load (:func:`bench_estop_raw`), printed as ratios.
+    Each kind's second line is the robot's own part, by its clock (one host: the issuer's):
+    issue to the moment it had halted, latched and audited (``EStopReport.halted_at``), without
+    the ack's way back and the issuer's turn to read it.
     The rounds start 2 s after the last robot joined, as the floor's do; with no flood, one
     e-stop issued the moment the last robot joined is reported on its own line ("cold"), outside
     the figures: right after bringup, when every peer is still linking to every other."""
@@ -290,11 +293,14 @@ def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_con
             # steady state: the same 2 s as the raw floor (bench_estop_raw) before its rounds.
             threading.Event().wait(2.0)
             lat: dict[str, list[float]] = {"mesh": [], "bridged": []}
+            own: dict[str, list[float]] = {"mesh": [], "bridged": []}  # by the robot's clock
             lost = 0
             for _ in range(rounds):
                 rep = op.emergency_stop("bench", timeout=1.0)
                 for peer, dt in rep.stopped.items():
                     lat["bridged" if peer in ros_ids else "mesh"].append(dt)
+                for peer, at in rep.halted_at.items():
+                    own["bridged" if peer in ros_ids else "mesh"].append(at - rep.issued_at)
                 lost += len(set(rep.not_acked) - {"dash", "bridge_estop"})
                 op.broadcast({"action": "status"}, timeout=0.2)  # keep command traffic mixed in
             who = ("no flood: the same-run baseline" if not flooders else
@@ -310,6 +316,10 @@ def bench_estop(peers: int = 10, rounds: int = 50, flooders: int = 1, robots_con
                 ratio = f"  ({p50 / floor[0]:.1f}x / {p99 / floor[1]:.1f}x the raw floor's p50 / p99)" if floor else ""
                 print(f"{kind:8s} issue->ack p50 {p50 * 1e3:.2f} ms  p99 {p99 * 1e3:.2f} ms  max {mx * 1e3:.2f} ms; "
                       f"acks {len(lat[kind])}/{n * rounds}{ratio}")
+                if own[kind]:
+                    p50, p99, mx = pct(own[kind], 50, 99, 100)
+                    print(f"{'':8s} issue->halted by the robot's clock (EStopReport.halted_at) p50 {p50 * 1e3:.2f} ms  "
+                          f"p99 {p99 * 1e3:.2f} ms  max {mx * 1e3:.2f} ms")
             print(f"lost (a robot not acked within 1 s): {lost}  (goal p99 <= 10 ms, 0 lost)")
             if cold is not None:
                 got = sorted(cold.stopped.values())

@@ -500,6 +500,9 @@ def test_every_estop_variant_halts_a_moving_robot_and_latches_but_a_replay_after
     assert rid in report.stopped and not report.not_acked, report.to_dict()
     ack = wait_for(lambda: rogue.safety_on(f"{estop_key}/ack/op/{rid}"), 10, what="the robot's own ack")[0]
     assert ack["halted"] is True and ack["seq"] == report.seq and ack["responder_id"] == rid, ack
+    # when the robot says it had halted, by its clock (one host here): after the issue, before the report
+    assert report.halted_at[rid] == ack["t"], report.to_dict()
+    assert report.issued_at <= report.halted_at[rid] <= report.issued_at + report.elapsed + 0.01, report.to_dict()
     captured = [raw for raw in rogue.safety_raw(estop_key) if json.loads(raw).get("seq") == report.seq]
     assert captured, "the operator's e-stop envelope was not seen on the e-stop key"
     assert robot.is_latched()

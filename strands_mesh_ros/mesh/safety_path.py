@@ -8,6 +8,7 @@ emergency stop of IEC 60204-1 / ISO 13850 (docs/safety.md).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import Any, Callable
@@ -232,11 +233,14 @@ class SafetyPath:
                 broadcast_stop()
         finally:
             self._estop_waits.pop(env.seq, None)
-        report = EStopReport(seq=env.seq, self_halted=self.core.robot is not None, elapsed=time.monotonic() - t0)
+        report = EStopReport(seq=env.seq, self_halted=self.core.robot is not None, elapsed=time.monotonic() - t0,
+                             issued_at=env.t)
         acks = {k: v for k, v in collector.snapshot().items() if not k.startswith("stop:")}
         for peer, (ack, at) in acks.items():
             if ack.halted:
                 report.stopped[peer] = at - t0
+                if math.isfinite(ack.t):
+                    report.halted_at[peer] = ack.t
             else:
                 report.no_actuators.append(peer)
         for peer, (resp, at) in ((k[5:], v) for k, v in collector.snapshot().items() if k.startswith("stop:")):

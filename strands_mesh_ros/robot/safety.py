@@ -507,6 +507,14 @@ class EStopReport:
         no_actuators: peers that acked but had nothing to halt (agents, dashboards).
         not_acked: known peers that did not ack within the deadline: NOT known to be stopped.
         elapsed: seconds from issue to return.
+        issued_at: the e-stop envelope's ``t``: UNIX time (s) of the issue, by this clock.
+        halted_at: ``{peer: UNIX time s}``, by each peer's own clock: when it had halted,
+            latched and written its audit line (its ack's ``t``, taken just before the ack is
+            put). For the peers in ``stopped`` that acked on the safety path with a finite
+            ``t``; not for those stopped by the command path's ``stop`` (no such time). On one
+            host, ``halted_at[p] - issued_at`` is how long ``p`` took, without the time its ack
+            then took to reach this process (``stopped``); across hosts it includes their
+            clock offset.
     """
 
     seq: int
@@ -515,6 +523,8 @@ class EStopReport:
     no_actuators: list[str] = field(default_factory=list)
     not_acked: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    issued_at: float = 0.0
+    halted_at: dict[str, float] = field(default_factory=dict)
 
     @property
     def all_stopped(self) -> bool:
@@ -524,4 +534,5 @@ class EStopReport:
     def to_dict(self) -> dict[str, Any]:
         return {"seq": self.seq, "self_halted": self.self_halted, "stopped": self.stopped,
                 "no_actuators": self.no_actuators, "not_acked": self.not_acked,
-                "elapsed": self.elapsed, "all_stopped": self.all_stopped}
+                "elapsed": self.elapsed, "all_stopped": self.all_stopped, "issued_at": self.issued_at,
+                "halted_at": self.halted_at}
