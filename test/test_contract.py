@@ -185,6 +185,42 @@ def test_audit_log_keeps_event_order_and_writes_queued_lines_on_close(tmp_path):
                                                          ("command", 3)]
 
 
+def test_audit_lines_are_whole_json_lines_whatever_the_fields_hold(tmp_path):
+    """Hostile or odd values (an e-stop's 2**70 seq, non-ASCII, a newline in a reason, a path, an
+    object) still make one JSON line each, and a second log on the same file (the CLI's shared
+    operator file) appends after it."""
+    from pathlib import Path
+
+    from strands_mesh_ros.robot.safety import AuditLog
+
+    audit = AuditLog("arm1", tmp_path, name="shared")
+    other = AuditLog("cli-x", tmp_path, name="shared")
+    try:
+        audit.write("estop_received", 5.0, issuer="op", seq=2 ** 70, reason="stop\nnow é", where=Path("/x"),
+                    thing=object())
+        other.write("estop_issued", 6.0, seq=-5)
+        audit.write("command", 7.0, sync=False, n=1)
+    finally:
+        audit.close()
+        other.close()
+    lines = [json.loads(line) for line in audit.path.read_bytes().decode("utf-8").splitlines()]
+    assert [(x["peer"], x["event"]) for x in lines] == [("arm1", "estop_received"), ("cli-x", "estop_issued"),
+                                                         ("arm1", "command")]
+    first = lines[0]
+    assert first["seq"] == 2 ** 70 and first["reason"] == "stop\nnow é" and first["where"] == "/x"
+    assert first["thing"].startswith("<object object") and first["ts"] == "1970-01-01T00:00:05.000Z"
+
+
+def test_estop_ack_bytes_decode_to_the_ack_they_describe():
+    from strands_mesh_ros.contract.payloads import EStopAck, estop_ack_json
+
+    data = estop_ack_json("op", "arm1", 2 ** 63 + 5, 1795267031.654321, True, "replayed e-stop from op")
+    ack = decode(EStopAck, data)
+    assert (ack.issuer_id, ack.responder_id, ack.seq, ack.t, ack.halted, ack.detail) == (
+        "op", "arm1", 2 ** 63 + 5, 1795267031.654321, True, "replayed e-stop from op")
+    assert json.loads(data) == ack.model_dump()
+
+
 def test_audit_writer_sleeps_while_idle_and_writes_routine_lines_in_batches(tmp_path):
     """The writer thread wakes only when routine lines are queued (a bridge runs one log per
     robot: idle writers waking 20 times a second cost its joint_states relay the GIL), and

@@ -36,12 +36,12 @@ from ..contract.payloads import (
     CommandEnvelope,
     ContractError,
     EStop,
-    EStopAck,
     Presence,
     Resume,
     Response,
     State,
     decode,
+    estop_ack_json,
     loads,
     make_presence,
     make_response,
@@ -406,9 +406,9 @@ class PeerCore:
     def estop_ack(self, env: EStop, halted: bool, detail: str = "", responder: str | None = None) -> Answer:
         """The ack of ``env`` by this peer (or by ``responder``, a robot this peer speaks for)."""
         responder = responder or self.peer_id
-        ack = EStopAck(issuer_id=env.peer_id, responder_id=responder, seq=env.seq, t=time.time(),
-                       halted=halted, detail=detail)
-        return Answer(self.keys.estop_ack(env.peer_id, responder), ack.to_json(), None, env.peer_id)
+        key = self.keys.estop_ack(env.peer_id, responder)  # checks both ids before the bytes are built
+        return Answer(key, estop_ack_json(env.peer_id, responder, env.seq, time.time(), halted, detail), None,
+                      env.peer_id)
 
     def estop_command(self, issuer: str, reason: str) -> dict[str, Any]:
         """``emergency_stop`` over the command path: halt, latch, audit."""
