@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import platform
 import time
@@ -29,6 +31,54 @@ def machine() -> str:
 def pct(values, *ps) -> list[float]:
     arr = np.asarray(values, dtype=float)
     return [float(np.percentile(arr, p)) for p in ps] if len(arr) else [float("nan")] * len(ps)
+
+
+class StateTap:
+    """Every ``P/*/state`` sample ``mesh`` receives, stamped on arrival (monotonic s):
+    ``samples`` [(t, key, payload)], ``seen`` the keys heard at least once."""
+
+    def __init__(self, mesh, prefix: str) -> None:
+        self.samples: list[tuple[float, str, bytes]] = []
+        self.seen: set[str] = set()
+        mesh.subscribe(f"{prefix}/*/state", self._on_state, raw=True)
+
+    def _on_state(self, key: str, payload: bytes) -> None:
+        self.samples.append((time.monotonic(), key, payload))
+        self.seen.add(key)
+
+    def window(self, start: int, t0: float, t1: float) -> list[tuple[float, str, bytes]]:
+        """The samples from index ``start`` on that arrived between ``t0`` and ``t1``."""
+        return [s for s in self.samples[start:] if t0 <= s[0] <= t1]
+
+
+def stream_counts(window, ids, seq_of) -> dict:
+    """Loss figures of a window of state samples from the robots ``ids``, each numbering its
+    states with ``seq_of(state dict) -> int`` (consecutive per robot): ``received`` distinct
+    numbers, ``published`` (last - first + 1, summed), ``gaps`` numbers never received, ``dups``,
+    ``silent`` robots with none, ``bad`` unreadable samples, ``lags`` arrival - the state's ``t``
+    (s, one host's clock), ``counts`` distinct numbers per robot."""
+    wall = time.time() - time.monotonic()  # monotonic -> wall clock (same machine)
+    per: dict[str, list[int]] = {i: [] for i in ids}
+    lags, bad = [], 0
+    for tm, key, payload in window:
+        try:
+            st = json.loads(payload)
+            per[key.split("/")[-2]].append(int(seq_of(st)))
+            lags.append(tm + wall - st["t"])
+        except (KeyError, ValueError, TypeError):
+            bad += 1
+    out = {"received": 0, "published": 0, "gaps": 0, "dups": 0, "silent": 0, "bad": bad, "lags": lags, "counts": []}
+    for seqs in per.values():
+        u = sorted(set(seqs))
+        out["counts"].append(len(u))
+        if not u:
+            out["silent"] += 1
+            continue
+        out["dups"] += len(seqs) - len(u)
+        out["received"] += len(u)
+        out["published"] += u[-1] - u[0] + 1
+        out["gaps"] += sum(b - a - 1 for a, b in itertools.pairwise(u))
+    return out
 
 
 class Net:

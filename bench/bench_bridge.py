@@ -57,12 +57,11 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-import itertools
 import shutil
 import signal
 import tempfile
 
-from _common import Net, cpu_seconds, load, machine, pct, python_proc, threads, wait_for
+from _common import Net, StateTap, cpu_seconds, load, machine, pct, python_proc, stream_counts, threads, wait_for
 
 from strands_mesh_ros.mesh.mesh import Mesh
 
@@ -153,15 +152,8 @@ def fanin_step(n: int, duration: float, rate: float, domain: int, warmup: float,
     net = Net()
     tag = f"n{n}_{net.prefix[-4:]}_"
     ids = [f"{tag}{i}" for i in range(n)]
-    samples: list[tuple[float, str, bytes]] = []
-    seen: set[str] = set()
-
-    def on_state(key: str, payload: bytes) -> None:
-        samples.append((time.monotonic(), key, payload))
-        seen.add(key)
-
     with Mesh("counter", config=net.hub()) as sub:
-        sub.subscribe(f"{net.prefix}/*/state", on_state, raw=True)
+        tap = StateTap(sub, net.prefix)
         prof = os.environ.get("FANIN_PROFILE")  # cProfile the bridge (every thread) into this file
         bridge = python_proc(ROS_SIDE, "--domain", str(domain), "--bridge", "--executor", executor,
                              "--prefix", net.prefix, "--connect", net.endpoint,
@@ -173,7 +165,7 @@ def fanin_step(n: int, duration: float, rate: float, domain: int, warmup: float,
             keys = {f"{net.prefix}/{i}/state" for i in ids}
             try:
                 wait_for(lambda: all(i in sub.peers for i in ids), 45, interval=0.1, what=f"{n} bridged robots on the mesh")
-                wait_for(lambda: keys <= seen, 30, interval=0.1, what="state from every bridged robot")
+                wait_for(lambda: keys <= tap.seen, 30, interval=0.1, what="state from every bridged robot")
             except AssertionError as exc:
                 crash = spin_crash(bridge.lines)
                 got = sum(1 for i in ids if i in sub.peers)
@@ -183,12 +175,12 @@ def fanin_step(n: int, duration: float, rate: float, domain: int, warmup: float,
             up = time.monotonic() - t_up
             threading.Event().wait(warmup)
             bpid, ppid = bridge.p.pid, pub.p.pid
-            start = len(samples)
+            start = len(tap.samples)
             t0, cb0, cp0, cs0 = time.monotonic(), cpu_seconds(bpid), cpu_seconds(ppid), time.process_time()
             threading.Event().wait(duration)
             t1, cb1, cp1, cs1 = time.monotonic(), cpu_seconds(bpid), cpu_seconds(ppid), time.process_time()
             nthreads = threads(bpid)
-            window = [s for s in samples[start:] if t0 <= s[0] <= t1]
+            window = tap.window(start, t0, t1)
             # drops from the start to the window's end: once the stand-in stops below, every
             # robot rightly leaves ROS, and those drops are not the bridge's
             drops = [ln.split(" ", 2)[2] for ln in list(bridge.lines) if ln.startswith("PROXY_CLOSED")]
@@ -197,34 +189,13 @@ def fanin_step(n: int, duration: float, rate: float, domain: int, warmup: float,
             bridge.close()  # joins its output reader: every line it printed is in bridge.lines now
     crash = spin_crash(bridge.lines)
     dropped, why = len(drops), (drops[0] if drops else "")
-    wall_now = time.time() - time.monotonic()  # monotonic -> wall clock (same machine)
-    per: dict[str, list[int]] = {i: [] for i in ids}
-    lags = []
-    bad = 0
-    for tm, key, payload in window:
-        try:
-            st = json.loads(payload)
-            per[key.split("/")[-2]].append(int(st["joints"]["joint1"]["position"]))
-            lags.append(tm + wall_now - st["t"])
-        except (KeyError, ValueError, TypeError):
-            bad += 1
+    # the stand-in numbers each robot's states in joint1's position
+    c = stream_counts(window, ids, lambda st: st["joints"]["joint1"]["position"])
     dur = t1 - t0
-    received = gaps = published = dups = silent = 0
-    for seqs in per.values():
-        if not seqs:
-            silent += 1
-            continue
-        u = sorted(set(seqs))
-        dups += len(seqs) - len(u)
-        received += len(u)
-        published += u[-1] - u[0] + 1
-        gaps += sum(b - a - 1 for a, b in itertools.pairwise(u))
-    nominal = n * rate * dur
-    return {"n": n, "dur": dur, "up": up, "received": received, "published": published, "gaps": gaps,
-            "dups": dups, "silent": silent, "bad": bad, "nominal": nominal, "crash": crash, "threads": nthreads,
-            "dropped": dropped, "why": why,
+    return {"n": n, "dur": dur, "up": up, **{k: c[k] for k in ("received", "published", "gaps", "dups", "silent", "bad")},
+            "nominal": n * rate * dur, "crash": crash, "threads": nthreads, "dropped": dropped, "why": why,
             "bridge_cpu": 100 * (cb1 - cb0) / dur, "pub_cpu": 100 * (cp1 - cp0) / dur, "sub_cpu": 100 * (cs1 - cs0) / dur,
-            "lag": pct(lags, 50, 99) if lags else [float("nan")] * 2}
+            "lag": pct(c["lags"], 50, 99)}
 
 
 EXECUTOR_NAMES = {"events": "EventsExecutor, the default", "single": "SingleThreadedExecutor, the fallback",

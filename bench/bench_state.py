@@ -29,9 +29,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-import itertools
-
-from _common import Net, cpu_seconds, load, machine, pct, python_proc, threads, wait_for
+from _common import Net, StateTap, cpu_seconds, load, machine, pct, python_proc, stream_counts, threads, wait_for
 
 from strands_mesh_ros.mesh.mesh import Mesh
 
@@ -63,15 +61,8 @@ def step(k: int, rate: float, duration: float, warmup: float, driver: str) -> di
     if driver == "mujoco":
         spec.update(model="arm6", realtime=True)
     robots = [{"id": i, **spec} for i in ids]
-    samples: list[tuple[float, str, bytes]] = []
-    seen: set[str] = set()
-
-    def on_state(key: str, payload: bytes) -> None:
-        samples.append((time.monotonic(), key, payload))
-        seen.add(key)
-
     with Mesh("counter", config=net.hub()) as sub:
-        sub.subscribe(f"{net.prefix}/*/state", on_state, raw=True)
+        tap = StateTap(sub, net.prefix)
         t_up = time.monotonic()
         try:
             fleet = python_proc("-c", FLEET, net.prefix, net.endpoint, json.dumps(robots)).ready(START_TIMEOUT)
@@ -79,46 +70,24 @@ def step(k: int, rate: float, duration: float, warmup: float, driver: str) -> di
             raise AssertionError(f"the Fleet of {k} robots did not print READY within {START_TIMEOUT:.0f} s") from None
         try:
             keys = {f"{net.prefix}/{i}/state" for i in ids}
-            wait_for(lambda: keys <= seen, 60, interval=0.1, what=f"state from all {k} robots")
+            wait_for(lambda: keys <= tap.seen, 60, interval=0.1, what=f"state from all {k} robots")
             up = time.monotonic() - t_up
             threading.Event().wait(warmup)
             pid = fleet.p.pid
-            start = len(samples)
+            start = len(tap.samples)
             t0, c0, s0 = time.monotonic(), cpu_seconds(pid), time.process_time()
             threading.Event().wait(duration)
             t1, c1, s1 = time.monotonic(), cpu_seconds(pid), time.process_time()
             nthreads = threads(pid)
-            window = [s for s in samples[start:] if t0 <= s[0] <= t1]
+            window = tap.window(start, t0, t1)
         finally:
             fleet.close()
-    wall = time.time() - time.monotonic()
-    per: dict[str, list[int]] = {i: [] for i in ids}
-    lags, bad = [], 0
-    for tm, key, payload in window:
-        try:
-            st = json.loads(payload)
-            per[key.split("/")[-2]].append(int(st["seq"]))
-            lags.append(tm + wall - st["t"])
-        except (KeyError, ValueError, TypeError):
-            bad += 1
+    c = stream_counts(window, ids, lambda st: st["seq"])
     dur = t1 - t0
-    received = gaps = published = dups = silent = 0
-    rates = []
-    for seqs in per.values():
-        if not seqs:
-            silent += 1
-            rates.append(0.0)
-            continue
-        u = sorted(set(seqs))
-        dups += len(seqs) - len(u)
-        received += len(u)
-        published += u[-1] - u[0] + 1
-        gaps += sum(b - a - 1 for a, b in itertools.pairwise(u))
-        rates.append(len(u) / dur)
-    return {"k": k, "dur": dur, "up": up, "received": received, "published": published, "gaps": gaps,
-            "dups": dups, "silent": silent, "bad": bad, "nominal": k * rate * dur, "min_hz": min(rates),
+    return {"k": k, "dur": dur, "up": up, **{k_: c[k_] for k_ in ("received", "published", "gaps", "dups", "silent", "bad")},
+            "nominal": k * rate * dur, "min_hz": min(c["counts"]) / dur,
             "fleet_cpu": 100 * (c1 - c0) / dur, "sub_cpu": 100 * (s1 - s0) / dur, "threads": nthreads,
-            "lag": pct(lags, 50, 99) if lags else [float("nan")] * 2}
+            "lag": pct(c["lags"], 50, 99)}
 
 
 def main() -> None:
