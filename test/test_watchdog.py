@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import threading
 import time
 import uuid
 from contextlib import ExitStack
@@ -38,12 +39,17 @@ DOMAIN = domain_id(9) % 230
 KEY = "watchdog-resume-key-0123456789abcdef"
 T = 2.0
 """s: the watchdog timeout under test."""
+T_LIVE = 4.0
+"""s: the timeout of the live-operator test (see there)."""
+STALL = T + 1.0
+"""s: how long the busy-executor test holds the robot's executor."""
 MARGIN = 6.0
 """s beyond T the halt may take on a loaded 2-core machine (measured: ~T + 0.05, bench_watchdog.py)."""
 
 NEEDS_ROS = [pytest.mark.skipif(not HAVE_RCLPY, reason=NO_ROS_REASON),
              pytest.mark.skipif(not HAVE_MSGS, reason=NO_MSGS_REASON)]
 KINDS = ["mesh", pytest.param("ros", marks=NEEDS_ROS)]
+NEEDS_ROS_KIND = [pytest.param("ros", marks=NEEDS_ROS)]  # about a ROS executor: mesh robots have none
 
 
 def uid() -> str:
@@ -106,9 +112,15 @@ class Rig:
     """A robot of one kind with (or without) a watchdog on operator ``op_id``, an operator
     process, and an observer on the mesh."""
 
-    def __init__(self, kind: str, net, audit_dir: Path, stack: ExitStack, watchdog: bool = True) -> None:
+    def __init__(self, kind: str, net, audit_dir: Path, stack: ExitStack, watchdog: bool = True,
+                 timeout: float = T, own_executor: str | None = None) -> None:
+        """``timeout``: the watchdog's (s). ``own_executor`` (ros): the robot node spun by an
+        executor of its own of that kind (``events`` / ``single``), as the fleet host and
+        ``robot_node`` spin it, not the bridge's; its executor then runs :attr:`stall` (an Event):
+        set, the executor's next callback blocks it for :data:`STALL` s, then sets :attr:`stalled`."""
         self.kind, self.op_id = kind, f"wop_{uid()}"
-        wd = ["--watchdog-operator", self.op_id, "--watchdog-timeout", str(T)] if watchdog else []
+        self.stall, self.stalled = threading.Event(), threading.Event()
+        wd = ["--watchdog-operator", self.op_id, "--watchdog-timeout", str(timeout)] if watchdog else []
         if kind == "mesh":
             self.rid = f"mbot_{uid()}"
             robot = python_proc("-m", "strands_mesh_ros.peer", self.rid, "--prefix", net.prefix, "--listen",
@@ -127,11 +139,28 @@ class Rig:
             ros = RosEnv(DOMAIN)
             stack.callback(ros.close)
             params = [Parameter("watchdog_operators", value=[self.op_id]),
-                      Parameter("watchdog_timeout", value=T)] if watchdog else []
-            ros.add(RobotNode(self.rid, driver=MockDriver(self.rid), context=ros.context, close_driver=True,
-                              resume_key=KEY, prefix=net.prefix, audit_dir=str(audit_dir),
-                              parameter_overrides=params))
-            ros.add(BridgeNode(mesh_config=net.hub(), bridge_id=f"br_{uid()}", context=ros.context,
+                      Parameter("watchdog_timeout", value=timeout)] if watchdog else []
+            node = RobotNode(self.rid, driver=MockDriver(self.rid), context=ros.context, close_driver=True,
+                             resume_key=KEY, prefix=net.prefix, audit_dir=str(audit_dir), parameter_overrides=params)
+            if own_executor:
+                from strands_mesh_ros.ros.spin import BackgroundSpin, make_executor
+
+                def stall() -> None:  # the stimulus: a callback that holds its executor (a busy robot)
+                    if self.stall.is_set():
+                        self.stall.clear()
+                        threading.Event().wait(STALL)
+                        self.stalled.set()
+
+                node.create_timer(0.05, stall)
+                executor = make_executor(ros.context, own_executor)
+                executor.add_node(node)
+                ros.nodes.append(node)  # destroyed at close, after its spin stopped (deferred)
+                ros.defer(BackgroundSpin(executor, "robot-spin").stop)
+            else:
+                ros.add(node)
+            # a robot held on purpose stays bridged: the bridge's silence rule waits past the stall
+            hub = net.hub(peer_timeout=STALL + 5.0) if own_executor else net.hub()
+            ros.add(BridgeNode(mesh_config=hub, bridge_id=f"br_{uid()}", context=ros.context,
                                node_name=f"bridge_{uid()}", mirror=False))
         self.audit = audit_dir / f"audit-{self.rid}.jsonl"
         self.operator = python_proc("-m", "strands_mesh_ros.peer", self.op_id, "--agent", *net.peer_args)
@@ -186,12 +215,35 @@ def test_lost_operator_halts_and_latches_the_robot_then_a_signed_resume_clears_i
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_live_operator_keeps_the_robot_running(kind, net, _audit_dir):
+    """A longer timeout than the other tests': an absence of heartbeats that long is a lost link
+    by the rule, and on a busy 2-core machine a 2 s one once came from the test process starved
+    (the ROS robot, its bridge and the observer share it)."""
     with ExitStack() as stack:
-        rig = Rig(kind, net, _audit_dir, stack)
+        rig = Rig(kind, net, _audit_dir, stack, timeout=T_LIVE)
         rig.armed()
-        deadline = time.monotonic() + 2 * T + 1.0  # bounded window: absence of a halt
+        deadline = time.monotonic() + T_LIVE + 2.0  # bounded window, past one timeout: absence of a halt
         while time.monotonic() < deadline:
             assert rig.lockout() is None, f"{kind} robot halted while its operator was alive"
+        assert not rig.events("link_loss")
+
+
+@pytest.mark.parametrize("executor", ["events", "single"])
+@pytest.mark.parametrize("kind", NEEDS_ROS_KIND)
+def test_a_robot_whose_executor_was_busy_reads_the_waiting_heartbeats_before_it_trips(kind, executor, net, _audit_dir):
+    """The ROS robot's executor is held for longer than the timeout (a slow callback) while the
+    operator's heartbeats keep arriving through the bridge: when it runs again, its due watchdog
+    timer may come before those waiting messages (the SingleThreadedExecutor's order: without
+    reading them first it halted here every time; the EventsExecutor took them first), and must
+    read them rather than halt."""
+    with ExitStack() as stack:
+        rig = Rig(kind, net, _audit_dir, stack, own_executor=executor)
+        rig.armed()
+        assert rig.lockout() is None
+        rig.stall.set()
+        assert rig.stalled.wait(STALL + 30), "the robot's executor never ran the stall"
+        deadline = time.monotonic() + 1.0  # bounded window: the watchdog ticks at 20 Hz
+        while time.monotonic() < deadline:
+            assert rig.lockout() is None, "the robot halted on heartbeats it had received but not read"
         assert not rig.events("link_loss")
 
 
