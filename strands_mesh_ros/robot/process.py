@@ -56,9 +56,11 @@ def run_to_exit(main: Callable[[], int | None]) -> NoReturn:
     try:
         code = main() or 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if exc.code is not None and not isinstance(exc.code, int):
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:  # sys.exit("message"): the message and status 1, as the interpreter does
             sys.stderr.write(f"{exc.code}\n")
+            code = 1
     except KeyboardInterrupt:
         code = 130
     except BaseException:  # noqa: BLE001 - a defect: still shown, as the interpreter would have

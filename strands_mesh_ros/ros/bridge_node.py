@@ -70,7 +70,7 @@ from ..mesh.config import MeshConfig
 from ..mesh.mesh import DuplicatePeer, Mesh
 from ..robot.peer_core import answer_key_allowed
 from . import convert, qos, topics
-from .spin import contained, read_backlog, run_main
+from .spin import contained, read_backlogs, run_main
 
 PEERS_TOPIC = topics.PEERS
 SEND_SERVICE = "/mesh/send_command"
@@ -485,14 +485,10 @@ class BridgeNode(Node):
     def _read_backlog(self) -> None:
         """Handle every ROS message that counts as a robot's evidence of life (``/mesh/presence``,
         each robot's joint_states and answers) already received but not yet read
-        (:func:`~strands_mesh_ros.ros.spin.read_backlog`). Called from the housekeeping timer
+        (:func:`~strands_mesh_ros.ros.spin.read_backlogs`). Called from the housekeeping timer
         before a robot may be dropped for silence: runs only when one seems silent."""
-        for sub in [self._presence_sub, *(s for ends in list(self._endpoints.values()) for s in ends.subs)]:
-            try:
-                read_backlog(sub)
-            except Exception as exc:  # never let it keep a silent robot on the mesh: judge without it
-                self.get_logger().error(f"reading {sub.topic_name}'s backlog failed: {type(exc).__name__}: {exc}",
-                                        throttle_duration_sec=5.0)
+        read_backlogs([self._presence_sub, *(s for ends in list(self._endpoints.values()) for s in ends.subs)],
+                      self.get_logger())
 
     def ros_silence(self, rid: str, now: float | None = None) -> float:
         """Seconds since ROS robot ``rid`` was last heard: its ``/mesh/presence``, or its

@@ -80,7 +80,7 @@ from ..robot.peer_core import Answer, PeerCore
 from ..robot.runtime import Robot
 from ..robot.watchdog import WatchdogConfig
 from . import convert, qos, topics
-from .spin import contained, read_backlog, run_main
+from .spin import contained, read_backlogs, run_main
 
 DRIVER_KINDS = ("mock", "mujoco", "ros_topics")
 """Drivers the node can build from its ``driver`` parameter."""
@@ -367,12 +367,7 @@ class RobotNode(Node):
             # the watchdog may trip, read the heartbeats waiting behind it, so a busy executor
             # is not taken for a lost link. A silent link still trips on this same tick.
             if wd.armed and wd.silent_for(time.monotonic()) > wd.config.timeout:
-                for sub in subs:
-                    try:
-                        read_backlog(sub)
-                    except Exception as exc:  # never let it hold the halt back: judge without it
-                        log.error(f"reading {sub.topic_name}'s backlog failed: {type(exc).__name__}: {exc}",
-                                  throttle_duration_sec=5.0)
+                read_backlogs(subs, log)
             self.core.watchdog_check(time.monotonic())
 
         self.create_timer(1.0 / WATCHDOG_HZ, contained(log, "watchdog", check),

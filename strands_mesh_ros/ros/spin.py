@@ -120,6 +120,19 @@ def read_backlog(subscription: Any, limit: int | None = None) -> int:
     return n
 
 
+def read_backlogs(subscriptions: Any, logger: Any) -> None:
+    """:func:`read_backlog` of each subscription, for a caller about to judge silence (a bridge
+    dropping a robot, a robot's link-loss watchdog). Never raises: a subscription whose backlog
+    cannot be read is logged (throttled to one line per 5 s) and skipped, so the judgement is
+    made without it rather than not at all."""
+    for sub in subscriptions:
+        try:
+            read_backlog(sub)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            logger.error(f"reading {sub.topic_name}'s backlog failed: {type(exc).__name__}: {exc}",
+                         throttle_duration_sec=5.0)
+
+
 def contained(logger: Any, what: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` as an rclpy callback that never ends its executor.
 
