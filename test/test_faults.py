@@ -76,6 +76,42 @@ print("STOPPED", flush=True)
 """
 
 
+# Prepended to a process's program: once the file named by $FREEZE_AFTER_BUILD_FLAG exists, the
+# process deletes it and stops itself (SIGSTOP) right after building its next beat, before sending
+# it: the point where a frozen robot once counted a beat its peers never heard (PeerCore.beat).
+FREEZE_HOOK = r"""
+import os as _os, signal as _signal, threading as _threading
+from strands_mesh_ros.robot.peer_core import PeerCore as _PeerCore
+_flag = _os.environ.get("FREEZE_AFTER_BUILD_FLAG")
+if _flag:
+    _build = _PeerCore.presence
+    def _presence(self):
+        pr = _build(self)
+        try:
+            _os.unlink(_flag)
+        except FileNotFoundError:
+            return pr
+        _signal.pthread_kill(_threading.get_ident(), _signal.SIGSTOP)  # this thread stops before it returns
+        return pr
+    _PeerCore.presence = _presence
+"""
+
+
+# Prepended to a robot_node's program: the node publishes no joint_states.
+NO_JOINT_STATES = r"""
+from strands_mesh_ros.ros.robot_node import RobotNode as _RobotNode
+_RobotNode._publish_joint_states = lambda self: None
+"""
+
+
+def frozen_by_itself(proc: Proc, timeout: float = 5.0) -> None:
+    """Wait until ``proc`` has stopped itself (state ``T`` in /proc)."""
+    def stopped() -> bool:
+        with open(f"/proc/{proc.p.pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+    wait_for(stopped, timeout, interval=0.005, what="the robot frozen between building a beat and sending it")
+
+
 def long_move(mesh: Mesh, robot: str, timeout: float = 60.0):
     """Start a 60 s move on ``robot`` and return its future once the robot reports it running."""
     fut = mesh.send_async(robot, {"action": "skill", "name": "move_joints",
@@ -181,6 +217,28 @@ def thaw_and_check_not_run(op, bots, rid: str, rejoin=None) -> None:
     assert counts.get("before") == 1
     assert counts.get("while-hung", 0) == 0, (
         f"the robot ran a command after its caller was told it was lost: {counts}")
+
+
+def test_robot_frozen_between_building_a_beat_and_sending_it_refuses_what_was_sent_meanwhile(net, tmp_path):
+    """A robot that froze (SIGSTOP) after building a beat and before sending it was silent, by its
+    caller's count, from the beat before: its caller is told ``peer lost`` about 1.2 s after the
+    freeze. Counting from the beat it built, the thawed robot would see 1.2 s of silence, under
+    the 1.5 s peer timeout, and run the command sent meanwhile; it must refuse it."""
+    flag = tmp_path / "freeze"
+    with Mesh("op", config=net.hub()) as op:
+        bots = python_proc("-c", FREEZE_HOOK + COUNTING_PROC, net.prefix, "peer", net.endpoint, "hb1",
+                           env={"FREEZE_AFTER_BUILD_FLAG": str(flag)}).ready()
+        try:
+            op.wait_for_peer("hb1", 15)
+            assert op.send("hb1", {"action": "skill", "name": "bump", "args": {"tag": "before"}}, timeout=10).ok
+            flag.touch()
+            frozen_by_itself(bots)
+            r = op.send_async("hb1", {"action": "skill", "name": "bump", "args": {"tag": "while-hung"}},
+                              timeout=30).result(timeout=10)
+            assert r.status == "error" and "peer lost" in r.error, r
+            thaw_and_check_not_run(op, bots, "hb1")
+        finally:
+            bots.close()
 
 
 class _LaggingPresenceReader:
@@ -547,6 +605,45 @@ def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_move_a_ros
             ros.close()
 
 
+def test_ros_robot_frozen_between_building_a_beat_and_sending_it_refuses_what_was_sent_meanwhile(net, tmp_path):
+    """The twin of the mesh-native test for a ROS robot behind the bridge: the robot node froze
+    after building a beat and before publishing it, so the bridge last heard it on ROS a beat
+    earlier and drops it a peer timeout after that one. The thawed node refuses the move sent
+    meanwhile (heard on its ROS response topic) and the arm stays where it was. The node here
+    publishes no joint_states (as when its driver cannot observe yet): the bridge counts them as
+    life too, and one sent just before the freeze would delay the drop past the robot's own count."""
+    why = _ros_skip()
+    if why:
+        pytest.skip(why)
+    from strands_mesh_ros.msg import Response as ResponseMsg
+    from strands_mesh_ros.ros import qos, topics
+
+    tag = uuid.uuid4().hex[:8]
+    rid, bridge_id = f"rb{tag}", f"bb_{tag}"
+    start, flag = [0.3, 0, 0, 0, 0, 0], tmp_path / "freeze"
+    with Mesh("op", config=net.hub()) as op:
+        domain = ros_helpers.domain_id(9) % 230
+        ros = ros_helpers.RosEnv(domain)
+        robot = None
+        try:
+            answers = ros.sub(ResponseMsg, topics.robot_topic(rid, topics.MESH_RESPONSE), qos.RESPONSE)
+            robot = _bridged_robot_node(op, net, ros, rid, bridge_id, domain, prelude=FREEZE_HOOK + NO_JOINT_STATES,
+                                        node_env={"FREEZE_AFTER_BUILD_FLAG": str(flag)})
+            first = op.send(rid, _move(start), timeout=30)
+            assert first.ok, first
+            answers.wait(lambda m: m.turn_id == first.turn_id, 10, what="the first move's answer in ROS")
+            flag.touch()
+            frozen_by_itself(robot)
+            r = op.send_async(rid, _move(HUNG_TARGET), timeout=30).result(timeout=15)
+            assert r.status == "error" and "peer lost" in r.error, r
+            _thawed_node_refuses(op, robot, rid, answers, r, bridge_id, start)
+        finally:
+            if robot is not None:
+                robot.signal(signal.SIGCONT)
+                robot.close()
+            ros.close()
+
+
 @pytest.mark.parametrize("executor", ["single", "events"])
 def test_a_starved_bridge_drops_a_ros_robot_only_after_its_last_beat_is_a_peer_timeout_old(net, executor):
     """The bridge's executor stalls (a starved process) while a ROS robot beats on; the robot
@@ -619,14 +716,16 @@ def test_a_starved_bridge_drops_a_ros_robot_only_after_its_last_beat_is_a_peer_t
             bridge_env.close()
 
 
-def _bridged_robot_node(op: Mesh, net, env, rid: str, bridge_id: str, domain: int) -> Proc:
+def _bridged_robot_node(op: Mesh, net, env, rid: str, bridge_id: str, domain: int,
+                        node_env: dict[str, str] | None = None, prelude: str | None = None) -> Proc:
     """A bridge ``bridge_id`` spun on ``env`` (a ``ros_helpers.RosEnv`` on ``domain``) and a
-    ``robot_node`` ``rid`` behind it; returned once ``op`` sees the robot via that bridge."""
+    ``robot_node`` ``rid`` behind it (``node_env``, ``prelude``: :func:`_robot_node`'s ``env``
+    and ``prelude``); returned once ``op`` sees the robot via that bridge."""
     from strands_mesh_ros.ros.bridge_node import BridgeNode
 
     env.add(BridgeNode(mesh_config=net.member(), bridge_id=bridge_id, context=env.context,
                        node_name=f"bridge_{bridge_id}", mirror=False))
-    robot = _robot_node(rid, net, domain)
+    robot = _robot_node(rid, net, domain, node_env, prelude)
     wait_for(lambda: _via(op, rid) == bridge_id, 60, interval=0.05, what=f"{rid} on the mesh via {bridge_id}")
     return robot
 
@@ -649,12 +748,15 @@ def _move(positions: list[float]) -> dict:
     return {"action": "skill", "name": "move_joints", "args": {"positions": positions, "duration": 0}}
 
 
-def _robot_node(rid: str, net, domain: int, env: dict[str, str] | None = None) -> Proc:
+def _robot_node(rid: str, net, domain: int, env: dict[str, str] | None = None, prelude: str | None = None) -> Proc:
     """A ``robot_node`` process (mock arm) in namespace ``/rid`` of ``net``'s fleet, on ROS
-    domain ``domain``."""
-    entry = Path(sys.executable).with_name("robot_node")  # the console entry point
-    exe = str(entry if entry.is_file() else HERE.parent / "scripts" / "ros" / "robot_node")
-    return Proc([sys.executable, exe, "--ros-args", "-r", f"__ns:=/{rid}", "-p", "driver:=mock",
+    domain ``domain``; ``prelude``: Python run in it before the node's ``main``."""
+    if prelude is None:
+        entry = Path(sys.executable).with_name("robot_node")  # the console entry point
+        program = [str(entry if entry.is_file() else HERE.parent / "scripts" / "ros" / "robot_node")]
+    else:
+        program = ["-c", prelude + "\nfrom strands_mesh_ros.ros.robot_node import main\nraise SystemExit(main())\n"]
+    return Proc([sys.executable, *program, "--ros-args", "-r", f"__ns:=/{rid}", "-p", "driver:=mock",
                  "-p", f"prefix:={net.prefix}"], env={"ROS_DOMAIN_ID": str(domain), **(env or {})})
 
 

@@ -24,7 +24,7 @@ import time
 from typing import Any, Callable
 
 from ..contract.keys import check_peer_id
-from ..contract.payloads import ContractError, State, Step, decode, loads, make_response
+from ..contract.payloads import ContractError, Presence, State, Step, decode, loads, make_response
 from ..robot.driver import Driver
 from ..robot.peer_core import NullAudit, PeerCore
 from ..robot.runtime import Robot
@@ -325,11 +325,12 @@ class Mesh(CommandPath, SafetyPath):
     def _on_presence_query(self, query: Any) -> None:
         """Answer a presence query with this peer's presence now, signed as a beat is. The
         answer also confirms to a caller that this peer runs (``SharedPeers._confirm``); the
-        peer core counts it as a beat (a silence it ends is noted first, ``PeerCore.tick``)."""
+        peer core counts it as a beat (``PeerCore.beat``)."""
         if self.presence_live is not None and not self.presence_live():
             return
         try:
-            query.reply(self.keys.presence(self.peer_id), self.signed(self.core.presence().to_json()), express=True)
+            key = self.keys.presence(self.peer_id)
+            self.core.beat(lambda pr: query.reply(key, self.signed(pr.to_json()), express=True))
         except Exception as exc:  # the session closing under us, or a presence callback failing
             log.debug("%s: presence query not answered: %s", self.peer_id, exc)
 
@@ -463,9 +464,10 @@ class Mesh(CommandPath, SafetyPath):
             self._finish(p, make_response(peer_id, turn, error=f"peer lost: {peer_id} left the mesh ({why}) before answering"))
 
     def _publish_presence(self) -> None:
-        pr = self.core.presence()
-        self._presence_pub.put(self.signed(pr.to_json()), source_info=self.source_info())
-        self.table.heard(pr)
+        def send(pr: Presence) -> None:
+            self._presence_pub.put(self.signed(pr.to_json()), source_info=self.source_info())
+
+        self.table.heard(self.core.beat(send))
 
     def _housekeep(self, now: float) -> None:
         """Every :data:`~strands_mesh_ros.mesh.session.TICK` s, on the session's housekeeping

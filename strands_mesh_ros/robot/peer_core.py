@@ -58,6 +58,12 @@ log = logging.getLogger(__name__)
 DEDUP_WINDOW = 10_000
 """How many recent (sender, turn_id) pairs a peer remembers so a repeat never runs twice."""
 
+BEAT_HANDOFF = 0.05
+"""s: a beat handed to its transport later than this after it was built is not counted as heard
+(:meth:`PeerCore.beat`). Why this value: a presence query's answer has 0.2 s in all to reach its
+caller (``mesh/session.py`` ``CONFIRM_TIMEOUT``), travel included; a quarter of that, and the
+mesh's 0.05 s housekeeping tick, is the longest a running process takes between the two."""
+
 DEDUP_ANSWER_BYTES = 2048
 """Largest answer (JSON bytes) kept to re-send to a repeated turn_id; a larger one (``features``
 with its robot_description, say) is remembered as a short error instead. Whole Response objects
@@ -133,6 +139,8 @@ class PeerCore:
             run (frozen), and commands stamped meanwhile are refused (see :meth:`tick`).
         watchdog: the link-loss watchdog's operators and timeout (None: off, the default); the
             transport feeds :meth:`watchdog_heard` and calls :meth:`watchdog_check`.
+        clock: monotonic seconds for the frozen-process rule (:meth:`tick`, :meth:`beat`);
+            tests pass a clock of their own.
 
     Raises:
         InvalidPeerId: a bad ``peer_id``.
@@ -145,7 +153,8 @@ class PeerCore:
                  peers: Callable[[], Any] = lambda: [],
                  ros: dict[str, str] | None = None, via: str | None = None,
                  presence_extra: Callable[[], dict[str, Any]] | None = None,
-                 peer_timeout: float = 1.5, watchdog: WatchdogConfig | None = None) -> None:
+                 peer_timeout: float = 1.5, watchdog: WatchdogConfig | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.peer_id = check_peer_id(peer_id)
         if robot is not None and robot.robot_id != peer_id:
             raise ValueError(f"robot id {robot.robot_id!r} differs from peer id {peer_id!r}: one robot, one id")
@@ -168,8 +177,9 @@ class PeerCore:
         self._seen: OrderedDict[tuple[str, str], bytes | None] = OrderedDict()  # answer JSON, once sent
         self._seen_lock = threading.Lock()
         self._tick_lock = threading.Lock()
-        self._last_tick = time.monotonic()
-        self._last_presence: float | None = None  # monotonic s of the last presence built
+        self._clock = clock
+        self._last_tick = clock()
+        self._last_presence: float | None = None  # monotonic s the last beat counted was built
         self._peer_timeout = peer_timeout
         self.thawed_at = 0.0  # wall time this peer last came back from being unresponsive
         self._thaw_gap = 0.0
@@ -181,10 +191,7 @@ class PeerCore:
     # -- presence and state -------------------------------------------------------------
 
     def presence(self) -> Presence:
-        """This peer's presence now (CONTRACT.md "Payloads"); the transport publishes it (the
-        time it was built counts as heard by peers, for :meth:`tick`)."""
-        self.tick()  # a silence that ends here is noted before this presence ends it
-        self._last_presence = time.monotonic()
+        """This peer's presence now (CONTRACT.md "Payloads"). To send it, use :meth:`beat`."""
         robot = self.robot
         fields: dict[str, Any] = dict(
             robot_type=self.robot_type, peer_type=self.peer_type,
@@ -194,6 +201,40 @@ class PeerCore:
         if self._presence_extra is not None:
             fields.update(self._presence_extra())
         return make_presence(self.peer_id, **fields)
+
+    def beat(self, send: Callable[[Presence], None]) -> Presence:
+        """Build this peer's presence and ``send`` it now (a heartbeat, or the answer to a
+        presence query); returns what was sent.
+
+        The beat counts as heard by peers (for :meth:`tick`) from the time it was built, and only
+        if ``send`` returned within :data:`BEAT_HANDOFF` s of that. A process that stalls between
+        building a beat and sending it (SIGSTOP, starvation) sent nothing its peers could hear,
+        and they may have told callers ``peer lost`` meanwhile, counting from the beat before.
+        So a beat found stale before it is sent is built again after :meth:`tick` has noted the
+        silence (commands stamped before are refused): the note comes before anything goes out,
+        so a caller that hears this beat and sends a command at once is never refused. A stall
+        inside ``send`` is noted after it. Without this rule, a robot frozen right after
+        building a beat and thawed once its caller had said ``peer lost`` counted a silence
+        shorter than the peer timeout and ran the command sent meanwhile (test_faults.py
+        freezes a robot at that point; found by a busy CI run).
+
+        Raises:
+            whatever ``send`` raises (the beat is then not counted).
+        """
+        for _ in range(2):  # a second stall in a row is rare; its beat is then sent as it is
+            self.tick()  # a silence that ends here is noted before this beat ends it
+            built = self._clock()
+            pr = self.presence()
+            if self._clock() - built <= BEAT_HANDOFF:
+                break
+        send(pr)
+        if self._clock() - built <= BEAT_HANDOFF:
+            with self._tick_lock:
+                if self._last_presence is None or built > self._last_presence:
+                    self._last_presence = built
+        else:
+            self.tick()
+        return pr
 
     def state(self, seq: int | None = None) -> State | None:
         """This robot's contract State now (None without a robot). SI units (REP-103).
@@ -215,12 +256,13 @@ class PeerCore:
     def tick(self) -> None:
         """Note that this process runs; call it at least every ``peer_timeout / 3`` s.
 
-        A gap longer than ``peer_timeout`` means no presence went out meanwhile (SIGSTOP, a
-        starved process), so every peer dropped this one and told its callers ``peer lost``;
+        A gap longer than ``peer_timeout``, or a silence that long since the last beat counted
+        (:meth:`beat`), means no presence went out meanwhile (SIGSTOP, a starved process), so
+        every peer dropped this one and told its callers ``peer lost``;
         commands stamped before now are then refused rather than run behind their callers'
         backs (a retry must never run twice).
         """
-        now = time.monotonic()
+        now = self._clock()
         with self._tick_lock:
             gap, self._last_tick = now - self._last_tick, now
             # Peers judge by the age of the last *presence* (2 Hz), not by ticks (20 Hz): a process

@@ -472,8 +472,7 @@ class RobotNode(Node):
             self._odom_pub.publish(convert.base_pose_to_odometry(obs.base_pose, stamp, self.robot_id))
 
     def _publish_presence(self) -> None:
-        self.core.tick()
-        self._presence_pub.publish(convert.presence_to_msg(self.core.presence(), prefix=self.prefix))
+        self.core.beat(lambda pr: self._presence_pub.publish(convert.presence_to_msg(pr, prefix=self.prefix)))
         with self._estop_log_lock:
             pending, self._estop_log = self._estop_log, None
         if pending is not None:
