@@ -644,6 +644,55 @@ def test_ros_robot_frozen_between_building_a_beat_and_sending_it_refuses_what_wa
             ros.close()
 
 
+def test_ros_robot_whose_joint_states_come_from_elsewhere_leaves_when_its_node_dies(net, tmp_path):
+    """A Gazebo robot's joint_states come from ros_gz_bridge, not from its robot node (the
+    ``ros_topics`` driver, config/ros_topics_example.yaml), and go on when that node dies: they
+    must not keep the robot on the mesh. Here the test publishes the joint_states (50 Hz) of a
+    ``ros_topics`` robot node behind the bridge and kills the node (SIGKILL): a command in flight
+    is answered ``peer lost`` and the robot leaves the mesh within 2.5 s (the 1.5 s peer timeout,
+    the bridge's 4 Hz housekeeping, travel), while its joint_states still flow."""
+    why = _ros_skip()
+    if why:
+        pytest.skip(why)
+    from sensor_msgs.msg import JointState
+
+    tag = uuid.uuid4().hex[:8]
+    rid, bridge_id = f"rg{tag}", f"bg_{tag}"
+    joints = [f"j{i}" for i in range(1, 5)]
+    config = tmp_path / "gz_arm.yaml"
+    config.write_text(json.dumps({"command_interface": "position_controller", "home": [0.0] * 4, "joints": [
+        {"name": n, "lower": -2.0, "upper": 2.0, "max_velocity": 2.0} for n in joints]}))
+    with Mesh("op", config=net.hub()) as op:
+        domain = ros_helpers.domain_id(11) % 230
+        ros = ros_helpers.RosEnv(domain)
+        robot = None
+        try:
+            js = ros.probe.create_publisher(JointState, f"/{rid}/joint_states", 10)
+            flowing: list[float] = []
+
+            def publish() -> None:  # the simulator's joint_states, on the test's own executor
+                js.publish(JointState(name=joints, position=[0.0] * 4))
+                flowing.append(time.monotonic())
+
+            ros.probe.create_timer(0.02, publish)
+            robot = _bridged_robot_node(op, net, ros, rid, bridge_id, domain, extra_args=[
+                "-p", "driver:=ros_topics", "-p", f"driver_config:={config}"])
+            assert op.send(rid, {"action": "status"}, timeout=30).ok
+            pending = op.send_async(rid, {"action": "skill", "name": "move_joints",
+                                          "args": {"positions": [0.1] * 4, "duration": 30}}, timeout=60)
+            robot.signal(signal.SIGKILL)
+            killed = time.monotonic()
+            r = pending.result(timeout=10)
+            assert r.status == "error" and "peer lost" in r.error, r
+            wait_for(lambda: rid not in op.peers, 2.5 - (time.monotonic() - killed), interval=0.02,
+                     what=f"{rid} gone from the mesh after its node died")
+            assert flowing[-1] > time.monotonic() - 0.5, "the joint_states stopped: the test proves nothing"
+        finally:
+            if robot is not None:
+                robot.close()
+            ros.close()
+
+
 @pytest.mark.parametrize("executor", ["single", "events"])
 def test_a_starved_bridge_drops_a_ros_robot_only_after_its_last_beat_is_a_peer_timeout_old(net, executor):
     """The bridge's executor stalls (a starved process) while a ROS robot beats on; the robot
@@ -717,15 +766,17 @@ def test_a_starved_bridge_drops_a_ros_robot_only_after_its_last_beat_is_a_peer_t
 
 
 def _bridged_robot_node(op: Mesh, net, env, rid: str, bridge_id: str, domain: int,
-                        node_env: dict[str, str] | None = None, prelude: str | None = None) -> Proc:
+                        node_env: dict[str, str] | None = None, prelude: str | None = None,
+                        extra_args: list[str] | None = None) -> Proc:
     """A bridge ``bridge_id`` spun on ``env`` (a ``ros_helpers.RosEnv`` on ``domain``) and a
-    ``robot_node`` ``rid`` behind it (``node_env``, ``prelude``: :func:`_robot_node`'s ``env``
-    and ``prelude``); returned once ``op`` sees the robot via that bridge."""
+    ``robot_node`` ``rid`` behind it (``node_env``, ``prelude``, ``extra_args``:
+    :func:`_robot_node`'s ``env``, ``prelude`` and ``extra_args``); returned once ``op`` sees
+    the robot via that bridge."""
     from strands_mesh_ros.ros.bridge_node import BridgeNode
 
     env.add(BridgeNode(mesh_config=net.member(), bridge_id=bridge_id, context=env.context,
                        node_name=f"bridge_{bridge_id}", mirror=False))
-    robot = _robot_node(rid, net, domain, node_env, prelude)
+    robot = _robot_node(rid, net, domain, node_env, prelude, extra_args)
     wait_for(lambda: _via(op, rid) == bridge_id, 60, interval=0.05, what=f"{rid} on the mesh via {bridge_id}")
     return robot
 
@@ -748,16 +799,18 @@ def _move(positions: list[float]) -> dict:
     return {"action": "skill", "name": "move_joints", "args": {"positions": positions, "duration": 0}}
 
 
-def _robot_node(rid: str, net, domain: int, env: dict[str, str] | None = None, prelude: str | None = None) -> Proc:
-    """A ``robot_node`` process (mock arm) in namespace ``/rid`` of ``net``'s fleet, on ROS
-    domain ``domain``; ``prelude``: Python run in it before the node's ``main``."""
+def _robot_node(rid: str, net, domain: int, env: dict[str, str] | None = None, prelude: str | None = None,
+                extra_args: list[str] | None = None) -> Proc:
+    """A ``robot_node`` process (mock arm, unless ``extra_args`` set ``driver``) in namespace
+    ``/rid`` of ``net``'s fleet, on ROS domain ``domain``; ``prelude``: Python run in it before
+    the node's ``main``; ``extra_args``: more ``--ros-args`` arguments."""
     if prelude is None:
         entry = Path(sys.executable).with_name("robot_node")  # the console entry point
         program = [str(entry if entry.is_file() else HERE.parent / "scripts" / "ros" / "robot_node")]
     else:
         program = ["-c", prelude + "\nfrom strands_mesh_ros.ros.robot_node import main\nraise SystemExit(main())\n"]
     return Proc([sys.executable, *program, "--ros-args", "-r", f"__ns:=/{rid}", "-p", "driver:=mock",
-                 "-p", f"prefix:={net.prefix}"], env={"ROS_DOMAIN_ID": str(domain), **(env or {})})
+                 "-p", f"prefix:={net.prefix}", *(extra_args or [])], env={"ROS_DOMAIN_ID": str(domain), **(env or {})})
 
 
 def _audit_lines(path: Path) -> list[dict]:

@@ -122,7 +122,12 @@ class _RosEndpoints:
 
         self.proxy: _RosRobotProxy | None = None
         self.base_pose: dict[str, float] | None = None  # from the robot's odom, relayed in its state
-        self.last_heard = 0.0  # monotonic time of the last joint_states or answer: evidence of life
+        self.last_answer = 0.0  # monotonic time of the robot node's last answer: evidence of life
+        self.last_joint_states = 0.0  # ... of its last joint_states: evidence of life if own_joint_states
+        # Whether the robot's own node publishes its joint_states (the ROS graph says,
+        # BridgeNode._own_joint_states): a Gazebo robot's come from ros_gz_bridge, and go on
+        # after its robot node has died.
+        self.own_joint_states = False
         # relay_seq numbers outlive proxies: a late answer to a command the robot's previous
         # proxy relayed must never settle (and so drop the answer of) one the current proxy relayed
         self.relay_seq = itertools.count(1)
@@ -148,13 +153,18 @@ class _RosEndpoints:
         except ContractError as exc:
             self._log.warning(f"{self._robot_id}: bad odom: {exc}", throttle_duration_sec=5.0)
 
+    def life(self) -> float:
+        """Monotonic time of the last evidence of life besides presence: an answer, or joint_states
+        the robot's own node published (a flood can delay presence); 0.0 when none."""
+        return max(self.last_answer, self.last_joint_states if self.own_joint_states else 0.0)
+
     def _on_response(self, msg: Any) -> None:
-        self.last_heard = time.monotonic()  # an answer is evidence of life too (a flood can delay presence)
+        self.last_answer = time.monotonic()
         if (proxy := self.proxy) is not None:
             proxy._on_response(msg)
 
     def _on_joint_states(self, msg: Any) -> None:
-        self.last_heard = time.monotonic()
+        self.last_joint_states = time.monotonic()
         if (proxy := self.proxy) is not None:
             proxy._on_joint_states(msg)
 
@@ -448,7 +458,7 @@ class BridgeNode(Node):
                 backlog_read, now = True, time.monotonic()
                 with self._lock:
                     pr = self._ros_presence.get(rid, (pr, heard))[0]
-            if self.ros_silence(rid, now) > self.mesh_config.peer_timeout:
+            if self.ros_silence(rid, now) > self.mesh_config.peer_timeout and not self._own_joint_states_found(rid, pr, now):
                 with self._lock:
                     self._ros_presence.pop(rid, None)
                     proxy = self.proxies.pop(rid, None)
@@ -471,6 +481,7 @@ class BridgeNode(Node):
                         estop_namespaces = self._estop_namespaces()
                     if not self._ros_paths_matched(rid, ends, estop_namespaces):
                         continue  # not on the mesh before an e-stop and its commands can reach it
+                    ends.own_joint_states = self._own_joint_states(rid, pr)
                     self.proxies[rid] = _RosRobotProxy(self, pr, ends)
                     self.get_logger().info(f"ROS robot {rid} ({pr.ros.namespace if pr.ros else '?'}) is now a mesh peer")
                 except DuplicatePeer as exc:
@@ -490,13 +501,34 @@ class BridgeNode(Node):
         read_backlogs([self._presence_sub, *(s for ends in list(self._endpoints.values()) for s in ends.subs)],
                       self.get_logger())
 
+    def _own_joint_states(self, rid: str, pr: Any) -> bool:
+        """Whether ROS robot ``rid``'s joint_states have a publisher in its node (the node and
+        namespace its presence names), by the ROS graph. Only then are they evidence that the
+        node runs: a Gazebo robot's joint_states come from ros_gz_bridge (the ``ros_topics``
+        driver, config/ros_topics_example.yaml) and go on when its robot node has died or hung."""
+        if pr.ros is None:
+            return False
+        node = (pr.ros.node, pr.ros.namespace)
+        return any((info.node_name, info.node_namespace) == node
+                   for info in self.get_publishers_info_by_topic(topics.robot_topic(rid, topics.JOINT_STATES)))
+
+    def _own_joint_states_found(self, rid: str, pr: Any, now: float) -> bool:
+        """Before ``rid`` is dropped for silence: its joint_states are fresh but were not known
+        to come from its own node (ROS discovery can lag behind its join), and the graph now
+        says they do. Reads the graph only in that case."""
+        ends = self._endpoints.get(rid)
+        if ends is None or ends.own_joint_states or now - ends.last_joint_states > self.mesh_config.peer_timeout:
+            return False
+        ends.own_joint_states = self._own_joint_states(rid, pr)
+        return ends.own_joint_states and self.ros_silence(rid, now) <= self.mesh_config.peer_timeout
+
     def ros_silence(self, rid: str, now: float | None = None) -> float:
-        """Seconds since ROS robot ``rid`` was last heard: its ``/mesh/presence``, or its
-        joint_states or an answer (evidence of life too: a flood can delay presence); infinite
-        when never heard."""
+        """Seconds since ROS robot ``rid`` was last heard: its ``/mesh/presence``, or an answer
+        or joint_states of its own node (evidence of life too, :meth:`_RosEndpoints.life`: a
+        flood can delay presence); infinite when never heard."""
         entry = self._ros_presence.get(rid)
         ends = self._endpoints.get(rid)
-        heard = max(entry[1] if entry else 0.0, ends.last_heard if ends else 0.0)
+        heard = max(entry[1] if entry else 0.0, ends.life() if ends else 0.0)
         return ((time.monotonic() if now is None else now) - heard) if heard else float("inf")
 
     def _estop_namespaces(self) -> set[str]:
