@@ -858,6 +858,7 @@ def test_command_sent_to_a_hung_ros_robot_is_failed_and_not_run_after_it_resumes
 
             proxy = bridge.proxies[rid]
             assert proxy.mesh.presence_live(), "the proxy of a robot heard on ROS must answer presence queries"
+            assert bridge._endpoints[rid].own_joint_states, "the node's own joint_states are not counted as its life"
 
             robot.signal(signal.SIGSTOP)
             t0 = time.monotonic()

@@ -61,8 +61,9 @@ DEDUP_WINDOW = 10_000
 BEAT_HANDOFF = 0.05
 """s: a beat handed to its transport later than this after it was built is not counted as heard
 (:meth:`PeerCore.beat`). Why this value: a presence query's answer has 0.2 s in all to reach its
-caller (``mesh/session.py`` ``CONFIRM_TIMEOUT``), travel included; a quarter of that, and the
-mesh's 0.05 s housekeeping tick, is the longest a running process takes between the two."""
+caller (``mesh/session.py`` ``CONFIRM_TIMEOUT``), travel included; a running process takes
+microseconds between the two, and a stall of a quarter of that deadline (the mesh's housekeeping
+tick, ``mesh/session.py`` ``TICK``) may already have cost the answer its deadline."""
 
 DEDUP_ANSWER_BYTES = 2048
 """Largest answer (JSON bytes) kept to re-send to a repeated turn_id; a larger one (``features``
