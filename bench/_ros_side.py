@@ -84,10 +84,12 @@ class CountingMock(MockDriver):
 
 
 def stub_node(context, ids: list[str], rate: float):
-    """A node publishing joint_states (seq in joint1) and presence for every id, and per id a
-    node in namespace ``/<id>`` subscribed to ``/mesh/estop`` and ``/<id>/mesh/command``: the
-    bridge proxies a robot only once both are matched (its e-stop must reach it first). Those
-    nodes are not spun: what reaches them is never read. Returns ``(node, counts, listeners)``."""
+    """A node publishing presence for every id, and per id a node ``stub_<id>`` in namespace
+    ``/<id>`` publishing its joint_states (seq in joint1; the bridge counts a robot's joint_states
+    as life only from the node its presence names) and subscribed to ``/mesh/estop`` and
+    ``/<id>/mesh/command``: the bridge proxies a robot only once both are matched (its e-stop
+    must reach it first). The per-id nodes are not spun: what reaches them is never read; the
+    first node's timers publish for them. Returns ``(node, counts, listeners)``."""
     from builtin_interfaces.msg import Time
     from sensor_msgs.msg import JointState
     from strands_mesh_ros.msg import Command, EStop, Presence
@@ -96,9 +98,13 @@ def stub_node(context, ids: list[str], rate: float):
     from strands_mesh_ros.ros import convert, qos, topics
 
     node = rclpy.create_node("bench_stub_robots", context=context)
-    pubs, msgs = [], []
+    pubs, msgs, listeners = [], [], []
     for rid in ids:
-        pubs.append(node.create_publisher(JointState, topics.robot_topic(rid, topics.JOINT_STATES), qos.JOINT_STATES))
+        lst = rclpy.create_node(f"stub_{rid}", namespace=f"/{rid}", context=context)
+        lst.create_subscription(EStop, topics.ESTOP, lambda m: None, qos.ESTOP)
+        lst.create_subscription(Command, topics.robot_topic(rid, topics.MESH_COMMAND), lambda m: None, qos.COMMAND)
+        listeners.append(lst)
+        pubs.append(lst.create_publisher(JointState, topics.robot_topic(rid, topics.JOINT_STATES), qos.JOINT_STATES))
         m = JointState()
         m.name = list(JOINTS)
         m.position = [0.0] * len(JOINTS)
@@ -121,18 +127,12 @@ def stub_node(context, ids: list[str], rate: float):
     def presence() -> None:
         for rid in ids:
             pr = make_presence(rid, robot_type="mock_arm", peer_type="robot", task_status="idle",
-                               ros={"namespace": f"/{rid}", "node": "bench_stub_robots"})
+                               ros={"namespace": f"/{rid}", "node": f"stub_{rid}"})
             presence_pub.publish(convert.presence_to_msg(pr))
 
     node.create_timer(1.0 / rate, tick)
     node.create_timer(0.5, presence)
     presence()
-    listeners = []
-    for rid in ids:
-        lst = rclpy.create_node(f"stub_{rid}", namespace=f"/{rid}", context=context)
-        lst.create_subscription(EStop, topics.ESTOP, lambda m: None, qos.ESTOP)
-        lst.create_subscription(Command, topics.robot_topic(rid, topics.MESH_COMMAND), lambda m: None, qos.COMMAND)
-        listeners.append(lst)
     return node, counts, listeners
 
 
