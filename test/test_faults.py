@@ -644,17 +644,21 @@ def test_ros_robot_frozen_between_building_a_beat_and_sending_it_refuses_what_wa
             ros.close()
 
 
-def test_ros_robot_whose_joint_states_come_from_elsewhere_leaves_when_its_node_dies(net, tmp_path):
+@pytest.mark.parametrize("graph", ["readable", "unreadable"])
+def test_ros_robot_whose_joint_states_come_from_elsewhere_leaves_when_its_node_dies(net, tmp_path, monkeypatch, graph):
     """A Gazebo robot's joint_states come from ros_gz_bridge, not from its robot node (the
     ``ros_topics`` driver, config/ros_topics_example.yaml), and go on when that node dies: they
     must not keep the robot on the mesh. Here the test publishes the joint_states (50 Hz) of a
     ``ros_topics`` robot node behind the bridge and kills the node (SIGKILL): a command in flight
     is answered ``peer lost`` and the robot leaves the mesh within 2.5 s (the 1.5 s peer timeout,
-    the bridge's 4 Hz housekeeping, travel), while its joint_states still flow."""
+    the bridge's 4 Hz housekeeping, travel), while its joint_states still flow. ``unreadable``:
+    the bridge's read of the ROS graph before the drop fails, and the robot is dropped all the same."""
     why = _ros_skip()
     if why:
         pytest.skip(why)
     from sensor_msgs.msg import JointState
+
+    from strands_mesh_ros.ros.bridge_node import BridgeNode
 
     tag = uuid.uuid4().hex[:8]
     rid, bridge_id = f"rg{tag}", f"bg_{tag}"
@@ -678,6 +682,11 @@ def test_ros_robot_whose_joint_states_come_from_elsewhere_leaves_when_its_node_d
             robot = _bridged_robot_node(op, net, ros, rid, bridge_id, domain, extra_args=[
                 "-p", "driver:=ros_topics", "-p", f"driver_config:={config}"])
             assert op.send(rid, {"action": "status"}, timeout=30).ok
+            if graph == "unreadable":
+                def unreadable(self, rid, pr):
+                    raise RuntimeError("graph read failed (injected)")
+
+                monkeypatch.setattr(BridgeNode, "_own_joint_states", unreadable)
             pending = op.send_async(rid, {"action": "skill", "name": "move_joints",
                                           "args": {"positions": [0.1] * 4, "duration": 30}}, timeout=60)
             robot.signal(signal.SIGKILL)

@@ -515,11 +515,16 @@ class BridgeNode(Node):
     def _own_joint_states_found(self, rid: str, pr: Any, now: float) -> bool:
         """Before ``rid`` is dropped for silence: its joint_states are fresh but were not known
         to come from its own node (ROS discovery can lag behind its join), and the graph now
-        says they do. Reads the graph only in that case."""
+        says they do. Reads the graph only in that case; a graph that cannot be read says no
+        (the robot is dropped: a robot not known to run never stays on the mesh)."""
         ends = self._endpoints.get(rid)
         if ends is None or ends.own_joint_states or now - ends.last_joint_states > self.mesh_config.peer_timeout:
             return False
-        ends.own_joint_states = self._own_joint_states(rid, pr)
+        try:
+            ends.own_joint_states = self._own_joint_states(rid, pr)
+        except Exception as exc:  # rclpy raises several kinds (a context shutting down, say)
+            self.get_logger().warning(f"{rid}: ROS graph not readable: {exc}", throttle_duration_sec=5.0)
+            return False
         return ends.own_joint_states and self.ros_silence(rid, now) <= self.mesh_config.peer_timeout
 
     def ros_silence(self, rid: str, now: float | None = None) -> float:
