@@ -525,7 +525,7 @@ class BridgeNode(Node):
         except Exception as exc:  # rclpy raises several kinds (a context shutting down, say)
             self.get_logger().warning(f"{rid}: ROS graph not readable: {exc}", throttle_duration_sec=5.0)
             return False
-        return ends.own_joint_states and self.ros_silence(rid, now) <= self.mesh_config.peer_timeout
+        return ends.own_joint_states  # then fresh joint_states of its own: not silent
 
     def ros_silence(self, rid: str, now: float | None = None) -> float:
         """Seconds since ROS robot ``rid`` was last heard: its ``/mesh/presence``, or an answer
