@@ -30,6 +30,18 @@ def key_prefix(monkeypatch) -> str:
     return prefix
 
 
+@pytest.fixture(autouse=True)
+def ros_domain(monkeypatch) -> int:
+    """Every test gets a ROS domain of its own (``ros_helpers.new_domain``: no other test, nor
+    another test run on this machine, holds it meanwhile) as ``$ROS_DOMAIN_ID``, inherited by
+    its subprocesses and the default of ``ros_helpers.RosEnv``; given back when the test ends."""
+    from ros_helpers import own_domain
+
+    with own_domain() as domain:
+        monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
+        yield domain
+
+
 @pytest.fixture
 def net(key_prefix):
     """A private mesh: a unique key prefix and a hub endpoint on a free loopback port.

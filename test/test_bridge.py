@@ -11,14 +11,12 @@ import uuid
 import pytest
 
 from helpers import python_proc, wait_for
-from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, RosEnv, domain_id
+from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, RosEnv
 
 pytestmark = [
     pytest.mark.skipif(not HAVE_RCLPY, reason=NO_ROS_REASON),
     pytest.mark.skipif(not HAVE_MSGS, reason=NO_MSGS_REASON),
 ]
-
-DOMAIN = domain_id(2)
 
 
 @pytest.fixture
@@ -26,7 +24,7 @@ def ros(request):
     """The ROS side, on the package's executor; a test parametrized indirectly with ``events``
     or ``single`` names the kind (``events``: the default; ``single``: the STRANDS_MESH_EXECUTOR=single
     fallback)."""
-    env = RosEnv(DOMAIN, getattr(request, "param", None))
+    env = RosEnv(executor=getattr(request, "param", None))
     yield env
     env.close()
 

@@ -449,14 +449,14 @@ def _ros_skip() -> str | None:
 
 
 @pytest.fixture
-def ros_side(net, tmp_path):
+def ros_side(net, tmp_path, ros_domain):
     """Start ROS robots (fleet_host) and bridges (bridge_node) as subprocesses on a private domain."""
     why = _ros_skip()
     if why:
         pytest.skip(why)
     zconf = tmp_path / "zenoh.json5"
     zconf.write_text('{ scouting: { multicast: { enabled: false } } }')
-    env = {"ROS_DOMAIN_ID": str(ros_helpers.domain_id(3)), "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit"),
+    env = {"ROS_DOMAIN_ID": str(ros_domain), "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit"),
            "ROS_LOCALHOST_ONLY": "1", "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
     procs: list[Proc] = []
 
@@ -558,7 +558,7 @@ def _arm(op: Mesh, rid: str) -> list[float]:
     return [st.result["joints"][f"joint{i}"]["position"] for i in range(1, 7)]
 
 
-def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_move_a_ros_robot_runs(net, monkeypatch):
+def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_move_a_ros_robot_runs(net, monkeypatch, ros_domain):
     """The twin of the lagging-reader test above for a ROS robot behind the bridge: the beats
     the caller reads are the bridge proxy's, sent while the bridge hears the robot on ROS, and
     the robot node (a process of its own) freezes right after one of them, while the caller's
@@ -578,7 +578,7 @@ def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_move_a_ros
     start = [0.1, 0, 0, 0, 0, 0]
     lag = _LaggingPresenceReader(monkeypatch, rid)
     with Mesh("op", config=net.hub()) as op, Mesh("watcher", config=net.member()) as watcher:
-        domain = ros_helpers.domain_id(5) % 230
+        domain = ros_domain
         ros = ros_helpers.RosEnv(domain)
         robot = None
         try:
@@ -605,7 +605,7 @@ def test_caller_whose_presence_reader_lags_never_says_peer_lost_for_a_move_a_ros
             ros.close()
 
 
-def test_ros_robot_frozen_between_building_a_beat_and_sending_it_refuses_what_was_sent_meanwhile(net, tmp_path):
+def test_ros_robot_frozen_between_building_a_beat_and_sending_it_refuses_what_was_sent_meanwhile(net, tmp_path, ros_domain):
     """The twin of the mesh-native test for a ROS robot behind the bridge: the robot node froze
     after building a beat and before publishing it, so the bridge last heard it on ROS a beat
     earlier and drops it a peer timeout after that one. The thawed node refuses the move sent
@@ -622,7 +622,7 @@ def test_ros_robot_frozen_between_building_a_beat_and_sending_it_refuses_what_wa
     rid, bridge_id = f"rb{tag}", f"bb_{tag}"
     start, flag = [0.3, 0, 0, 0, 0, 0], tmp_path / "freeze"
     with Mesh("op", config=net.hub()) as op:
-        domain = ros_helpers.domain_id(9) % 230
+        domain = ros_domain
         ros = ros_helpers.RosEnv(domain)
         robot = None
         try:
@@ -645,7 +645,7 @@ def test_ros_robot_frozen_between_building_a_beat_and_sending_it_refuses_what_wa
 
 
 @pytest.mark.parametrize("graph", ["readable", "unreadable"])
-def test_ros_robot_whose_joint_states_come_from_elsewhere_leaves_when_its_node_dies(net, tmp_path, monkeypatch, graph):
+def test_ros_robot_whose_joint_states_come_from_elsewhere_leaves_when_its_node_dies(net, tmp_path, monkeypatch, graph, ros_domain):
     """A Gazebo robot's joint_states come from ros_gz_bridge, not from its robot node (the
     ``ros_topics`` driver, config/ros_topics_example.yaml), and go on when that node dies: they
     must not keep the robot on the mesh. Here the test publishes the joint_states (50 Hz) of a
@@ -667,7 +667,7 @@ def test_ros_robot_whose_joint_states_come_from_elsewhere_leaves_when_its_node_d
     config.write_text(json.dumps({"command_interface": "position_controller", "home": [0.0] * 4, "joints": [
         {"name": n, "lower": -2.0, "upper": 2.0, "max_velocity": 2.0} for n in joints]}))
     with Mesh("op", config=net.hub()) as op:
-        domain = ros_helpers.domain_id(11) % 230
+        domain = ros_domain
         ros = ros_helpers.RosEnv(domain)
         robot = None
         try:
@@ -703,7 +703,7 @@ def test_ros_robot_whose_joint_states_come_from_elsewhere_leaves_when_its_node_d
 
 
 @pytest.mark.parametrize("executor", ["single", "events"])
-def test_a_starved_bridge_drops_a_ros_robot_only_after_its_last_beat_is_a_peer_timeout_old(net, executor):
+def test_a_starved_bridge_drops_a_ros_robot_only_after_its_last_beat_is_a_peer_timeout_old(net, executor, ros_domain):
     """The bridge's executor stalls (a starved process) while a ROS robot beats on; the robot
     freezes right after a beat sent ≥ 0.5 s into the stall, and a move is sent to it. When the
     executor runs again its housekeeping timer is due at once and finds the robot silent since
@@ -742,7 +742,7 @@ def test_a_starved_bridge_drops_a_ros_robot_only_after_its_last_beat_is_a_peer_t
             frozen.set()
 
     with Mesh("op", config=net.hub()) as op:
-        domain = ros_helpers.domain_id(7) % 230
+        domain = ros_domain
         bridge_env, ros = ros_helpers.RosEnv(domain, executor), ros_helpers.RosEnv(domain)
         try:
             answers = ros.sub(ResponseMsg, topics.robot_topic(rid, topics.MESH_RESPONSE), qos.RESPONSE)
@@ -828,7 +828,7 @@ def _audit_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in text.split("\n")[:-1]]
 
 
-def test_command_sent_to_a_hung_ros_robot_is_failed_and_not_run_after_it_resumes(net, tmp_path):
+def test_command_sent_to_a_hung_ros_robot_is_failed_and_not_run_after_it_resumes(net, tmp_path, ros_domain):
     """The twin of the mesh-native test above for a ROS robot behind the bridge: a
     ``robot_node`` process of its own (mock arm) made a mesh peer by a bridge (in this process,
     on this test's key prefix). A move to a distinctive target sent while the node is hung
@@ -846,7 +846,7 @@ def test_command_sent_to_a_hung_ros_robot_is_failed_and_not_run_after_it_resumes
 
     tag = uuid.uuid4().hex[:8]
     rid, bridge_id = f"rh{tag}", f"br_{tag}"
-    domain = ros_helpers.domain_id(3) % 230
+    domain = ros_domain
     audit = tmp_path / "robot-audit"
     start, after_target = [0.1, 0, 0, 0, 0, 0], [-0.3, 0.2, 0, 0, 0, 0]
 

@@ -86,13 +86,11 @@ def test_up_no_ros_is_seen_by_another_process_and_stops_cleanly(net, tmp_path):
         p.close()
 
 
-def test_up_with_ros_default_fleet(net):
+def test_up_with_ros_default_fleet(net, ros_domain):
     pytest.importorskip("rclpy", reason="the ROS path of up needs rclpy (bash scripts/bootstrap.sh setup)")
     pytest.importorskip("strands_mesh_ros.msg", reason="the ROS path needs the generated interfaces")
     pytest.importorskip("mujoco", reason="the default fleet is simulated in MuJoCo")
-    from ros_helpers import domain_id
-
-    env = {"ROS_DOMAIN_ID": str(domain_id(4) % 230)}
+    env = {"ROS_DOMAIN_ID": str(ros_domain)}
     p = up_proc(net, env=env).ready(90)
     listener = None
     try:
@@ -204,15 +202,13 @@ def test_up_refuses_an_invalid_mesh_section_in_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("ros", [False, True], ids=["no-ros", "ros"])
-def test_up_unknown_driver_option_is_one_line(tmp_path, ros):
+def test_up_unknown_driver_option_is_one_line(tmp_path, ros, ros_domain):
     pytest.importorskip("mujoco", reason="the option is checked against the MuJoCo driver")
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text("robots:\n  - {id: arm1, driver: mock}\n  - {id: arm9, driver: mujoco, options: {bogus: 1}}\n")
     env = None
     if ros:
-        from ros_helpers import domain_id
-
-        env = {"ROS_DOMAIN_ID": str(domain_id(6) % 230)}
+        env = {"ROS_DOMAIN_ID": str(ros_domain)}
     line = one_error_line(up_fails(*([] if ros else ["--no-ros"]), str(fleet), env=env))
     assert "robot 'arm9'" in line and "unknown option 'bogus'" in line
     assert "valid options: " in line and "timestep" in line and "gripper" in line
@@ -233,7 +229,7 @@ def test_driver_options_checked_without_building_the_driver():
 
 
 @pytest.mark.parametrize("ros,sig", [(False, signal.SIGINT), (True, signal.SIGTERM)], ids=["mesh-sigint", "ros-sigterm"])
-def test_up_live_view_into_a_closed_pipe_still_stops_the_fleet(net, tmp_path, ros, sig):
+def test_up_live_view_into_a_closed_pipe_still_stops_the_fleet(net, tmp_path, ros, sig, ros_domain):
     """`up | tee log`, then Ctrl-C: tee dies first, the live view's last write hits a closed
     pipe; the fleet must still stop in order, the process exit, and no robot stay live."""
     import os
@@ -245,7 +241,6 @@ def test_up_live_view_into_a_closed_pipe_still_stops_the_fleet(net, tmp_path, ro
     if ros:
         pytest.importorskip("rclpy", reason="the ROS path of up needs rclpy (bash scripts/bootstrap.sh setup)")
         pytest.importorskip("strands_mesh_ros.msg", reason="the ROS path needs the generated interfaces")
-        from ros_helpers import domain_id
     fleet = tmp_path / "fleet.yaml"
     robots = {"p1", "p2"}
     fleet.write_text("robots:\n  - {id: p1, driver: mock}\n  - {id: p2, driver: mock" + (", ros: true" if ros else "")
@@ -253,7 +248,7 @@ def test_up_live_view_into_a_closed_pipe_still_stops_the_fleet(net, tmp_path, ro
     hub = POOL.acquire(net.hub(), "main")  # the watcher holds the mesh, so it outlives the fleet
     env = {**os.environ, "COLUMNS": "100"}
     if ros:
-        env["ROS_DOMAIN_ID"] = str(domain_id(5) % 230)
+        env["ROS_DOMAIN_ID"] = str(ros_domain)
     p = subprocess.Popen([sys.executable, "-m", "strands_mesh_ros.cli", "up", str(fleet), *([] if ros else ["--no-ros"]),
                           "--prefix", net.prefix, "--connect", net.endpoint],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)

@@ -243,10 +243,10 @@ def status(op, peer: str) -> dict:
 
 
 @contextlib.contextmanager
-def our_two_robots(fleet, bridge_id: str, domain_offset: int):
+def our_two_robots(fleet, bridge_id: str):
     """Our mesh robot ``ourarm`` and a ROS robot behind our bridge (own ROS domain), both seen by
     our operator; yields ``(ourarm's Robot, the ROS robot's id, its RobotNode)``."""
-    from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, RosEnv, domain_id
+    from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, RosEnv
 
     if not (HAVE_RCLPY and HAVE_MSGS):
         pytest.skip(NO_ROS_REASON if not HAVE_RCLPY else NO_MSGS_REASON)
@@ -256,20 +256,17 @@ def our_two_robots(fleet, bridge_id: str, domain_offset: int):
 
     ourarm = fleet.mesh("ourarm", robot=MockDriver("ourarm")).core.robot
     rosarm_id = f"rosarm_{uuid.uuid4().hex[:6]}"
-    ros = RosEnv(domain_id(domain_offset) % 230)
-    try:
+    with contextlib.closing(RosEnv()) as ros:
         node = ros.add(RobotNode(rosarm_id, driver=MockDriver(rosarm_id), context=ros.context, close_driver=True))
         br = ros.add(BridgeNode(mesh_config=fleet.member_config, bridge_id=bridge_id, context=ros.context,
                                 audit_dir=fleet.audit, node_name=f"bridge_{uuid.uuid4().hex[:6]}"))
         wait_for(lambda: rosarm_id in br.proxies, 15, what="the ROS robot bridged")
         fleet.op.wait_for_peer(rosarm_id, 15)
         yield ourarm, rosarm_id, node
-    finally:
-        ros.close()
 
 
 def test_their_estop_latches_our_mesh_robot_and_a_ros_robot_behind_our_bridge(fleet):
-    with our_two_robots(fleet, "bridge_i", 7) as (ourarm, rosarm_id, node):
+    with our_two_robots(fleet, "bridge_i") as (ourarm, rosarm_id, node):
         fleet.their_peers_see("ourarm", rosarm_id, "bridge_i", "op")
         assert not status(fleet.op, "ourarm")["locked_out"] and not status(fleet.op, rosarm_id)["locked_out"]
 
@@ -368,7 +365,7 @@ def test_their_signed_resume_clears_our_mesh_robot_and_a_ros_robot(fleet, resume
     """Their e-stop latches ours with their estop_id; their Ed25519 resume (their Mesh.resume,
     envelope on strands/safety/resume with SourceInfo) clears our mesh robot and the ROS robot
     behind our bridge (the same peer core verifies on both transports)."""
-    with our_two_robots(fleet, "bridge_r", 11) as (ourarm, rosarm_id, node):
+    with our_two_robots(fleet, "bridge_r") as (ourarm, rosarm_id, node):
         fleet.their_peers_see("ourarm", rosarm_id)
 
         fleet.theirs.call("estop", wait=20, **{"from": "srop"})

@@ -29,10 +29,10 @@ LONG_MOVE = "move joints to 1 0 0 0 0 0 in 30 s"
 
 
 @pytest.fixture
-def up_fleet(tmp_path, monkeypatch):
+def up_fleet(tmp_path, monkeypatch, ros_domain):
     """Our `strands-mesh up` (m1 mesh-only, r1 a ROS node behind the bridge) on a private
     namespace, their process as its client; yields (their process, namespace, endpoint, key)."""
-    from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, domain_id
+    from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON
 
     if not (HAVE_RCLPY and HAVE_MSGS):
         pytest.skip(NO_ROS_REASON if not HAVE_RCLPY else NO_MSGS_REASON)
@@ -53,7 +53,7 @@ def up_fleet(tmp_path, monkeypatch):
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text("robots:\n  - {id: m1, driver: mock, ros: false}\n  - {id: r1, driver: mock, ros: true}\n"
                      "mesh:\n  multicast_scouting: false\n")
-    env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id(17) % 230), "STRANDS_MESH_RESUME_KEY": "x" * 32,
+    env = {**os.environ, "ROS_DOMAIN_ID": str(ros_domain), "STRANDS_MESH_RESUME_KEY": "x" * 32,
            PUBLIC_KEY_ENV: public_key_text(key), "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")}
     up = Proc([sys.executable, "-m", "strands_mesh_ros.cli", "up", "--headless", str(fleet), "--prefix", "strands",
                "--namespace", ns, "--listen", endpoint], env=env).ready(90)

@@ -38,7 +38,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import Proc, wait_for
-from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, RosEnv, domain_id
+from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, RosEnv
 
 from strands_mesh_ros import launch_support as ls
 from strands_mesh_ros.drivers.fleet_config import load_fleet
@@ -366,7 +366,7 @@ def test_fleet_rviz_shows_the_default_fleet():
 
 
 @pytest.mark.parametrize("robot_id, driver, model", [("lt2", "mock", ""), ("lt3", "mujoco", "arm6")])
-def test_planned_parameters_start_the_real_robot_node(robot_id, driver, model, tmp_path):
+def test_planned_parameters_start_the_real_robot_node(robot_id, driver, model, tmp_path, ros_domain):
     """robot.launch.py's robot node, started as launch_ros starts it (the parameters in a
     ``/**`` file, ``-r __node:= -r __ns:=``), accepts the planned parameters, latches exactly
     the URDF handed to robot_state_publisher, publishes joint_states for all of its movable
@@ -384,7 +384,7 @@ def test_planned_parameters_start_the_real_robot_node(robot_id, driver, model, t
     assert plan.parameters["robot_id"] == robot_id and plan.parameters["state_rate"] == 50.0
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"/**": {"ros__parameters": plan.parameters}}))
-    domain = domain_id(8) % 230
+    domain = ros_domain
     env = RosEnv(domain)
     proc = None
     try:
@@ -748,7 +748,7 @@ def _assert_clean_exits(run: LaunchRun, expected: set[str]) -> None:
 
 
 @pytest.mark.skipif(not (HAVE_RCLPY and HAVE_MSGS), reason=NO_ROS_REASON if not HAVE_RCLPY else NO_MSGS_REASON)
-def test_fleet_launch_brings_up_robots_and_bridge(launch_run):
+def test_fleet_launch_brings_up_robots_and_bridge(launch_run, ros_domain):
     """fleet.launch.py as ros2 launch runs it: every robot's joint_states and latched
     robot_description, /mesh/peers listing them, and one SIGINT ends every process with 0."""
     from rosgraph_msgs.msg import Clock
@@ -760,7 +760,7 @@ def test_fleet_launch_brings_up_robots_and_bridge(launch_run):
 
     suffix = uuid.uuid4().hex[:6]
     ids = [f"la{suffix}", f"lm{suffix}"]
-    domain = domain_id(3)
+    domain = ros_domain
     env = RosEnv(domain)
     try:
         states = {rid: env.sub(JointState, topics.robot_topic(rid, topics.JOINT_STATES), qos.JOINT_STATES)
@@ -793,11 +793,11 @@ def test_fleet_launch_brings_up_robots_and_bridge(launch_run):
 
 
 @pytest.mark.skipif(not (HAVE_RCLPY and HAVE_MSGS), reason=NO_ROS_REASON if not HAVE_RCLPY else NO_MSGS_REASON)
-def test_bridge_launch_publishes_mesh_peers(launch_run, key_prefix):
+def test_bridge_launch_publishes_mesh_peers(launch_run, key_prefix, ros_domain):
     from strands_mesh_ros import msg as msgs
     from strands_mesh_ros.ros import qos
 
-    domain = domain_id(4)
+    domain = ros_domain
     env = RosEnv(domain)
     try:
         peers = env.sub(msgs.PeerArray, "/mesh/peers", qos.PRESENCE)
@@ -818,12 +818,13 @@ def test_bridge_launch_publishes_mesh_peers(launch_run, key_prefix):
     ("robot.launch.py", {"robot_id": "r1", "model": "nosuchmodel", "use_robot_state_publisher": "false"},
      "robot 'r1' (mujoco, model 'nosuchmodel')"),
 ], ids=["bad-model-on-2nd-robot", "rviz-missing", "robot_state_publisher-missing", "robot-bad-model"])
-def test_launch_with_bad_arguments_fails_before_starting_anything(launch_run, launch_file, arguments, message):
+def test_launch_with_bad_arguments_fails_before_starting_anything(launch_run, launch_file, arguments, message,
+                                                                  ros_domain):
     if "use_rviz" in arguments and _has("rviz2", "rviz2"):
         pytest.skip("rviz2 is installed here")
     if "use_robot_state_publisher" not in arguments and _has("robot_state_publisher", "robot_state_publisher"):
         pytest.skip("robot_state_publisher is installed here")
-    run = launch_run(launch_file, arguments, domain_id(5))
+    run = launch_run(launch_file, arguments, ros_domain)
     assert run.wait_exit(60.0) == 1, run.output()
     assert message in run.output()
     assert run.reports("started") == [], f"processes were started:\n{run.output()}"
@@ -878,11 +879,11 @@ if launch_pytest is not None:
             additional_env={"PYTHONUNBUFFERED": "1"})
 
     @launch_pytest.fixture
-    def robot_bringup(listener, exits, tmp_path, key_prefix):
+    def robot_bringup(listener, exits, tmp_path, key_prefix, ros_domain):
         _require_prefix()
         return launch.LaunchDescription([
             # this launch's own ROS domain and mesh fleet, for every process it starts
-            SetEnvironmentVariable("ROS_DOMAIN_ID", str(domain_id(6) % 230)),
+            SetEnvironmentVariable("ROS_DOMAIN_ID", str(ros_domain)),
             SetEnvironmentVariable("STRANDS_MESH_PREFIX", key_prefix),
             SetEnvironmentVariable("STRANDS_MESH_AUDIT_DIR", str(tmp_path / "audit")),
             SetEnvironmentVariable("ROS_LOG_DIR", str(tmp_path / "ros_log")),

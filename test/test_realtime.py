@@ -85,9 +85,9 @@ def _mesh_robot(net, env):
     return python_proc("-m", "strands_mesh_ros.peer", "rt_arm", *net.peer_args, env=env)
 
 
-def _ros_robot(net, env, tmp_path):
+def _ros_robot(net, env, tmp_path, domain: int):
     return python_proc("-m", "strands_mesh_ros.ros.robot_node", "--ros-args", "-r", "__ns:=/rt_arm",
-                       env={**env, "ROS_DOMAIN_ID": str(ros_helpers.domain_id(11) % 230),
+                       env={**env, "ROS_DOMAIN_ID": str(domain),
                             "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")})
 
 
@@ -110,9 +110,9 @@ def test_a_mesh_robot_runs_real_time_and_still_halts(net, rt_group):
 
 @needs_rt
 @pytest.mark.skipif(not (ros_helpers.HAVE_RCLPY and ros_helpers.HAVE_MSGS), reason=ros_helpers.NO_ROS_REASON)
-def test_a_ros_robot_node_runs_real_time(net, rt_group, tmp_path):
+def test_a_ros_robot_node_runs_real_time(net, rt_group, tmp_path, ros_domain):
     group, _ = rt_group
-    proc = _ros_robot(net, {RT_PRIORITY_ENV: "6", RT_CGROUP_ENV: group}, tmp_path)
+    proc = _ros_robot(net, {RT_PRIORITY_ENV: "6", RT_CGROUP_ENV: group}, tmp_path, ros_domain)
     try:
         wait_for(lambda: any("up in /rt_arm" in line for line in proc.lines), 60, what="robot_node up")
         assert _in_group(proc.p.pid, group)
@@ -123,7 +123,7 @@ def test_a_ros_robot_node_runs_real_time(net, rt_group, tmp_path):
 
 @needs_rt
 @pytest.mark.skipif(not (ros_helpers.HAVE_RCLPY and ros_helpers.HAVE_MSGS), reason=ros_helpers.NO_ROS_REASON)
-def test_up_runs_its_ros_fleet_real_time(net, rt_group, tmp_path):
+def test_up_runs_its_ros_fleet_real_time(net, rt_group, tmp_path, ros_domain):
     """``strands-mesh up`` runs its ROS robot nodes and the bridge in its own process: the
     setting applies there too, not only to the pure-mesh fleet."""
     group, _ = rt_group
@@ -132,7 +132,7 @@ def test_up_runs_its_ros_fleet_real_time(net, rt_group, tmp_path):
     proc = python_proc("-m", "strands_mesh_ros.cli", "up", "--headless", str(fleet), "--prefix", net.prefix,
                        "--listen", net.endpoint,
                        env={RT_PRIORITY_ENV: "4", RT_CGROUP_ENV: group,
-                            "ROS_DOMAIN_ID": str(ros_helpers.domain_id(12) % 230),
+                            "ROS_DOMAIN_ID": str(ros_domain),
                             "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")})
     try:
         proc.ready(60)
@@ -143,7 +143,7 @@ def test_up_runs_its_ros_fleet_real_time(net, rt_group, tmp_path):
 
 
 @needs_rt
-def test_a_group_without_a_real_time_budget_is_refused_by_name(net, rt_group, tmp_path):
+def test_a_group_without_a_real_time_budget_is_refused_by_name(net, rt_group, tmp_path, ros_domain):
     """A new cgroup has ``cpu.rt_runtime_us`` 0: SCHED_FIFO is not permitted there. The robot
     exits 2 with one line saying so, for both kinds of robot."""
     group, budget = rt_group
@@ -151,7 +151,7 @@ def test_a_group_without_a_real_time_budget_is_refused_by_name(net, rt_group, tm
     env = {RT_PRIORITY_ENV: "7", RT_CGROUP_ENV: group}
     kinds = [_mesh_robot(net, env)]
     if ros_helpers.HAVE_RCLPY and ros_helpers.HAVE_MSGS:
-        kinds.append(_ros_robot(net, env, tmp_path))
+        kinds.append(_ros_robot(net, env, tmp_path, ros_domain))
     try:
         for proc in kinds:
             try:
@@ -248,7 +248,7 @@ sys.argv = [sys.argv[0], *sys.argv[1:]]
 
 
 @pytest.mark.parametrize("kind", ["mesh", "ros"])
-def test_robot_processes_freeze_their_start_up_objects_while_they_serve(net, kind, tmp_path):
+def test_robot_processes_freeze_their_start_up_objects_while_they_serve(net, kind, tmp_path, ros_domain):
     """A robot process moves its start-up objects out of the garbage collector's reach once
     started, so a full collection (17 ms in a started mock robot here: no Python runs
     meanwhile, an e-stop included) no longer walks them; it gives them back when it shuts
@@ -261,7 +261,7 @@ def test_robot_processes_freeze_their_start_up_objects_while_they_serve(net, kin
             pytest.skip(ros_helpers.NO_ROS_REASON)
         proc = python_proc("-c", _GC_REPORT.format(main="from strands_mesh_ros.ros.robot_node import main; sys.exit(main())"),
                            "--ros-args", "-r", "__ns:=/gc_arm",
-                           env={"ROS_DOMAIN_ID": str(ros_helpers.domain_id(12) % 230),
+                           env={"ROS_DOMAIN_ID": str(ros_domain),
                                 "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")})
     try:
         frozen = int(proc.wait_line("FROZEN", 60).split()[1])

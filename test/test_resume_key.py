@@ -195,16 +195,14 @@ def run_up(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("ros", [False, True], ids=["no-ros", "ros"])
-def test_up_makes_a_key_so_that_resume_undoes_estop(net, home, ros):
+def test_up_makes_a_key_so_that_resume_undoes_estop(net, home, ros, ros_domain):
     """The README path: `up`, `estop`, `resume` on one machine, no key configured anywhere."""
     env = None
     args = ["--no-ros"]
     if ros:
         pytest.importorskip("rclpy", reason="the ROS path of up needs rclpy (bash scripts/bootstrap.sh setup)")
         pytest.importorskip("strands_mesh_ros.msg", reason="the ROS path needs the generated interfaces")
-        from ros_helpers import domain_id
-
-        env, args = {"ROS_DOMAIN_ID": str(domain_id(6) % 230)}, []
+        env, args = {"ROS_DOMAIN_ID": str(ros_domain)}, []
     fleet = home / "fleet.yaml"  # k1: a ROS node behind the bridge on the ROS path; k2: a mesh robot
     fleet.write_text("robots:\n  - {id: k1, driver: mock}\n  - {id: k2, driver: mock, ros: false}\n")
     p = Proc([sys.executable, "-m", "strands_mesh_ros.cli", "up", "--headless", *args, str(fleet),

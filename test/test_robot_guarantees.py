@@ -46,7 +46,6 @@ from ros_helpers import (  # noqa: E402
     NO_ROS_REASON,
     Collector,
     RosEnv,
-    domain_id,
 )
 
 from strands_mesh_ros.contract.payloads import MAX_COMMAND_BYTES, MAX_JSON_DEPTH  # noqa: E402
@@ -54,8 +53,6 @@ from strands_mesh_ros.mesh.config import MeshConfig  # noqa: E402
 from strands_mesh_ros.mesh.mesh import DuplicatePeer, Mesh  # noqa: E402
 from strands_mesh_ros.robot.safety import sign_resume  # noqa: E402
 
-DOMAIN = domain_id(5)
-"""This module's ROS domain (other modules use offsets 0-4, 6 and 8)."""
 
 NEEDS_ROS = [pytest.mark.skipif(not HAVE_RCLPY, reason=NO_ROS_REASON),
              pytest.mark.skipif(not HAVE_MSGS, reason=NO_MSGS_REASON)]
@@ -372,7 +369,7 @@ def robot(kind, net, monkeypatch):
             from strands_mesh_ros.ros.robot_node import RobotNode
 
             rid = f"rarm_{uid()}"
-            ros = RosEnv(DOMAIN)
+            ros = RosEnv()
             stack.callback(ros.close)
             ros.add(RobotNode(rid, driver=CountingArm(rid), context=ros.context, close_driver=True,
                               resume_key=RESUME_KEY, prefix=net.prefix))
@@ -705,7 +702,7 @@ def test_two_fleets_on_one_ros_domain_estop_stays_in_its_fleet_and_never_loops(n
         samples: dict[str, list[float]] = {"a": [], "b": []}
         first = threading.Event()
         for f in ("a", "b"):  # two processes' worth: a context each, one ROS domain
-            ros[f] = RosEnv(DOMAIN)
+            ros[f] = RosEnv()
             stack.callback(ros[f].close)
             bridges[f] = ros[f].add(BridgeNode(mesh_config=hub[f], bridge_id=f"bridge_{f}", context=ros[f].context,
                                                node_name=f"bridge_{f}_{uid()}", mirror=False))
@@ -770,7 +767,7 @@ def test_duplicate_peer_id_refused_and_not_bridged(net):
         from strands_mesh_ros.ros.bridge_node import BridgeNode
         from strands_mesh_ros.ros.robot_node import RobotNode
 
-        ros = RosEnv(DOMAIN)
+        ros = RosEnv()
         stack.callback(ros.close)
         for r, kind in ((rid, "ros_twin"), (ctl, "ros_control")):
             ros.add(RobotNode(r, driver=MockDriver(r, robot_type=kind), context=ros.context, close_driver=True,

@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 
 from helpers import Proc, wait_for
-from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, RosEnv, domain_id
+from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, RosEnv
 
 pytestmark = [
     pytest.mark.skipif(not HAVE_RCLPY, reason=NO_ROS_REASON),
     pytest.mark.skipif(not HAVE_MSGS, reason=NO_MSGS_REASON),
 ]
 
-DOMAIN = domain_id(0)
 REPO = Path(__file__).resolve().parent.parent
 KEY = "0123456789abcdef-test-resume-key"
 ARM_TARGET = [0.4, 0.5, 0.9, -0.3, 0.8, 0.2]
@@ -41,7 +40,7 @@ DRIVERS = ["mock", pytest.param("mujoco", marks=pytest.mark.skipif(not HAVE_MUJO
 
 @pytest.fixture
 def ros():
-    env = RosEnv(DOMAIN)
+    env = RosEnv()
     yield env
     env.close()
 
@@ -333,7 +332,7 @@ def test_parameters_validated(ros):
 
 
 @pytest.mark.skipif(not HAVE_MUJOCO, reason="mujoco driver not importable")
-def test_loads_config_robot_yaml():
+def test_loads_config_robot_yaml(ros_domain):
     """config/robot.yaml (keyed ``/**: ros__parameters:``) configures a node from the command line."""
     import rclpy
     from rclpy.signals import SignalHandlerOptions
@@ -341,7 +340,7 @@ def test_loads_config_robot_yaml():
     from strands_mesh_ros.ros.robot_node import RobotNode
 
     ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=DOMAIN, signal_handler_options=SignalHandlerOptions.NO,
+    rclpy.init(context=ctx, domain_id=ros_domain, signal_handler_options=SignalHandlerOptions.NO,
                args=["robot_node", "--ros-args", "--params-file", str(REPO / "config" / "robot.yaml")])
     try:
         node = RobotNode(context=ctx)
@@ -388,7 +387,7 @@ def test_fleet_host_robots_are_isolated(ros):
 
 
 @pytest.mark.skipif(not HAVE_MUJOCO, reason="the default fleet is simulated in MuJoCo")
-def test_other_process_sees_every_robot_of_the_default_fleet(ros):
+def test_other_process_sees_every_robot_of_the_default_fleet(ros, ros_domain):
     from strands_mesh_ros.drivers.fleet_config import DEFAULT_FLEET
     from strands_mesh_ros.ros import topics
     from strands_mesh_ros.ros.fleet_host import FleetHost
@@ -400,7 +399,7 @@ def test_other_process_sees_every_robot_of_the_default_fleet(ros):
         assert ids == list(host.nodes) and len(ids) >= 2
         wanted = [topics.robot_topic(i, topics.JOINT_STATES) for i in ids]
         proc = Proc([sys.executable, str(Path(__file__).parent / "ros_listener.py"), *wanted],
-                    env={"ROS_DOMAIN_ID": str(DOMAIN)}).ready(30)
+                    env={"ROS_DOMAIN_ID": str(ros_domain)}).ready(30)
         for topic, i in zip(wanted, ids):
             line = proc.wait_line(f"SEEN {topic} ", 30)
             expected = [j.name for j in host.nodes[i].robot.driver.joints()]
@@ -478,7 +477,7 @@ def test_conversions_round_trip():
         decode(EStop, convert.estop_msg_payload(EStopMsg(issuer_id="a/b", t=1.5, seq=3)))
 
 
-def test_fleet_host_process_serves_its_robots_and_stops_on_sigint(ros, tmp_path):
+def test_fleet_host_process_serves_its_robots_and_stops_on_sigint(ros, tmp_path, ros_domain):
     """``python -m strands_mesh_ros.ros.fleet_host FLEET.yaml`` as a separate process."""
     import signal
 
@@ -487,7 +486,7 @@ def test_fleet_host_process_serves_its_robots_and_stops_on_sigint(ros, tmp_path)
     path.write_text(f"robots:\n  - {{id: {a}, driver: mock}}\n  - {{id: {b}, driver: mock, state_rate: 50.0}}\n")
     js = {i: joint_states(ros, i) for i in (a, b)}
     proc = Proc([sys.executable, "-m", "strands_mesh_ros.ros.fleet_host", str(path)],
-                env={"ROS_DOMAIN_ID": str(DOMAIN)})
+                env={"ROS_DOMAIN_ID": str(ros_domain)})
     try:
         for i in (a, b):
             msg = js[i].wait(timeout=30, what=f"{i} joint_states from the fleet host process")

@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 
 from helpers import wait_for
-from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, RosEnv, domain_id
+from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, RosEnv
 
 pytestmark = pytest.mark.skipif(not HAVE_RCLPY, reason=NO_ROS_REASON)
 
-DOMAIN = domain_id(1)
 ARM = [f"j{i}" for i in range(1, 5)]
 TARGET = [0.5, -0.4, 0.8, 0.2]
 LIMIT = {"lower": -2.0, "upper": 2.0, "max_velocity": 2.0}
@@ -29,7 +28,7 @@ LIMIT = {"lower": -2.0, "upper": 2.0, "max_velocity": 2.0}
 
 @pytest.fixture
 def ros():
-    env = RosEnv(DOMAIN)
+    env = RosEnv()
     yield env
     env.close()
 

@@ -1,7 +1,7 @@
 """Node executables shut down cleanly (issue 10, deliverable 4).
 
-``robot_node``, ``fleet_host`` and ``bridge_node`` run as real subprocesses (own ROS domain,
-the test's key prefix inherited, free ports). Each is waited for until it is up (its start-up
+``robot_node``, ``fleet_host`` and ``bridge_node`` run as real subprocesses (the test's own ROS domain and
+key prefix inherited, free ports). Each is waited for until it is up (its start-up
 log line), then sent SIGINT, SIGINT twice (``ros2 launch`` signals the whole process group, and
 users press Ctrl-C twice; the second one arrives back to back, or once shutdown has begun) or
 SIGTERM: it must exit 0 within 5 s with no traceback, on the default EventsExecutor and on the
@@ -22,7 +22,6 @@ from helpers import free_port, python_proc
 
 pytestmark = pytest.mark.skipif(not (ros_helpers.HAVE_RCLPY and ros_helpers.HAVE_MSGS), reason=ros_helpers.NO_ROS_REASON)
 
-DOMAIN = ros_helpers.domain_id(7) % 230
 EXIT_WITHIN = 5.0
 """s from the last signal to the exit (issue 10)."""
 
@@ -46,7 +45,7 @@ NODES = {"robot_node": _robot_node, "fleet_host": _fleet_host, "bridge_node": _b
 
 def _start(kind: str, tmp_path, executor: str | None = None):
     args, needle, count = NODES[kind]()
-    env = {"ROS_DOMAIN_ID": str(DOMAIN), "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")}
+    env = {"STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")}
     if executor is not None:
         env["STRANDS_MESH_EXECUTOR"] = executor
     proc = python_proc(*args, env=env)
@@ -103,7 +102,7 @@ def test_node_on_the_fallback_executor_exits_cleanly(kind, tmp_path):
 
 def test_a_bad_executor_choice_exits_2_with_one_line(tmp_path):
     args, _, _ = NODES["robot_node"]()
-    proc = python_proc(*args, env={"ROS_DOMAIN_ID": str(DOMAIN), "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit"),
+    proc = python_proc(*args, env={"STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit"),
                                    "STRANDS_MESH_EXECUTOR": "multi"})
     try:
         proc.p.wait(60)
@@ -114,7 +113,7 @@ def test_a_bad_executor_choice_exits_2_with_one_line(tmp_path):
 
 
 def _refused(args: list[str], tmp_path) -> tuple[int, list[str]]:
-    proc = python_proc(*args, env={"ROS_DOMAIN_ID": str(DOMAIN), "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")})
+    proc = python_proc(*args, env={"STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")})
     try:
         proc.p.wait(60)
     finally:
@@ -168,7 +167,7 @@ def test_signal_while_importing_exits_quietly(kind, tmp_path):
     ros_args = args[args.index("--ros-args"):] if "--ros-args" in args else []
     code = f"import sys; from strands_mesh_ros.ros.entry import {kind}; sys.exit({kind}())"
     proc = python_proc("-X", "importtime", "-c", code, *ros_args,
-                       env={"ROS_DOMAIN_ID": str(DOMAIN), "STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")})
+                       env={"STRANDS_MESH_AUDIT_DIR": str(tmp_path / "audit")})
     try:
         # -X importtime prints a line as each import completes: rclpy's comes before the rest of the node's
         wait_for(lambda: any(re.search(r"\|\s+rclpy$", line) for line in proc.lines), 60, what="rclpy imported")
@@ -203,7 +202,7 @@ def test_a_shutdown_hung_with_the_gil_held_still_exits_1_naming_where(tmp_path):
     prints where each thread was, the stuck call included."""
     from strands_mesh_ros.ros.spin import SHUTDOWN_GRACE
 
-    proc = python_proc("-c", _HUNG_SHUTDOWN, env={"ROS_DOMAIN_ID": str(DOMAIN)})
+    proc = python_proc("-c", _HUNG_SHUTDOWN)
     try:
         proc.wait_line("STUCK up", 60)
         proc.signal(signal.SIGINT)
@@ -251,7 +250,7 @@ sys.exit(run_main("left_node", build, None, ()))
 def test_a_node_that_exits_with_a_thread_inside_the_events_executor_exits_0(tmp_path):
     """The process ends without interpreter finalisation once the node has shut down
     (robot/process.py end_process), so a thread left inside C++ cannot abort it."""
-    proc = python_proc("-c", _LEFT_SPINNING, env={"ROS_DOMAIN_ID": str(DOMAIN)})
+    proc = python_proc("-c", _LEFT_SPINNING)
     try:
         proc.wait_line("LEFT up", 60)
         proc.signal(signal.SIGINT)

@@ -156,7 +156,7 @@ def test_robot_node_publishes_clock_and_follows_use_sim_time():
     from strands_mesh_ros.ros import qos, topics
     from strands_mesh_ros.ros.robot_node import RobotNode
 
-    env = ros_helpers.RosEnv(ros_helpers.domain_id(1) % 230)
+    env = ros_helpers.RosEnv()
     try:
         clock = env.sub(ClockMsg, "/clock", QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
         states = env.sub(JointState, "/simclk/joint_states", qos.JOINT_STATES)
@@ -196,7 +196,7 @@ def test_publish_clock_refused_for_a_wall_clock_driver():
 
     from strands_mesh_ros.ros.robot_node import RobotNode
 
-    env = ros_helpers.RosEnv(ros_helpers.domain_id(1) % 230)
+    env = ros_helpers.RosEnv()
     try:
         with pytest.raises(ValueError, match="publish_clock needs a simulated driver"):
             RobotNode("wallclk", context=env.context, parameter_overrides=[
@@ -211,7 +211,7 @@ def test_fleet_host_has_one_clock():
         pytest.skip(ros_helpers.NO_ROS_REASON)
     from strands_mesh_ros.ros.fleet_host import FleetHost
 
-    env = ros_helpers.RosEnv(ros_helpers.domain_id(1) % 230)
+    env = ros_helpers.RosEnv()
     try:
         fleet = {"robots": [{"id": "m1", "driver": "mock"}, {"id": "s1", "driver": "mujoco", "realtime": False},
                             {"id": "s2", "driver": "mujoco", "realtime": False}]}

@@ -208,7 +208,7 @@ def test_view_shows_a_ros_base_through_the_bridge(net):
     from strands_mesh_ros.ros.bridge_node import BridgeNode
     from strands_mesh_ros.ros.robot_node import RobotNode
 
-    env = ros_helpers.RosEnv(ros_helpers.domain_id(9) % 230)
+    env = ros_helpers.RosEnv()
     try:
         rid = f"base_{uuid.uuid4().hex[:6]}"
         driver = make_driver(RobotSpec(id=rid, driver="mujoco", model="diffbot"))

@@ -29,13 +29,12 @@ import pytest
 pytest.importorskip("zenoh")
 
 from helpers import python_proc, wait_for  # noqa: E402
-from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, domain_id  # noqa: E402
+from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON  # noqa: E402
 
 from strands_mesh_ros.drivers.fleet_config import RobotSpec  # noqa: E402
 from strands_mesh_ros.mesh.mesh import Mesh  # noqa: E402
 from strands_mesh_ros.robot.watchdog import LinkWatchdog, WatchdogConfig  # noqa: E402
 
-DOMAIN = domain_id(9) % 230
 KEY = "watchdog-resume-key-0123456789abcdef"
 T = 2.0
 """s: the watchdog timeout under test."""
@@ -136,7 +135,7 @@ class Rig:
             from strands_mesh_ros.ros.robot_node import RobotNode
 
             self.rid = f"rbot_{uid()}"
-            ros = RosEnv(DOMAIN)
+            ros = RosEnv()
             stack.callback(ros.close)
             params = [Parameter("watchdog_operators", value=[self.op_id]),
                       Parameter("watchdog_timeout", value=timeout)] if watchdog else []
@@ -278,7 +277,7 @@ def test_ros_parameters_and_fleet_spec_reach_the_ros_robot_and_bad_ones_are_refu
 
     from strands_mesh_ros.ros.robot_node import RobotNode
 
-    ros = RosEnv(DOMAIN)
+    ros = RosEnv()
     try:
         spec = RobotSpec(id="wr1", driver="mock", watchdog_operators=["console", "backup"], watchdog_timeout=2.5)
         node = ros.add(RobotNode.from_spec(spec, context=ros.context, prefix=net.prefix))
