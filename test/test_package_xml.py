@@ -60,6 +60,26 @@ def test_exec_and_test_dependencies(package):
     assert {"launch_pytest", "python3-pytest"} <= names(package.test_depends)
 
 
+def test_every_interface_package_the_code_imports_is_declared(package):
+    """``from <pkg>.msg import ...`` anywhere in the package needs ``<pkg>`` in package.xml
+    (rosdep installs what is declared, not what is imported)."""
+    import ast
+
+    imported: dict[str, str] = {}
+    for path in sorted((REPO / "strands_mesh_ros").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            mods = ([node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                    else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for mod in mods:
+                top, _, rest = mod.partition(".")
+                if rest.split(".")[0] in ("msg", "srv", "action") and top != "strands_mesh_ros":
+                    imported.setdefault(top, str(path.relative_to(REPO)))
+    assert {"rosgraph_msgs", "sensor_msgs", "std_msgs"} <= set(imported)  # the scan finds them
+    declared = names(package.exec_depends) | names(package.build_export_depends)
+    missing = {pkg: where for pkg, where in imported.items() if pkg not in declared}
+    assert not missing, f"imported but not an exec_depend in package.xml: {missing}"
+
+
 def test_cmake_interfaces_match_files():
     cmake = (REPO / "CMakeLists.txt").read_text()
     listed = set(re.findall(r'"((?:msg|srv)/[A-Za-z0-9]+\.(?:msg|srv))"', cmake))
