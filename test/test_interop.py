@@ -245,7 +245,7 @@ def status(op, peer: str) -> dict:
 @contextlib.contextmanager
 def our_two_robots(fleet, bridge_id: str):
     """Our mesh robot ``ourarm`` and a ROS robot behind our bridge (own ROS domain), both seen by
-    our operator; yields ``(ourarm's Robot, the ROS robot's id, its RobotNode)``."""
+    our operator; yields ``(ourarm's Robot, the ROS robot's id, its RobotNode, the RosEnv)``."""
     from ros_helpers import HAVE_MSGS, HAVE_RCLPY, NO_MSGS_REASON, NO_ROS_REASON, RosEnv
 
     if not (HAVE_RCLPY and HAVE_MSGS):
@@ -262,11 +262,16 @@ def our_two_robots(fleet, bridge_id: str):
                                 audit_dir=fleet.audit, node_name=f"bridge_{uuid.uuid4().hex[:6]}"))
         wait_for(lambda: rosarm_id in br.proxies, 15, what="the ROS robot bridged")
         fleet.op.wait_for_peer(rosarm_id, 15)
-        yield ourarm, rosarm_id, node
+        yield ourarm, rosarm_id, node, ros
 
 
 def test_their_estop_latches_our_mesh_robot_and_a_ros_robot_behind_our_bridge(fleet):
-    with our_two_robots(fleet, "bridge_i") as (ourarm, rosarm_id, node):
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from strands_mesh_ros.ros import qos, topics
+
+    with our_two_robots(fleet, "bridge_i") as (ourarm, rosarm_id, node, ros):
+        diagnostics = ros.sub(DiagnosticArray, topics.DIAGNOSTICS, qos.DIAGNOSTICS)
         fleet.their_peers_see("ourarm", rosarm_id, "bridge_i", "op")
         assert not status(fleet.op, "ourarm")["locked_out"] and not status(fleet.op, rosarm_id)["locked_out"]
 
@@ -288,6 +293,14 @@ def test_their_estop_latches_our_mesh_robot_and_a_ros_robot_behind_our_bridge(fl
             assert lo["epoch"] == body["estop_id"], f"{peer}: lockout epoch is not their estop_id"
             assert latency[peer] < ESTOP_LATENCY_LIMIT, f"{peer} latched {latency[peer] * 1000:.1f} ms after the envelope"
         assert ourarm.locked_out and node.robot.locked_out
+        # /diagnostics: both of our robots ERROR, naming their operator; their robot reported by
+        # our bridge, its lockout unknown (their presence does not carry it)
+        for peer in ("ourarm", rosarm_id):
+            st = diagnostics.wait(lambda a, p=peer: any(s.hardware_id == p and s.level == b"\x02" for s in a.status), 10,
+                                  what=f"{peer} in ERROR on /diagnostics")
+            assert any(s.message == "e-stop latched by srop" for s in st.status if s.hardware_id == peer), st.status
+        theirs = diagnostics.wait(lambda a: any(s.hardware_id == "srarm" for s in a.status), 10, what="srarm on /diagnostics")
+        assert {("e-stop", "?")} <= {(v.key, v.value) for s in theirs.status if s.hardware_id == "srarm" for v in s.values}
         print(f"\ntheir e-stop: call at 0, envelope on the wire at +{arrived - t_call:.3f} s "
               f"(their call returned at +{res['t_return'] - t_call:.3f} s); latched after the envelope: "
               + ", ".join(f"{p} {v * 1000:.1f} ms" for p, v in latency.items()))
@@ -365,7 +378,7 @@ def test_their_signed_resume_clears_our_mesh_robot_and_a_ros_robot(fleet, resume
     """Their e-stop latches ours with their estop_id; their Ed25519 resume (their Mesh.resume,
     envelope on strands/safety/resume with SourceInfo) clears our mesh robot and the ROS robot
     behind our bridge (the same peer core verifies on both transports)."""
-    with our_two_robots(fleet, "bridge_r") as (ourarm, rosarm_id, node):
+    with our_two_robots(fleet, "bridge_r") as (ourarm, rosarm_id, node, _ros):
         fleet.their_peers_see("ourarm", rosarm_id)
 
         fleet.theirs.call("estop", wait=20, **{"from": "srop"})

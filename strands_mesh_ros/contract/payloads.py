@@ -149,6 +149,17 @@ class Presence(_Model):
     def id(self) -> str:
         return self.peer_id  # type: ignore[return-value]
 
+    @property
+    def estop_state(self) -> str:
+        """``LOCKED OUT`` (an e-stop lockout is latched), ``ok`` (a robot that says it is not),
+        ``–`` (no actuators: agents, bridges, dashboards) or ``?`` (a robot that does not say:
+        a strands-robots peer, or an older one of ours)."""
+        if self.locked_out:
+            return "LOCKED OUT"
+        if self.locked_out is False:
+            return "ok"
+        return "?" if self.peer_type in ("robot", "sim") else "–"
+
     def is_fresh(self, now: float | None = None) -> bool:
         """Within the contract's window: at most 60 s old and at most 5 s in the future."""
         now = time.time() if now is None else now

@@ -71,14 +71,8 @@ class PeerInfo:
 
     @property
     def estop_state(self) -> str:
-        """``LOCKED OUT`` (an e-stop lockout is latched), ``ok`` (a robot that says it is not),
-        ``–`` (no actuators: agents, bridges, dashboards) or ``?`` (a robot that does not say:
-        a strands-robots peer, or an older one of ours)."""
-        if self.presence.locked_out:
-            return "LOCKED OUT"
-        if self.presence.locked_out is False:
-            return "ok"
-        return "?" if self.peer_type in ("robot", "sim") else "–"
+        """:attr:`Presence.estop_state <strands_mesh_ros.contract.payloads.Presence.estop_state>`."""
+        return self.presence.estop_state
 
 
 Confirm = Callable[[str, Callable[[], None]], None]

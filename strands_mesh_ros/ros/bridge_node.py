@@ -57,6 +57,7 @@ import threading
 import time
 from typing import Any
 
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock as RosClock
@@ -68,6 +69,7 @@ from ..contract.keys import InvalidPeerId, check_peer_id
 from ..contract.payloads import ContractError, State, decode, loads, state_json
 from ..mesh.config import MeshConfig
 from ..mesh.mesh import DuplicatePeer, Mesh
+from ..robot.diagnostics import OK, Diagnostic, peer_diagnostic
 from ..robot.peer_core import answer_key_allowed
 from . import convert, qos, topics
 from .spin import contained, read_backlogs, run_main
@@ -412,6 +414,7 @@ class BridgeNode(Node):
         sub(msgs.Response, topics.RESUME_ACK, self._on_ros_ack, qos.RESUME_ACK, self.fast_group)
         sub(msgs.Command, COMMAND_TOPIC, self._on_ros_command, qos.COMMAND, self.fast_group)
         self._peers_pub = self.create_publisher(msgs.PeerArray, PEERS_TOPIC, qos.PRESENCE)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.DIAGNOSTICS)
         self._response_pub = self.create_publisher(msgs.Response, RESPONSE_TOPIC, qos.RESPONSE)
         self.create_service(srvs.SendCommand, SEND_SERVICE, self._on_send_command, callback_group=self.slow_group)
         # Liveness and election are wall-clock matters: steady timers even on use_sim_time.
@@ -757,8 +760,26 @@ class BridgeNode(Node):
         msgs = __import__("strands_mesh_ros.msg", fromlist=["x"])
         arr = msgs.PeerArray()
         arr.stamp = self.get_clock().now().to_msg()
-        arr.peers = [convert.presence_to_msg(info.presence, info.age, self.prefix) for info in self.mesh.peers.values()]
+        peers = self.mesh.peers
+        arr.peers = [convert.presence_to_msg(info.presence, info.age, self.prefix) for info in peers.values()]
         self._peers_pub.publish(arr)
+        self._diag_pub.publish(convert.diagnostics_to_msg(self._diagnostics(peers), arr.stamp))
+
+    def _diagnostics(self, peers: dict[str, Any]) -> list[Diagnostic]:
+        """The bridge's own status, and (when active) one per mesh peer that is not a ROS robot
+        behind it: those report their own from their robot node (robot/diagnostics.py)."""
+        name = self.get_fully_qualified_name()
+        proxied = set(self.proxies)
+        role = "active" if self.active else "standing by (another bridge of this fleet and ROS domain is active)"
+        own = Diagnostic(OK, f"{name}: mesh bridge", f"{role}; {len(proxied)} ROS robots on the mesh, "
+                         f"{len(peers)} mesh peers", self.bridge_id,
+                         (("fleet", self.prefix), ("ROS domain", str(self.domain_id)), ("role", role.split(" ")[0]),
+                          ("ROS robots", ", ".join(sorted(proxied))), ("mirrored mesh robots", ", ".join(sorted(self.mirrors)))))
+        if not self.active:
+            return [own]
+        timeout = self.mesh_config.peer_timeout
+        return [own] + [peer_diagnostic(info.presence, name=f"{name}: mesh peer {pid}", age=info.age, stale_after=timeout)
+                        for pid, info in sorted(peers.items()) if pid not in proxied]
 
     def destroy_node(self) -> None:
         self._drop_all("bridge shut down")

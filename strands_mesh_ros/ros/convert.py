@@ -313,3 +313,16 @@ __all__ = [
     "msg_to_response", "skill_to_msg", "presence_to_msg", "msg_to_presence", "estop_msg_payload",
     "observation_to_joint_state", "joint_state_entries", "base_pose_to_odometry", "odometry_to_base_pose",
 ]
+
+
+# -- diagnostics --------------------------------------------------------------------------
+
+def diagnostics_to_msg(statuses: list[Any], stamp: Any) -> Any:
+    """:class:`~strands_mesh_ros.robot.diagnostics.Diagnostic` list -> ``diagnostic_msgs/
+    DiagnosticArray`` stamped ``stamp`` (a ``builtin_interfaces/Time``)."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+    from std_msgs.msg import Header
+
+    return DiagnosticArray(header=Header(stamp=stamp), status=[
+        DiagnosticStatus(level=bytes([d.level]), name=d.name, message=d.message, hardware_id=d.hardware_id,
+                         values=[KeyValue(key=k, value=v) for k, v in d.values]) for d in statuses])

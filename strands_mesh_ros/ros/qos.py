@@ -36,6 +36,9 @@ echo``) receive them. History is always KEEP_LAST with the depth given.
   ros_topics.RosTopicsDriver` publishes to a robot's controllers (ros2_control's
   joint_trajectory_controller and forward_command_controller subscribe with the system default
   QoS, reliable depth 10); a reliable publisher matches best-effort subscribers too.
+* :data:`DIAGNOSTICS` -- reliable, volatile, depth 10: ``/diagnostics``, as
+  ``diagnostic_updater`` publishes it, so ``rqt_robot_monitor`` and ``diagnostic_aggregator``
+  match; each array is a full snapshot of its publisher's devices, sent every 0.5 s.
 * :data:`SENSOR_IN` -- best effort, volatile, depth 5 (ROS "sensor data" QoS): how
   RosTopicsDriver reads a robot's ``joint_states``; a best-effort subscriber matches both
   reliable publishers (joint_state_broadcaster) and best-effort ones (many drivers, Gazebo
@@ -69,8 +72,9 @@ RESUME = _qos(10)
 RESUME_ACK = _qos(100)
 COMMAND_OUT = _qos(10)
 SENSOR_IN = _qos(5, reliable=False)
+DIAGNOSTICS = _qos(10)
 
 __all__ = [
     "JOINT_STATES", "JOINT_STATES_RELAY", "ODOM", "ROBOT_DESCRIPTION", "PRESENCE", "COMMAND", "RESPONSE", "ESTOP", "ESTOP_ACK",
-    "RESUME", "RESUME_ACK", "COMMAND_OUT", "SENSOR_IN",
+    "RESUME", "RESUME_ACK", "COMMAND_OUT", "SENSOR_IN", "DIAGNOSTICS",
 ]

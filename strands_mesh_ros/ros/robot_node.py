@@ -63,6 +63,7 @@ from typing import Any, Sequence
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, ParameterType, SetParametersResult
 from builtin_interfaces.msg import Time as TimeMsg
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock as RosClock
 from rclpy.clock import ClockType
@@ -75,6 +76,7 @@ from ..robot.driver import Driver, DriverError, Preempted, SkillContext
 from ..drivers.mock import urdf_for_joints
 from ..drivers.fleet_config import RobotSpec, make_driver
 from ..mesh.config import PEER_TIMEOUT
+from ..robot.diagnostics import peer_diagnostic
 from ..robot.safety import AuditLog, load_resume_key
 from ..robot.peer_core import Answer, PeerCore
 from ..robot.runtime import Robot
@@ -290,6 +292,7 @@ class RobotNode(Node):
             self._desc_pub = self.create_publisher(String, t(rid, topics.ROBOT_DESCRIPTION), qos.ROBOT_DESCRIPTION)
         self._response_pub = self.create_publisher(ResponseMsg, t(rid, topics.MESH_RESPONSE), qos.RESPONSE)
         self._presence_pub = self.create_publisher(Presence, topics.PRESENCE, qos.PRESENCE)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.DIAGNOSTICS)
         self._estop_ack_pub = self.create_publisher(ResponseMsg, topics.ESTOP_ACK, qos.ESTOP_ACK)
         self._resume_ack_pub = self.create_publisher(ResponseMsg, topics.RESUME_ACK, qos.RESUME_ACK)
         self.create_subscription(EStop, topics.ESTOP, contained(log, "e-stop", self._on_estop), qos.ESTOP,
@@ -472,12 +475,16 @@ class RobotNode(Node):
             self._odom_pub.publish(convert.base_pose_to_odometry(obs.base_pose, stamp, self.robot_id))
 
     def _publish_presence(self) -> None:
-        self.core.beat(lambda pr: self._presence_pub.publish(convert.presence_to_msg(pr, prefix=self.prefix)))
+        """The presence beat, then the e-stop log line if one waits, then ``/diagnostics`` from
+        the presence just sent (robot/diagnostics.py)."""
+        pr = self.core.beat(lambda pr: self._presence_pub.publish(convert.presence_to_msg(pr, prefix=self.prefix)))
         with self._estop_log_lock:
             pending, self._estop_log = self._estop_log, None
         if pending is not None:
             text, n = pending
             self.get_logger().warning(text if n == 1 else f"{text} ({n} e-stops since the last line)")
+        status = peer_diagnostic(pr, name=f"{self.get_fully_qualified_name()}: robot", stale_after=PEER_TIMEOUT)
+        self._diag_pub.publish(convert.diagnostics_to_msg([status], self.get_clock().now().to_msg()))
 
     # -- commands and safety: bytes in, bytes out, the peer core in between ---------------
 

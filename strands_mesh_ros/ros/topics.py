@@ -43,6 +43,8 @@ ESTOP_ACK = "/mesh/estop_ack"
 RESUME = "/mesh/resume"
 RESUME_ACK = "/mesh/resume_ack"
 PEERS = "/mesh/peers"
+DIAGNOSTICS = "/diagnostics"
+"""``diagnostic_msgs/DiagnosticArray``, absolute as ``diagnostic_updater`` publishes it (REP-107)."""
 
 PRESENCE_HZ = 2.0
 """Presence heartbeat rate on ``/mesh/presence`` (CONTRACT.md: 2 Hz)."""
