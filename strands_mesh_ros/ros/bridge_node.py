@@ -19,6 +19,8 @@ Mesh peers appear in ROS
     ``/<peer>/joint_states`` and a latched ``/<peer>/robot_description`` (from its ``features``
     answer), so rviz shows it. ROS nodes command any peer with the ``/mesh/send_command``
     service, or fire-and-forget on ``/mesh/command`` (answers on ``/mesh/response``).
+    ``/diagnostics`` (2 Hz) carries a status per peer that is not a ROS robot behind this bridge,
+    and the bridge's own (:mod:`strands_mesh_ros.robot.diagnostics`; a standby bridge: its own only).
 
 E-stop and resume cross in both directions
     Every sample on the mesh e-stop key is carried onto ``/mesh/estop`` in Zenoh's callback,
@@ -770,11 +772,13 @@ class BridgeNode(Node):
         behind it: those report their own from their robot node (robot/diagnostics.py)."""
         name = self.get_fully_qualified_name()
         proxied = set(self.proxies)
-        role = "active" if self.active else "standing by (another bridge of this fleet and ROS domain is active)"
-        own = Diagnostic(OK, f"{name}: mesh bridge", f"{role}; {len(proxied)} ROS robots on the mesh, "
+        role = "active" if self.active else "standby"
+        said = role if self.active else "standing by (another bridge of this fleet and ROS domain is active)"
+        own = Diagnostic(OK, f"{name}: mesh bridge", f"{said}; {len(proxied)} ROS robots on the mesh, "
                          f"{len(peers)} mesh peers", self.bridge_id,
-                         (("fleet", self.prefix), ("ROS domain", str(self.domain_id)), ("role", role.split(" ")[0]),
-                          ("ROS robots", ", ".join(sorted(proxied))), ("mirrored mesh robots", ", ".join(sorted(self.mirrors)))))
+                         (("fleet", self.prefix), ("ROS domain", str(self.domain_id)), ("role", role),
+                          ("ROS robots", ", ".join(sorted(proxied))),
+                          ("mirrored mesh robots", ", ".join(sorted(self.mirrors)))))
         if not self.active:
             return [own]
         timeout = self.mesh_config.peer_timeout

@@ -308,13 +308,6 @@ def odometry_to_base_pose(msg: Any) -> dict[str, float]:
     return {"x": float(p.x), "y": float(p.y), "z": float(p.z), "yaw": yaw}
 
 
-__all__ = [
-    "command_to_envelope", "command_msg_payload", "answer_to_msg", "response_to_msg", "error_response_msg",
-    "msg_to_response", "skill_to_msg", "presence_to_msg", "msg_to_presence", "estop_msg_payload",
-    "observation_to_joint_state", "joint_state_entries", "base_pose_to_odometry", "odometry_to_base_pose",
-]
-
-
 # -- diagnostics --------------------------------------------------------------------------
 
 def diagnostics_to_msg(statuses: list[Any], stamp: Any) -> Any:
@@ -326,3 +319,12 @@ def diagnostics_to_msg(statuses: list[Any], stamp: Any) -> Any:
     return DiagnosticArray(header=Header(stamp=stamp), status=[
         DiagnosticStatus(level=bytes([d.level]), name=d.name, message=d.message, hardware_id=d.hardware_id,
                          values=[KeyValue(key=k, value=v) for k, v in d.values]) for d in statuses])
+
+
+__all__ = [
+    "command_to_envelope", "command_msg_payload", "answer_to_msg", "response_to_msg", "error_response_msg",
+    "msg_to_response", "skill_to_msg", "presence_to_msg", "msg_to_presence", "estop_msg_payload",
+    "observation_to_joint_state", "joint_state_entries", "base_pose_to_odometry", "odometry_to_base_pose",
+    "diagnostics_to_msg",
+]
+

@@ -4,7 +4,8 @@ The node lives in namespace ``/<robot_id>`` and speaks the ROS side of the contr
 (CONTRACT.md "ROS side"; names in :mod:`.topics`, QoS in :mod:`.qos`):
 
 * publishes ``/<id>/joint_states`` at ``state_rate`` Hz and ``/<id>/robot_description``
-  (latched) once at start-up, ``/mesh/presence`` at 2 Hz;
+  (latched) once at start-up, ``/mesh/presence`` at 2 Hz, and its status on ``/diagnostics``
+  with each presence (:mod:`strands_mesh_ros.robot.diagnostics`);
 * answers ``strands_mesh_ros/Command`` on ``/<id>/mesh/command`` with exactly one
   ``strands_mesh_ros/Response`` on ``/<id>/mesh/response``;
 * halts on ``/mesh/estop`` before anything else, latches the lockout, audits, then acks on
