@@ -143,6 +143,7 @@ def test_estop_from_ros_halts_a_mesh_only_robot_and_from_mesh_halts_a_ros_robot(
             op.wait_for_peer(bot, 10)
             wait_for(lambda: arm in op.peers, 10, what="ROS robot on the mesh")
             # 1) from the mesh: the ROS robot halts, and its ack comes back as its own
+            assert br._ros_estop_sub.is_cft_enabled  # relayed e-stops stop in DDS, not in the bridge's Python
             report = op.emergency_stop("mesh drill", timeout=2.0)
             assert arm in report.stopped and bot in report.stopped and "bridge_a" in report.no_actuators
             assert not report.not_acked
