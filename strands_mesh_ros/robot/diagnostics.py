@@ -11,6 +11,7 @@ ROS robot with the same state read the same. Pure logic: the ROS message is made
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +60,7 @@ def peer_diagnostic(presence: Presence, *, name: str, age: float = 0.0, stale_af
         ValueError: ``age`` or ``stale_after`` is negative or not finite.
     """
     for what, v in (("age", age), ("stale_after", stale_after)):
-        if not (v >= 0.0 and v != float("inf")):
+        if not (math.isfinite(v) and v >= 0.0):
             raise ValueError(f"peer_diagnostic: {what} must be a finite number of s >= 0, got {v!r}")
     lockout: dict[str, Any] = presence.lockout or {}
     values = [("peer kind", presence.peer_type), ("model", presence.robot_type),

@@ -30,8 +30,8 @@ E-stop and resume cross in both directions
     halt is reported as not stopped. An e-stop issued in ROS (empty ``relayed_by``) is issued on
     the mesh by the bridge; one that came in from a mesh never goes back out, so fleets sharing
     a ROS domain never loop (the bridge's ``/mesh/estop`` subscription has a DDS content filter,
-    ``relayed_by = ''``, so relayed ones do not even wake its executor). Signed resume envelopes pass through unchanged (the robots verify
-    them).
+    ``relayed_by = ''``, so relayed ones do not even wake its executor). Signed resume envelopes
+    pass through unchanged (the robots verify them).
 
 Loop-free, one bridge active per ROS domain and fleet
     Relayed peers carry ``via``: a bridge never mirrors a peer that is in ROS or relayed, and
@@ -408,17 +408,17 @@ class BridgeNode(Node):
 
         log = self.get_logger()
 
-        def sub(kind: Any, topic: str, fn: Any, profile: Any, group: Any) -> Any:
-            return self.create_subscription(kind, topic, contained(log, topic, fn), profile, callback_group=group)
+        def sub(kind: Any, topic: str, fn: Any, profile: Any, group: Any, **options: Any) -> Any:
+            return self.create_subscription(kind, topic, contained(log, topic, fn), profile, callback_group=group,
+                                            **options)
 
         self._presence_sub = sub(msgs.Presence, topics.PRESENCE, self._on_ros_presence, qos.PRESENCE, self.fast_group)
         # Only e-stops issued in ROS: DDS drops the ones a bridge relayed from a mesh (every
         # mesh e-stop, this bridge's own included) before they reach Python, a callback fewer
         # on the e-stop's way in this process (docs/benchmarks.md). _on_ros_estop still checks,
         # for an RMW without content filtering (rclpy then delivers everything).
-        self._ros_estop_sub = self.create_subscription(
-            msgs.EStop, topics.ESTOP, contained(log, topics.ESTOP, self._on_ros_estop), qos.ESTOP,
-            callback_group=self.fast_group, content_filter_options=ContentFilterOptions("relayed_by = ''", []))
+        self._ros_estop_sub = sub(msgs.EStop, topics.ESTOP, self._on_ros_estop, qos.ESTOP, self.fast_group,
+                                  content_filter_options=ContentFilterOptions("relayed_by = ''", []))
         sub(msgs.Response, topics.ESTOP_ACK, self._on_ros_ack, qos.ESTOP_ACK, self.fast_group)
         sub(String, topics.RESUME, self._on_ros_resume, qos.RESUME, self.fast_group)
         sub(msgs.Response, topics.RESUME_ACK, self._on_ros_ack, qos.RESUME_ACK, self.fast_group)

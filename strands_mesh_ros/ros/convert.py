@@ -327,4 +327,3 @@ __all__ = [
     "observation_to_joint_state", "joint_state_entries", "base_pose_to_odometry", "odometry_to_base_pose",
     "diagnostics_to_msg",
 ]
-
