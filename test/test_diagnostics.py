@@ -70,14 +70,12 @@ ros_only = pytest.mark.skipif(not (HAVE_RCLPY and HAVE_MSGS), reason=NO_ROS_REAS
 
 
 def _status(arrays, hardware_id: str, pred=lambda s: True, timeout: float = 10.0, what: str = ""):
-    """The newest DiagnosticStatus for ``hardware_id`` satisfying ``pred``, waited for."""
-    def find():
-        for arr in reversed(arrays.msgs):
-            for s in arr.status:
-                if s.hardware_id == hardware_id and pred(s):
-                    return s
-        return None
-    return wait_for(find, timeout, what=what or f"a /diagnostics status of {hardware_id}")
+    """A DiagnosticStatus for ``hardware_id`` satisfying ``pred`` (the first array with one), waited for."""
+    def match(s) -> bool:
+        return s.hardware_id == hardware_id and pred(s)
+    arr = arrays.wait(lambda a: any(match(s) for s in a.status), timeout,
+                      what=what or f"a /diagnostics status of {hardware_id}")
+    return next(s for s in arr.status if match(s))
 
 
 @pytest.fixture
@@ -150,12 +148,8 @@ def test_a_standby_bridge_reports_itself_only_so_no_peer_is_reported_twice(ros, 
                  what="bridge_a active, bridge_b standing by, both hearing the robot")
         _status(arrays, bot, what="the robot reported by the active bridge")
 
-        def standby_array():
-            for arr in reversed(arrays.msgs):
-                if any(s.name == f"/bb_{tag}: mesh bridge" and s.message.startswith("standing by") for s in arr.status):
-                    return arr
-            return None
-        arr = wait_for(standby_array, 10, what="bridge_b's /diagnostics")
+        arr = arrays.wait(lambda a: any(s.name == f"/bb_{tag}: mesh bridge" and s.message.startswith("standing by")
+                                        for s in a.status), 10, what="bridge_b's /diagnostics, standing by")
         assert len(arr.status) == 1, arr.status  # itself only, though it hears the robot
         assert arr.status[0].hardware_id == "bridge_b" and arr.status[0].level == b"\x00"
     finally:
